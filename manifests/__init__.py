@@ -1,0 +1,1 @@
+"""Data contracts (schemas, reject codes) and the readers trainers use."""

@@ -1,0 +1,260 @@
+"""The `emoprep` command line (typer). Exit codes: 0 ok, 1 data/validation, 2 usage/config."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from emoprep.errors import ConfigError, EmoprepError
+
+app = typer.Typer(
+    name="emoprep",
+    help="Turn emotion-annotated music (DEAM, PMEmo) and image (FoodPics) datasets into "
+         "train-ready token stores. With no data configured, runs on the embedded demo dataset.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, soft_wrap=True)  # messages stay on one line (grep-able)
+out = Console()
+
+OUT_HELP = "Output root: one folder per stage and fingerprint, manifests/, logs/."
+RECIPE_HELP = "A shipped recipe (thesis-v3, thesis-v12, ...) or a TOML file."
+SET_HELP = "Override one recipe parameter, e.g. [cyan]--set spectrogram.keep_fullres=true[/] (repeatable)."
+DATA_HELP = ("Folder searched for each dataset the recipe needs: one holding MEMD_audio/ is DEAM, "
+             "one holding the FoodPics ratings sheet and images is FoodPics.")
+
+
+def _fail(exc: EmoprepError) -> None:
+    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    raise typer.Exit(exc.exit_code)
+
+
+def _load(recipe: Optional[str], sets: list[str]):
+    from emoprep.recipe import load_recipe
+    return load_recipe(recipe, sets)
+
+
+def _dataset_roots_configured(recipe) -> bool:
+    from emoprep.stage import all_stages
+    return any(recipe.sections.get(name, {}).get("root") for name, st in all_stages().items()
+               if st.datasets)
+
+
+def _data_root(recipe, data_root: Optional[Path], out_root: Path, log) -> Optional[Path]:
+    """The data root to search; the embedded demo dataset when nothing is configured."""
+    if data_root is not None:
+        if not data_root.is_dir():
+            raise ConfigError(f"--data-root {data_root}: no such folder")
+        return data_root
+    if _dataset_roots_configured(recipe):
+        return None
+    from emoprep.stages.demo import ensure_demo_data
+    demo = out_root / "demo-data"
+    log.say(f"No data configured (--data-root / DATA=...): using the embedded demo dataset in {demo}")
+    ensure_demo_data(demo)
+    return demo
+
+
+@app.command()
+def run(
+    stage: Optional[str] = typer.Option(None, "--stage", help="Run the DAG up to and including this stage."),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help=RECIPE_HELP),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help=DATA_HELP),
+    out_root: Path = typer.Option(Path("emoprep-out"), "--out", help=OUT_HELP),
+    force: bool = typer.Option(False, "--force", help="Rebuild the selected stages even if up to date."),
+    executor: str = typer.Option("local", "--executor", help="local (process pool), inline, or dask."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="dask scheduler address (tcp://HOST:PORT)."),
+    workers: int = typer.Option(0, "--workers", help="Worker processes (0 = one per CPU core)."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would run and why, do nothing."),
+    sets: list[str] = typer.Option([], "--set", help=SET_HELP),
+    no_wait: bool = typer.Option(False, "--no-wait", help="Exit 2 instead of waiting when another run holds --out."),
+    max_reject_ratio: Optional[float] = typer.Option(
+        None, "--max-reject-ratio", help="Fail (exit 1) when a stage rejects more than this fraction of its inputs."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings, errors and the summary."),
+) -> None:
+    """Run the recipe's DAG (or up to [cyan]--stage[/]); up-to-date stages are skipped and say why."""
+    from emoprep.executors import make_executor
+    from emoprep.lock import OutputLock
+    from emoprep.runlog import RunLog
+    from emoprep.runner import Runner
+
+    out_root = out_root.resolve()
+    try:
+        rec = _load(recipe, sets)
+        if dry_run:
+            log = RunLog(None, console=err, quiet=quiet)
+            root = data_root if data_root else (out_root / "demo-data" if not _dataset_roots_configured(rec) else None)
+            if root is not None and not root.is_dir():
+                raise ConfigError(f"--data-root {root}: no such folder (run without --dry-run to create the demo data)")
+            _print_plan(Runner(rec, out_root, root, device, log).plan(stage), title=f"plan (dry run) — recipe {rec.name}")
+            return
+        out_root.mkdir(parents=True, exist_ok=True)
+        log = RunLog(out_root, console=err, quiet=quiet)
+        with OutputLock(out_root, wait=not no_wait, on_wait=log.warn):
+            root = _data_root(rec, data_root, out_root, log)
+            runner = Runner(rec, out_root, root, device, log)
+            ex = make_executor(executor, workers or os.cpu_count() or 1, scheduler)
+            log.event("run-start", recipe=rec.name, stage=stage, argv=sys.argv)
+            try:
+                with _progress(quiet) as progress:
+                    summaries = runner.run(stage, ex, force=force, max_reject_ratio=max_reject_ratio,
+                                           progress=progress)
+            finally:
+                ex.close()
+            _print_summary(summaries, out_root)
+            log.event("run-done", summaries=[s.__dict__ for s in summaries])
+    except EmoprepError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: finished items are committed; run the same command to resume")
+        raise typer.Exit(130) from None
+
+
+@app.command()
+def status(
+    recipe: Optional[str] = typer.Option(None, "--recipe", help=RECIPE_HELP),
+    stage: Optional[str] = typer.Option(None, "--stage", help="Only the DAG up to this stage."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help=DATA_HELP),
+    out_root: Path = typer.Option(Path("emoprep-out"), "--out", help=OUT_HELP),
+    sets: list[str] = typer.Option([], "--set", help=SET_HELP),
+) -> None:
+    """Every stage of the recipe: done / stale (and what changed) / in progress / missing."""
+    from emoprep.runlog import RunLog
+    from emoprep.runner import Runner
+
+    out_root = out_root.resolve()
+    try:
+        rec = _load(recipe, sets)
+        root = data_root
+        if root is None and not _dataset_roots_configured(rec):
+            root = out_root / "demo-data"
+        if root is not None and not root.is_dir():
+            raise ConfigError(f"data root {root} does not exist (pass --data-root, or run first to create the demo data)")
+        _print_plan(Runner(rec, out_root, root, "auto", RunLog(None, quiet=True)).plan(stage),
+                    title=f"status — recipe {rec.name}, output {out_root}")
+    except EmoprepError as exc:
+        _fail(exc)
+
+
+@app.command("demo-data")
+def demo_data(directory: Path = typer.Argument(..., help="Folder to write the demo dataset into.")) -> None:
+    """Write the small deterministic demo dataset (DEAM + FoodPics layouts, with their quirks)."""
+    from emoprep.stages.demo import write_demo_data
+
+    info = write_demo_data(directory)
+    out.print(f"demo dataset written to {directory}: {info}")
+
+
+@app.command()
+def stages() -> None:
+    """List the stages, their inputs and parameters (defaults)."""
+    import dataclasses
+
+    from emoprep.stage import all_stages
+
+    table = Table(title="stages")
+    for col in ("stage", "inputs", "parameters (default)"):
+        table.add_column(col)
+    for name, st in sorted(all_stages().items()):
+        params = st.Params()
+        desc = ", ".join(
+            f"{f.name}={getattr(params, f.name)!r}{'*' if f.metadata.get('runtime') else ''}"
+            for f in dataclasses.fields(params))
+        table.add_row(name, ", ".join(st.inputs(params)) or "(raw data)", desc)
+    out.print(table)
+    out.print("* runtime knob: does not change outputs, not part of the fingerprint")
+
+
+@app.command()
+def recipes(show: Optional[str] = typer.Option(None, "--show", help="Print one recipe's resolved parameters.")) -> None:
+    """List the shipped recipes, or show one with every parameter resolved."""
+    from emoprep.recipe import load_recipe, params_as_dict, shipped_recipes
+
+    try:
+        if show:
+            rec = load_recipe(show)
+            out.print(f"[bold]{rec.name}[/]: {rec.description}\ntargets: {', '.join(rec.targets)}")
+            from emoprep.runner import Runner
+            for name, st, params, inputs in Runner(rec, Path(".")).stage_order():
+                out.print(f"\n[cyan][{name}][/]  # inputs: {', '.join(inputs) or 'raw data'}")
+                for k, v in params_as_dict(params).items():
+                    out.print(f"{k} = {v!r}", highlight=False)
+            return
+        for name, text in sorted(shipped_recipes().items()):
+            rec = load_recipe(name)
+            out.print(f"[bold]{name}[/]: {rec.description}  (targets: {', '.join(rec.targets)})")
+    except EmoprepError as exc:
+        _fail(exc)
+
+
+def _print_plan(plan, title: str) -> None:
+    table = Table(title=title)
+    for col in ("stage", "status", "fingerprint", "why"):
+        table.add_column(col)
+    colours = {"done": "green", "stale": "yellow", "in-progress": "cyan", "missing": "red"}
+    for ps in plan:
+        why = "; ".join(ps.reasons) if ps.reasons else ("up to date" if ps.status == "done" else "not built yet")
+        table.add_row(ps.name, f"[{colours[ps.status]}]{ps.status}[/]", ps.sdir.fp, why)
+    out.print(table)
+
+
+def _print_summary(summaries, out_root: Path) -> None:
+    table = Table(title=f"emoprep run — {out_root}")
+    for col, just in (("stage", "left"), ("status", "left"), ("items", "right"), ("kept", "right"),
+                      ("rejected", "right"), ("resumed", "right"), ("seconds", "right"), ("top reject reasons", "left")):
+        table.add_column(col, justify=just)
+    for s in summaries:
+        top = ", ".join(f"{k} {v}" for k, v in sorted(s.reasons.items(), key=lambda kv: -kv[1])[:3])
+        table.add_row(s.name, s.status, str(s.items), str(s.rows), str(s.rejects), str(s.resumed),
+                      f"{s.seconds:.1f}", top)
+    out.print(table)
+    out.print(f"manifests: {out_root / 'manifests'}  (rejects with reasons: manifests/rejects.parquet)")
+
+
+class _progress:
+    """One rich progress bar per stage (items, rate, ETA); silent when not on a terminal."""
+
+    def __init__(self, quiet: bool):
+        self.enabled = not quiet and err.is_terminal
+        self._p = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn,
+                                   TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+        from rich.text import Text
+
+        class Rate(ProgressColumn):
+            def render(self, task):
+                speed = task.finished_speed or task.speed
+                return Text(f"{speed:6.1f} it/s" if speed else "     - it/s", style="cyan")
+
+        self._p = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                           Rate(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                           console=err)
+        self._p.__enter__()
+        return self._p
+
+    def __exit__(self, *exc):
+        if self._p is not None:
+            self._p.__exit__(*exc)
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as exc:  # raised before typer could map it
+        _fail(exc)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,320 @@
+"""Plan the DAG, decide what is up to date and why, drive an executor, account for every item.
+
+The runner owns the bookkeeping the stages never see: fingerprints, the output folders, the
+item ledger (resume), atomic commits, progress, counts, publishing the current manifests.
+"""
+from __future__ import annotations
+
+import dataclasses
+import signal
+import time
+import traceback
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from emoprep import __version__
+from emoprep.errors import ConfigError, DataError
+from emoprep.executors import InlineExecutor, WorkerCrashed
+from emoprep.filehash import FileHasher
+from emoprep.fingerprint import components, explain_change, fingerprint
+from emoprep.recipe import Recipe
+from emoprep.runlog import RunLog
+from emoprep.stage import Reject, Stage, StageContext, WorkItem, get_stage
+from emoprep.store import (MANIFEST, REJECTS, ItemRecord, Ledger, Published, StageDir,
+                           natural_key, rejects_to_table, rows_to_table, write_table)
+
+LEDGER_FLUSH_SECONDS = 2.0
+LEDGER_FLUSH_ITEMS = 500
+
+
+@dataclass
+class PlannedStage:
+    name: str
+    stage: Stage
+    params: Any
+    inputs: list[str]
+    components: dict[str, Any]
+    fp: str
+    sdir: StageDir
+    status: str = "missing"          # done | stale | in-progress | missing
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StageSummary:
+    name: str
+    status: str                      # ran | up-to-date | failed
+    items: int = 0
+    rows: int = 0
+    rejects: int = 0
+    resumed: int = 0
+    seconds: float = 0.0
+    fingerprint: str = ""
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+def resolve_device(device: str) -> str:
+    """`auto` -> `cuda` when a GPU is visible to torch, else `cpu`."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"--device {device!r}: use auto, cpu or cuda")
+    if device == "cpu":
+        return "cpu"
+    try:
+        import torch
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    if device == "cuda" and not has_cuda:
+        raise ConfigError("--device cuda: torch sees no CUDA device here; use --device cpu or auto")
+    return "cuda" if has_cuda else "cpu"
+
+
+class Runner:
+    def __init__(self, recipe: Recipe, out_root: Path, data_root: Path | None = None,
+                 device: str = "auto", log: RunLog | None = None):
+        self.recipe = recipe
+        self.out_root = out_root.resolve()
+        self.data_root = data_root.resolve() if data_root else None
+        self.device_request = device
+        self._device: str | None = None
+        self.log = log or RunLog(None, quiet=True)
+        self.hasher = FileHasher(self.out_root / ".cache" / "filehash.json")
+        self.roots: dict[str, Path] = {}
+        self.published = Published(self.out_root)
+
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            self._device = resolve_device(self.device_request)
+        return self._device
+
+    # ------------------------------------------------------------ planning
+    def stage_order(self, target: str | None = None) -> list[tuple[str, Stage, Any, list[str]]]:
+        """Topological order of the stages needed for `target` (or the recipe's targets)."""
+        targets = [target] if target else list(self.recipe.targets)
+        if not targets:
+            raise ConfigError(f"recipe {self.recipe.name!r} names no targets; pass --stage NAME")
+        order: list[tuple[str, Stage, Any, list[str]]] = []
+        state: dict[str, str] = {}
+
+        def visit(name: str, chain: tuple[str, ...]) -> None:
+            if state.get(name) == "done":
+                return
+            if state.get(name) == "visiting":
+                raise ConfigError(f"stage cycle: {' -> '.join(chain + (name,))}")
+            try:
+                stage = get_stage(name)
+            except KeyError as exc:
+                raise ConfigError(str(exc.args[0])) from None
+            state[name] = "visiting"
+            params = self.recipe.params_for(stage)
+            inputs = stage.inputs(params)
+            for dep in inputs:
+                visit(dep, chain + (name,))
+            state[name] = "done"
+            order.append((name, stage, params, inputs))
+
+        for t in targets:
+            visit(t, ())
+        return order
+
+    def plan(self, target: str | None = None) -> list[PlannedStage]:
+        """Resolve data roots, compute every fingerprint and each stage's status."""
+        planned: dict[str, PlannedStage] = {}
+        current = self.published.current()
+        for name, stage, params, inputs in self.stage_order(target):
+            if stage.datasets:
+                root = stage.locate_root(params, self.data_root)
+                for ds in stage.datasets:
+                    self.roots[ds] = Path(root).resolve()
+            ctx = self._context(stage, params, self.out_root / stage.output_subdir(params), inputs, planned)
+            source = stage.source_signature(ctx)
+            extra = stage.fingerprint_extra(ctx)
+            comps = components(stage, params, {i: planned[i].fp for i in inputs}, source, extra)
+            fp = fingerprint(comps)
+            sdir = StageDir(self.out_root, stage.output_subdir(params), fp)
+            ps = PlannedStage(name, stage, params, inputs, comps, fp, sdir)
+            if sdir.is_done():
+                ps.status = "done"
+            elif sdir.in_progress_items():
+                ps.status, ps.reasons = "in-progress", [f"{sdir.in_progress_items()} items committed"]
+            elif name in current and current[name]["fingerprint"] != sdir.fp:
+                old = StageDir.at(self.out_root, current[name]["dir"])
+                prev = (old.read_done() or {}).get("components")
+                ps.status, ps.reasons = "stale", explain_change(prev, comps)
+            planned[name] = ps
+        self.hasher.save()
+        return list(planned.values())
+
+    def _context(self, stage: Stage, params: Any, out_dir: Path, inputs: list[str],
+                 planned: dict[str, PlannedStage], manifests: dict | None = None) -> StageContext:
+        return StageContext(
+            stage=stage.name, params=params, out_root=self.out_root, out_dir=out_dir,
+            input_dirs={i: planned[i].sdir.path for i in inputs if i in planned},
+            roots=dict(self.roots), device=self.device if _needs_device(stage) else "cpu",
+            manifests=manifests, hasher=self.hasher, log=self.log.say)
+
+    # ------------------------------------------------------------ running
+    def run(self, target: str | None, executor: Any, force: bool = False,
+            max_reject_ratio: float | None = None, progress: Any = None) -> list[StageSummary]:
+        plan = self.plan(target)
+        by_name = {p.name: p for p in plan}
+        summaries = []
+        with _sigterm_as_interrupt():
+            for ps in plan:
+                summaries.append(self._execute(ps, by_name, executor, force, max_reject_ratio, progress))
+        return summaries
+
+    def _execute(self, ps: PlannedStage, planned: dict[str, PlannedStage], executor: Any,
+                 force: bool, max_reject_ratio: float | None, progress: Any) -> StageSummary:
+        t0 = time.time()
+        if ps.sdir.is_done() and not force:
+            done = ps.sdir.read_done() or {}
+            ps.sdir.cleanup_after_done()  # a crash between _DONE and cleanup leaves a ledger
+            if self.published.current().get(ps.name, {}).get("fingerprint") != ps.sdir.fp:
+                self.published.publish(ps.name, ps.sdir, self.out_root)
+            counts = done.get("counts", {})
+            self.log.say(f"[dim]{ps.name}: up to date ({ps.sdir.fp}, {counts.get('rows', 0)} rows, "
+                         f"{counts.get('rejects', 0)} rejects)[/]")
+            self.log.event("stage-skipped", stage=ps.name, fingerprint=ps.fp)
+            return StageSummary(ps.name, "up-to-date", counts.get("items", 0), counts.get("rows", 0),
+                                counts.get("rejects", 0), 0, time.time() - t0, ps.sdir.fp,
+                                counts.get("reasons", {}))
+        why = "forced" if force else ("; ".join(ps.reasons) if ps.reasons else "not built yet")
+        self.log.say(f"[bold]{ps.name}[/]: running ({why})")
+        self.log.event("stage-start", stage=ps.name, fingerprint=ps.fp, reasons=ps.reasons)
+        ps.sdir.prepare(force)
+        manifests = {i: self.load_manifest(planned[i]) for i in ps.inputs}
+        ctx = self._context(ps.stage, ps.params, ps.sdir.path, ps.inputs, planned, manifests)
+
+        items = ps.stage.plan(ctx)
+        resumed = 0
+        if items is None:
+            outcome = ps.stage.run(ctx)
+            records = [ItemRecord.from_outcome("__stage__", outcome)]
+            n_items = len(records[0].rows) + len(records[0].rejects)
+        else:
+            items = list(items)
+            records, resumed = self._run_items(ps, items, ctx, executor, progress)
+            n_items = len(items)
+
+        rows = [r for rec in records for r in rec.rows]
+        rejects = [Reject(*x) for rec in records for x in rec.rejects]
+        counters: Counter[str] = Counter()
+        for rec in records:
+            counters.update(rec.counters)
+        df = rows_to_table(rows).to_pandas()
+        df, rejects = ps.stage.finalize(ctx, df, rejects)
+        table = self._final_table(ps, df)
+        reasons = Counter(r.reason for r in rejects)
+        counts = {"items": n_items, "rows": table.num_rows, "rejects": len(rejects),
+                  "reasons": dict(sorted(reasons.items())), "counters": dict(sorted(counters.items()))}
+        if max_reject_ratio is not None and n_items and len(rejects) / n_items > max_reject_ratio:
+            raise DataError(f"{ps.name}: {len(rejects)} of {n_items} inputs rejected "
+                            f"({len(rejects) / n_items:.0%} > --max-reject-ratio {max_reject_ratio:.0%}); "
+                            f"top reasons: {dict(reasons.most_common(3))}")
+        meta = {"emoprep.stage": ps.name, "emoprep.fingerprint": ps.fp}
+        write_table(table, ps.sdir.path / MANIFEST, meta)
+        write_table(rejects_to_table(rejects, ps.name), ps.sdir.path / REJECTS, meta)
+        seconds = time.time() - t0
+        ps.sdir.write_done({
+            "stage": ps.name, "fingerprint": ps.fp, "components": ps.components,
+            "inputs": {i: planned[i].sdir.path.relative_to(self.out_root).as_posix() for i in ps.inputs},
+            "counts": counts, "outputs": [MANIFEST, REJECTS], "emoprep_version": __version__,
+            # Everything above is a pure function of the inputs; "run" describes this run only.
+            "run": {"seconds": round(seconds, 3), "resumed_items": resumed,
+                    "executor": getattr(executor, "name", "?"), "workers": getattr(executor, "workers", 1)},
+        })
+        ps.sdir.cleanup_after_done()
+        self.published.publish(ps.name, ps.sdir, self.out_root)
+        ps.status = "done"
+        self.log.event("stage-done", stage=ps.name, fingerprint=ps.fp, counts=counts, seconds=seconds)
+        return StageSummary(ps.name, "ran", n_items, table.num_rows, len(rejects), resumed, seconds,
+                            ps.sdir.fp, dict(reasons))
+
+    def _run_items(self, ps: PlannedStage, items: list[WorkItem], ctx: StageContext,
+                   executor: Any, progress: Any) -> tuple[list[ItemRecord], int]:
+        keys = [it.key for it in items]
+        dupes = [k for k, n in Counter(keys).items() if n > 1]
+        if dupes:
+            raise DataError(f"stage {ps.name}: duplicate work item keys {dupes[:5]} (a stage bug)")
+        ledger = Ledger(ps.sdir.path)
+        done = ledger.load()
+        wanted = set(keys)
+        resumed = len(wanted & set(done))
+        todo = [it for it in items if it.key not in done]
+        if resumed:
+            self.log.say(f"  {ps.name}: resuming, {resumed} of {len(items)} items already done")
+        ex = executor if (ps.stage.parallel and len(todo) > 1) else InlineExecutor()
+        task = progress.add_task(ps.name, total=len(items), completed=resumed) if progress else None
+        buffer: list[ItemRecord] = []
+        last = time.time()
+        try:
+            for item, result in ex.map_unordered(ps.name, todo, ctx.item_context()):
+                buffer.append(self._record(ps.name, item, result))
+                if progress is not None:
+                    progress.advance(task)
+                if len(buffer) >= LEDGER_FLUSH_ITEMS or time.time() - last > LEDGER_FLUSH_SECONDS:
+                    ledger.append(buffer)
+                    buffer, last = [], time.time()
+        finally:
+            ledger.append(buffer)  # commit what finished, also on Ctrl-C
+        done = ledger.load()
+        return [done[k] for k in keys], resumed
+
+    def _record(self, stage: str, item: WorkItem, result: Any) -> ItemRecord:
+        if isinstance(result, BaseException):
+            reason = "worker-crashed" if isinstance(result, WorkerCrashed) else "internal-error"
+            tb = "".join(traceback.format_exception(result)).strip()
+            self.log.event("item-error", stage=stage, key=item.key, error=tb)
+            self.log.warn(f"{stage}: {item.key}: {type(result).__name__}: {result}")
+            return ItemRecord(item.key, rejects=[[item.key, reason, f"{type(result).__name__}: {result}"]])
+        rec = ItemRecord.from_outcome(item.key, result)
+        if not rec.rows and not rec.rejects:
+            rec.rejects = [[item.key, "no-output", "the stage produced neither output nor a reason"]]
+        return rec
+
+    def _final_table(self, ps: PlannedStage, df: Any) -> pa.Table:
+        if "sample_id" in df.columns:
+            ids = [str(s) for s in df["sample_id"]]
+            dup = sorted(s for s, n in Counter(ids).items() if n > 1)
+            if dup:
+                raise DataError(f"stage {ps.name} produced duplicate sample_ids {dup[:5]} (a stage bug)")
+            df = df.iloc[sorted(range(len(ids)), key=lambda i: natural_key(ids[i]))]
+        table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
+        if "fingerprint" in table.column_names:
+            table = table.drop(["fingerprint"])
+        return table.append_column("fingerprint", pa.array([ps.sdir.fp] * table.num_rows, pa.string()))
+
+    def load_manifest(self, ps: PlannedStage):
+        path = ps.sdir.path / MANIFEST
+        if not path.exists():
+            raise DataError(f"stage {ps.name} has no manifest at {path}; run it first")
+        return pq.read_table(path).to_pandas()
+
+
+def _needs_device(stage: Stage) -> bool:
+    return bool(stage.uses_device)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM behaves like Ctrl-C: finished items are committed before the run stops."""
+    def handler(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

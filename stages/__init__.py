@@ -1,0 +1,1 @@
+"""Stage families: the science of each step (the engine does the bookkeeping)."""

@@ -1,0 +1,145 @@
+"""`labels`: VA normalisation to [-1, 1] and the thesis's emotion classes.
+
+The thesis min-max normalises valence and arousal per modality over the whole dataset
+(§2.1.1–2.1.2), then names an emotion class from the slope arousal/valence (eq. 2.1). Raw
+values and the (min, max) used are kept so the mapping can be inverted. `method = "fixed"`
+maps a declared scale per source instead (e.g. DEAM static 1–9), which does not move when the
+dataset changes.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from emoprep.atomic import atomic_write_json
+from emoprep.stage import Outcome, Reject, Stage, register
+
+POSITIVE = ("excited", "delighted", "happy", "content", "relaxed", "calm")
+NEGATIVE = ("tired", "bored", "depressed", "frustrated", "angry", "tense")
+EMOTIONS = POSITIVE + NEGATIVE
+
+
+def _band(slope: float) -> int:
+    """Index of the slope band: > 0.66, (0.33, 0.66], (0, 0.33], (-0.33, 0], (-0.66, -0.33], ≤ -0.66."""
+    if slope > 0.66:
+        return 0
+    if slope > 0.33:
+        return 1
+    if slope > 0:
+        return 2
+    if slope > -0.33:
+        return 3
+    if slope > -0.66:
+        return 4
+    return 5
+
+
+def emotion_class(valence: float, arousal: float) -> str:
+    """Thesis eq. 2.1 on normalised VA: slope = arousal / valence, banded per valence sign.
+
+    Valence = 0 belongs to the "valence ≤ 0" side, and the slope there is its limit from
+    negative valence: arousal > 0 gives slope −∞ (tense), arousal < 0 gives +∞ (tired),
+    arousal = 0 gives 0 (frustrated). So the class is continuous from the left and never
+    divides by zero.
+    """
+    if math.isnan(valence) or math.isnan(arousal):
+        raise ValueError("emotion_class needs finite valence and arousal")
+    if valence == 0:
+        slope = -math.inf if arousal > 0 else (math.inf if arousal < 0 else 0.0)
+    else:
+        slope = arousal / valence
+    return (POSITIVE if valence > 0 else NEGATIVE)[_band(slope)]
+
+
+def minmax_to_unit(x: float, lo: float, hi: float) -> float:
+    """Map [lo, hi] to [-1, 1]; a constant column (hi == lo) maps to 0."""
+    if hi == lo:
+        return 0.0
+    return 2.0 * (x - lo) / (hi - lo) - 1.0
+
+
+@register
+class Labels(Stage):
+    name = "labels"
+    version = "1"
+    description = "normalise VA to [-1, 1] per modality and dimension; emotion class (thesis eq. 2.1)"
+
+    @dataclass(frozen=True)
+    class Params:
+        sources: tuple[str, ...] = ("chunks", "foodpics")
+        method: Literal["minmax", "fixed"] = "minmax"
+        # method = "fixed": the declared raw scale of each source, e.g. {clips = [1.0, 9.0]}
+        scales: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def inputs(self, params: Any) -> list[str]:
+        return list(params.sources)
+
+    def run(self, ctx) -> Outcome:
+        p = ctx.params
+        if p.method == "fixed":
+            missing = [s for s in p.sources if s not in p.scales]
+            if missing:
+                from emoprep.errors import ConfigError
+                raise ConfigError(f"labels.method = 'fixed' needs labels.scales for {missing}, "
+                                  "e.g. --set 'labels.scales={clips=[1.0, 9.0]}'")
+        candidates, rejects, seen = [], [], set()
+        for source in p.sources:
+            df = ctx.input_manifest(source)
+            for rec in df.to_dict("records"):
+                sid = str(rec["sample_id"])
+                v, a = _num(rec.get("valence_raw")), _num(rec.get("arousal_raw"))
+                if sid in seen:
+                    rejects.append(Reject(sid, "duplicate-id", f"{sid} appears in more than one of {p.sources}"))
+                    continue
+                seen.add(sid)
+                if v is None or a is None:
+                    rejects.append(Reject(sid, "missing-va", f"{source}: valence_raw={rec.get('valence_raw')!r}, "
+                                                             f"arousal_raw={rec.get('arousal_raw')!r}"))
+                    continue
+                if p.method == "fixed":
+                    lo, hi = p.scales[source]
+                    if not (lo <= v <= hi and lo <= a <= hi):
+                        rejects.append(Reject(sid, "va-out-of-range",
+                                              f"{source}: VA ({v}, {a}) outside the declared scale [{lo}, {hi}]"))
+                        continue
+                candidates.append((source, rec, v, a))
+        bounds = self._bounds(candidates, p)
+        rows = []
+        for source, rec, v, a in candidates:
+            b = bounds[source if p.method == "fixed" else int(rec["modality"])]
+            vn = minmax_to_unit(v, *b["valence"])
+            an = minmax_to_unit(a, *b["arousal"])
+            rows.append({
+                "sample_id": rec["sample_id"], "source_id": rec.get("source_id"),
+                "modality": int(rec["modality"]), "label_source": source,
+                "start_s": _num(rec.get("start_s")), "end_s": _num(rec.get("end_s")),
+                "valence_raw": v, "arousal_raw": a, "valence": vn, "arousal": an,
+                "valence_min": b["valence"][0], "valence_max": b["valence"][1],
+                "arousal_min": b["arousal"][0], "arousal_max": b["arousal"][1],
+                "emotion": emotion_class(vn, an),
+            })
+        atomic_write_json(ctx.out_dir / "normalisation.json",
+                          {"method": p.method, "bounds": {str(k): v for k, v in bounds.items()}})
+        return Outcome(rows=rows, rejects=rejects)
+
+    @staticmethod
+    def _bounds(candidates, p) -> dict[Any, dict[str, tuple[float, float]]]:
+        """(min, max) per modality (minmax) or per source (fixed), per dimension."""
+        if p.method == "fixed":
+            return {s: {"valence": tuple(p.scales[s]), "arousal": tuple(p.scales[s])} for s in p.sources}
+        out: dict[Any, dict[str, tuple[float, float]]] = {}
+        for modality in sorted({int(rec["modality"]) for _, rec, _, _ in candidates}):
+            vs = [v for _, rec, v, _ in candidates if int(rec["modality"]) == modality]
+            as_ = [a for _, rec, _, a in candidates if int(rec["modality"]) == modality]
+            out[modality] = {"valence": (min(vs), max(vs)), "arousal": (min(as_), max(as_))}
+        return out
+
+
+def _num(value: Any) -> float | None:
+    """A finite float, or None for missing / NaN / non-numeric."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(x) or math.isinf(x) else x
