@@ -174,7 +174,7 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(args) != len(value):
                 raise ConfigError(f"{where} = {value!r}: expected {len(args)} values")
-            return tuple(coerce(v, a, where) for v, a in zip(args, value))
+            return tuple(coerce(v, a, where) for v, a in zip(value, args))
         item_tp = args[0] if args else Any
         items = [coerce(v, item_tp, where) for v in value]
         return tuple(items) if origin is tuple else items
