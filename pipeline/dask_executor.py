@@ -1,0 +1,106 @@
+"""dask.distributed behind the executor interface: a LocalCluster or an existing scheduler.
+
+Items are submitted in a bounded window (never a million-future graph) and results stream
+back to the runner, which commits them to the ledger as they arrive, exactly as with the
+local pool; outputs are therefore identical. Workers must see the same filesystem paths as
+the client (output root and data roots) and have emoprep installed.
+A worker that dies mid-item loses only that item: the items it held are retried once, one
+at a time; an item whose retry kills a worker again becomes a `worker-crashed` reject.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Iterable, Iterator
+
+from emoprep.executors import WorkerCrashed, process_item
+from emoprep.stage import ItemContext, Outcome, WorkItem
+
+SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                     "NUMBA_NUM_THREADS": "1"}
+
+
+class DaskExecutor:
+    name = "dask"
+
+    def __init__(self, workers: int, scheduler: str | None = None, window_per_worker: int = 4):
+        import dask
+        from distributed import Client, LocalCluster
+
+        dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                         "distributed.worker.daemon": False,
+                         "distributed.logging.distributed": "error"})
+        if scheduler:
+            self.cluster = None
+            self.client = Client(scheduler, timeout="30s")
+        else:
+            self.cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
+                                        dashboard_address=None, env=SINGLE_THREAD_ENV,
+                                        silence_logs=40)
+            self.client = Client(self.cluster)
+        self.window_per_worker = window_per_worker
+
+    @property
+    def workers(self) -> int:
+        return max(1, len(self.client.scheduler_info().get("workers", {})))
+
+    def map_unordered(self, stage_name: str, items: Iterable[WorkItem],
+                      ctx: ItemContext) -> Iterator[tuple[WorkItem, Outcome | BaseException]]:
+        from collections import deque
+
+        from distributed import wait
+        from distributed.scheduler import KilledWorker
+
+        run_id = uuid.uuid4().hex[:8]
+        fresh = iter(items)
+        exhausted = False
+        retries: deque[WorkItem] = deque()
+        running: dict = {}  # future -> (item, attempt)
+
+        def submit(item: WorkItem, attempt: int) -> None:
+            fut = self.client.submit(process_item, stage_name, item, ctx, pure=False,
+                                     key=f"{stage_name}-{run_id}-{attempt}-{item.key}")
+            running[fut] = (item, attempt)
+
+        while True:
+            if retries:
+                # Tasks queued on a dying worker are killed with it; a retry runs alone so
+                # only the item that kills its worker again is lost.
+                if not running:
+                    submit(retries.popleft(), 1)
+            else:
+                while not exhausted and len(running) < self.workers * self.window_per_worker:
+                    item = next(fresh, None)
+                    if item is None:
+                        exhausted = True
+                    else:
+                        submit(item, 0)
+            if not running:
+                if exhausted and not retries:
+                    return
+                continue
+            done, _ = wait(list(running), return_when="FIRST_COMPLETED")
+            for fut in done:
+                item, attempt = running.pop(fut)
+                try:
+                    result = fut.result()
+                except KilledWorker:
+                    if attempt == 0:
+                        retries.append(item)
+                        continue
+                    result = WorkerCrashed(f"the dask worker died twice while processing {item.key}")
+                except Exception as exc:  # noqa: BLE001 - a stage error becomes a reject
+                    result = exc
+                finally:
+                    fut.release()
+                yield item, result
+
+    def close(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def worker_pids(client) -> dict[str, int]:
+    """address -> pid of every worker (used by tests that kill a worker)."""
+    return client.run(os.getpid)

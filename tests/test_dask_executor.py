@@ -1,0 +1,40 @@
+"""The dask executor gives the same outputs as the local one and survives a dying worker."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import toy_stages  # noqa: F401
+from test_engine import make_data, run
+from treecmp import diff, snapshot
+
+from emoprep.dask_executor import DaskExecutor
+
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def dask_env(monkeypatch):
+    monkeypatch.setenv("EMOPREP_PLUGINS", "toy_stages")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+
+
+def test_dask_outputs_equal_inline_outputs_and_a_killed_item_is_accounted(tmp_path, dask_env, monkeypatch):
+    data = make_data(tmp_path / "data", n=30)
+    run(tmp_path / "inline", data)
+    ex = DaskExecutor(workers=2)
+    try:
+        assert ex.workers == 2
+        run(tmp_path / "dask", data, executor=ex)
+        assert diff(snapshot(tmp_path / "inline"), snapshot(tmp_path / "dask")) == []
+        # A worker process that dies on an item: rescheduled once, then rejected; the rest lands.
+        monkeypatch.setenv("TOY_CRASH_ON", "toy:7")
+        ex.client.run(lambda: os.environ.__setitem__("TOY_CRASH_ON", "toy:7"))
+        summary = {s.name: s for s in run(tmp_path / "crash", data, ["square.power=4"], executor=ex)}
+    finally:
+        ex.close()
+    assert summary["square"].reasons == {"worker-crashed": 1}
+    kept = pq.read_table(tmp_path / "crash" / "manifests" / "square.parquet").column("sample_id").to_pylist()
+    assert len(kept) == 29 and "toy:7" not in kept
