@@ -27,7 +27,8 @@ from emoprep.recipe import Recipe
 from emoprep.runlog import RunLog
 from emoprep.stage import Reject, Stage, StageContext, WorkItem, get_stage
 from emoprep.store import (MANIFEST, REJECTS, ItemRecord, Ledger, Published, StageDir,
-                           natural_key, rejects_to_table, rows_to_table, write_table)
+                           natural_key, outputs_intact, rejects_to_table, rows_to_table,
+                           write_table)
 
 LEDGER_FLUSH_SECONDS = 2.0
 LEDGER_FLUSH_ITEMS = 500
@@ -245,7 +246,8 @@ class Runner:
         if dupes:
             raise DataError(f"stage {ps.name}: duplicate work item keys {dupes[:5]} (a stage bug)")
         ledger = Ledger(ps.sdir.path)
-        done = ledger.load()
+        done = {k: rec for k, rec in ledger.load().items()
+                if outputs_intact(rec, self.out_root, ps.sdir.path)}
         wanted = set(keys)
         resumed = len(wanted & set(done))
         todo = [it for it in items if it.key not in done]
@@ -265,8 +267,8 @@ class Runner:
                     buffer, last = [], time.time()
         finally:
             ledger.append(buffer)  # commit what finished, also on Ctrl-C
-        done = ledger.load()
-        return [done[k] for k in keys], resumed
+        final = ledger.load()  # later batches win: a redone item replaces its stale record
+        return [final[k] for k in keys], resumed
 
     def _record(self, stage: str, item: WorkItem, result: Any) -> ItemRecord:
         if isinstance(result, BaseException):

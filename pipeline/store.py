@@ -102,11 +102,24 @@ class Ledger:
         self.dir.mkdir(parents=True, exist_ok=True)
         seq = len(list(self.dir.glob("batch-*.jsonl")))
         path = self.dir / f"batch-{seq:06d}-{uuid.uuid4().hex[:8]}.jsonl"
-        with atomic_path(path) as tmp:
+        with atomic_path(path, fsync=True) as tmp:
             tmp.write_text("".join(r.to_json() + "\n" for r in records), encoding="utf-8")
 
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def outputs_intact(record: ItemRecord, out_root: Path, stage_dir: Path) -> bool:
+    """Do the files a committed record points to (inside this stage's folder) still exist
+    and hold data? Item files are not fsynced one by one, so after a power loss (not a
+    mere process kill) a record may outlive its file; such items are simply redone."""
+    for row in record.rows:
+        for key, value in row.items():
+            if (key == "path" or key.endswith("_path")) and isinstance(value, str):
+                p = out_root / value
+                if p.is_relative_to(stage_dir) and not (p.is_file() and p.stat().st_size > 0):
+                    return False
+    return True
 
 
 # ---------------------------------------------------------------- tables
@@ -155,7 +168,7 @@ def write_table(table: pa.Table, path: Path, metadata: dict[str, str] | None = N
         meta = dict(table.schema.metadata or {})
         meta.update({k.encode(): v.encode() for k, v in metadata.items()})
         table = table.replace_schema_metadata(meta)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, fsync=True) as tmp:
         pq.write_table(table, tmp, compression="zstd", write_statistics=True)
 
 

@@ -295,3 +295,18 @@ def test_copy_of_output_tree_is_relocatable(tmp_path, data):
     moved = tmp_path / "moved"
     shutil.copytree(out, moved)
     assert [s.status for s in run(moved, data)] == ["up-to-date"] * 3
+
+
+def test_a_committed_item_whose_file_vanished_is_redone(tmp_path, data):
+    clean = tmp_path / "clean"
+    run(clean, data)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run(out, data, executor=StopAfter(4))
+    sq = next((out / "square").glob("*"))
+    victim = sorted((sq / "values").glob("*.txt"))[0]
+    victim.write_bytes(b"")  # as a power loss could leave a renamed but unflushed file
+    again = StopAfter()
+    run(out, data, executor=again)
+    assert len(again.seen) == 7
+    assert diff(snapshot(clean), snapshot(out)) == []
