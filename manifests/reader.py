@@ -1,0 +1,235 @@
+"""Readers for trainers: a PyTorch dataset, a modality-balanced batch sampler, a HF view.
+
+PyTorch (map-style, lazy, memory-mapped; each DataLoader worker opens its own maps)::
+
+    from torch.utils.data import DataLoader
+    from emoprep.manifests.reader import TokenDataset, BalancedBatchSampler
+    ds = TokenDataset("emoprep-out", split="train", enhanced=True)     # tokens [197, 771]
+    dl = DataLoader(ds, batch_sampler=BalancedBatchSampler(ds, batch_size=32, seed=0), num_workers=2)
+    for batch in dl:
+        batch["tokens"], batch["valence"], batch["arousal"], batch["modality"], batch["sample_id"]
+
+Hugging Face `datasets` (Parquet view, written once next to the store)::
+
+    import datasets
+    from emoprep.manifests.reader import hf_parquet_view
+    dsd = datasets.load_dataset("parquet", data_files=hf_parquet_view("emoprep-out"))
+    dsd["train"].with_format("numpy")[0]["patches"]                      # [196, 768]
+
+Plain NumPy: see `emoprep.manifests.token_store` (every shard is an `.npy` file).
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from emoprep.atomic import atomic_path, atomic_write_json
+from emoprep.manifests import token_store as ts
+
+MODALITY_CODES = {"image": 0, "audio": 1, 0: 0, 1: 1}
+ENHANCED_EXTRA = ("valence", "arousal", "modality")  # appended to every token, thesis §2.1.4
+
+
+def modality_code(modality: Any) -> int:
+    try:
+        return MODALITY_CODES[modality]
+    except (KeyError, TypeError):
+        raise ValueError(f"modality {modality!r}: expected 'image'/0 or 'audio'/1") from None
+
+
+class TokenDataset(Dataset):
+    """One token store (or part of it) as a map-style PyTorch dataset.
+
+    `out_root`: the run's output root (or one store folder). `split`: a split name or a list
+    of them; `modality`: "image"/0 or "audio"/1. Item i is a dict:
+    `tokens` [T, D] (T = 197 with the CLS token first, 196 without; D = 768, or 771 with
+    `enhanced=True`, which appends [valence, arousal, modality] to every token as the thesis
+    did), `valence`, `arousal` (float32 in [-1, 1]), `modality` (int64), `sample_id` (str),
+    `index` (int). Nothing is read until an item is asked for; shard files are memory-mapped
+    once per process, so DataLoader workers share the page cache and not file handles.
+    """
+
+    def __init__(self, out_root: str | os.PathLike[str], tokenizer: str = "vit-base-patch16-224",
+                 split: str | Sequence[str] | None = None, modality: Any = None,
+                 enhanced: bool = False, include_cls: bool = True, dtype: torch.dtype = torch.float32):
+        store = ts.load_index(out_root, tokenizer)
+        df = store.df
+        if split is not None:
+            df = df[df["split"].isin([split] if isinstance(split, str) else list(split))]
+        if modality is not None:
+            df = df[df["modality"] == modality_code(modality)]
+        if df.empty:
+            raise ValueError(f"no tokens in {out_root} for tokenizer={tokenizer!r}, split={split!r}, "
+                             f"modality={modality!r}")
+        self.index = df.sort_values("sample_id", kind="stable").reset_index(drop=True)
+        self.arrays = ["cls", "patches"] if include_cls else ["patches"]
+        self.enhanced, self.dtype = enhanced, dtype
+        self._files: dict[str, list[Path]] = {}
+        self._codes: dict[str, np.ndarray] = {}
+        for name in self.arrays:
+            codes, uniques = pd.factorize(self.index[ts.path_column(name)], sort=True)
+            self._files[name] = [store.resolve(u) for u in uniques]
+            self._codes[name] = codes
+        self._rows = self.index["row"].to_numpy(np.int64)
+        self._extra = self.index[list(ENHANCED_EXTRA)].to_numpy(np.float32)
+        self.modalities = self.index["modality"].to_numpy(np.int64)
+        self.sample_ids = self.index["sample_id"].astype(str).tolist()
+        self._maps: dict[Path, np.ndarray] = {}
+        self._pid = os.getpid()
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getstate__(self) -> dict[str, Any]:  # workers open their own maps
+        state = dict(self.__dict__)
+        state["_maps"] = {}
+        return state
+
+    def _map(self, path: Path) -> np.ndarray:
+        if self._pid != os.getpid():  # forked worker: do not reuse the parent's maps
+            self._maps, self._pid = {}, os.getpid()
+        if path not in self._maps:
+            self._maps[path] = ts.open_array(path)
+        return self._maps[path]
+
+    def tokens(self, i: int) -> np.ndarray:
+        """Tokens of item i as float32 NumPy [T, D(+3)] (no torch needed by the caller)."""
+        parts = []
+        for name in self.arrays:
+            a = self._map(self._files[name][self._codes[name][i]])[self._rows[i]]
+            parts.append(np.asarray(a, dtype=np.float32).reshape(-1, a.shape[-1]))
+        tok = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        if self.enhanced:
+            tok = np.concatenate([tok, np.broadcast_to(self._extra[i], (len(tok), len(ENHANCED_EXTRA)))], axis=1)
+        return tok
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return {"tokens": torch.from_numpy(self.tokens(i)).to(self.dtype),
+                "valence": torch.tensor(self._extra[i, 0]), "arousal": torch.tensor(self._extra[i, 1]),
+                "modality": torch.tensor(int(self.modalities[i])), "sample_id": self.sample_ids[i], "index": i}
+
+
+class BalancedBatchSampler(Sampler[list[int]]):
+    """Batches with equal counts of each modality (image/audio), as the thesis trained.
+
+    Each modality is drawn from its own stream of reshuffled permutations; an epoch has
+    enough batches to show every item of the largest modality once (`epoch_size="max"`,
+    smaller modalities are repeated with fresh shuffles) or of the smallest
+    (`epoch_size="min"`, larger ones are subsampled). Batches depend only on (seed, epoch):
+    call `set_epoch(e)` (Lightning does) or let each new iteration advance the epoch by one.
+    """
+
+    def __init__(self, dataset: TokenDataset | Sequence[int], batch_size: int, seed: int = 0,
+                 epoch_size: str = "max"):
+        mods = np.asarray(getattr(dataset, "modalities", dataset), dtype=np.int64)
+        self.groups = {int(m): np.flatnonzero(mods == m) for m in np.unique(mods)}
+        if len(self.groups) < 2:
+            raise ValueError(f"BalancedBatchSampler needs two modalities, found {sorted(self.groups)}; "
+                             "use a plain sampler for a one-modality dataset")
+        if batch_size <= 0 or batch_size % len(self.groups):
+            raise ValueError(f"batch_size {batch_size} must be a positive multiple of {len(self.groups)} modalities")
+        if epoch_size not in ("max", "min"):
+            raise ValueError(f"epoch_size {epoch_size!r}: expected 'max' or 'min'")
+        self.batch_size, self.seed, self.epoch_size = batch_size, int(seed), epoch_size
+        self.per_modality = batch_size // len(self.groups)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        sizes = [len(g) for g in self.groups.values()]
+        n = max(sizes) if self.epoch_size == "max" else min(sizes)
+        return max(1, math.ceil(n / self.per_modality) if self.epoch_size == "max" else n // self.per_modality)
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        """The batches of `epoch` (pure function of seed and epoch)."""
+        n_batches, k = len(self), self.per_modality
+        streams = [self._stream(idx, epoch, m, n_batches * k) for m, idx in sorted(self.groups.items())]
+        rng = np.random.default_rng([self.seed, epoch, 1 << 20])
+        out = []
+        for b in range(n_batches):
+            batch = np.concatenate([s[b * k:(b + 1) * k] for s in streams])
+            out.append(rng.permutation(batch).tolist())
+        return out
+
+    def _stream(self, idx: np.ndarray, epoch: int, modality: int, n: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, epoch, modality])
+        reps = math.ceil(n / len(idx))
+        return np.concatenate([rng.permutation(idx) for _ in range(reps)])[:n]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        return iter(self.batches(epoch))
+
+
+# ---- Hugging Face view -----------------------------------------------------------------
+
+VIEW_FILE = "_VIEW.json"
+VIEW_COLUMNS = ("sample_id", "source_id", "modality", "start_s", "end_s", "valence", "arousal",
+                "valence_raw", "arousal_raw", "emotion", "split", "tokenizer", "weights", "image_path")
+
+
+def hf_parquet_view(out_root: str | os.PathLike[str], tokenizer: str = "vit-base-patch16-224",
+                    dest: str | os.PathLike[str] | None = None) -> dict[str, list[str]]:
+    """Write (once) a Parquet copy of a token store and return `data_files` for
+    `datasets.load_dataset("parquet", data_files=...)`: {split: [file, ...]}.
+
+    Columns: the label columns, `cls` [D] and `patches` [P][D] as fixed-size lists in the
+    stored dtype (float16 by default). One file per (split, shard) keeps memory bounded.
+    The view is keyed by the shard checksums: an unchanged store is not rewritten; a changed
+    store gets a new folder. Default folder: `<out_root>/hf/<tokenizer>/<key>/`.
+    """
+    store = ts.load_index(out_root, tokenizer)
+    df = store.df.sort_values(["shard", "row"], kind="stable")
+    key = hashlib.sha256("".join(sorted(set(df[ts.sha_column("patches")]) | set(df[ts.sha_column("cls")])))
+                         .encode()).hexdigest()[:16]
+    dest = Path(dest) if dest is not None else (
+        store.root / "hf" if store.standalone else store.root / "hf" / tokenizer / key)
+    marker = dest / VIEW_FILE
+    if marker.is_file():
+        import json
+
+        info = json.loads(marker.read_text())
+        if info.get("key") == key:
+            return {s: [str(dest / f) for f in files] for s, files in info["data_files"].items()}
+    data_files: dict[str, list[str]] = {}
+    for (split, shard), grp in df.groupby(["split", "shard"], sort=True):
+        rel = f"{split}/part-{int(shard):05d}.parquet"
+        _write_view_part(dest / rel, grp, store)
+        data_files.setdefault(str(split), []).append(rel)
+    atomic_write_json(marker, {"key": key, "tokenizer": tokenizer, "data_files": data_files})
+    return {s: [str(dest / f) for f in files] for s, files in data_files.items()}
+
+
+def _fixed_list(values: np.ndarray) -> Any:
+    """[n, *dims] array → nested pyarrow FixedSizeListArray of length n."""
+    import pyarrow as pa
+
+    arr = pa.array(np.ascontiguousarray(values).reshape(-1))
+    for dim in reversed(values.shape[1:]):
+        arr = pa.FixedSizeListArray.from_arrays(arr, int(dim))
+    return arr
+
+
+def _write_view_part(path: Path, grp: pd.DataFrame, store: ts.StoreIndex) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = grp["row"].to_numpy(np.int64)
+    cols = {c: pa.array(grp[c].tolist()) for c in VIEW_COLUMNS if c in grp.columns}
+    for name in ("cls", "patches"):
+        arr = ts.open_array(store.resolve(grp[ts.path_column(name)].iloc[0]))
+        cols[name] = _fixed_list(np.asarray(arr[rows]))
+    with atomic_path(path) as tmp:
+        pq.write_table(pa.table(cols), tmp, row_group_size=64)

@@ -1,0 +1,229 @@
+"""The token store on disk: sharded NPY arrays plus a Parquet index (SPEC §5.3).
+
+Layout of one store (`tokens/<tokenizer>/<fingerprint>/`)::
+
+    cls-00000.npy       [n, D]        one CLS token per sample of shard 0
+    patches-00000.npy   [n, P, D]     the patch tokens of the same samples, same row order
+    ...
+    index.parquet       one row per sample: sample_id, tokenizer, shard, row, shape, dtype,
+                        weights, the label columns, `<array>_path` / `<array>_sha256` per array
+    store.json          self-description: tokenizer, dtype, per-sample array shapes, weight
+                        identity, shard list with checksums
+
+Paths in the index are relative to the run's output root (as in every manifest); the runner
+also publishes the index as `manifests/tokens.parquet`. A store folder copied elsewhere stays
+readable: `load_index(store_dir)` resolves the shard files by name inside that folder.
+
+Plain NumPy access (no torch)::
+
+    import numpy as np, pandas as pd
+    idx = pd.read_parquet("emoprep-out/manifests/tokens.parquet")
+    r = idx.iloc[0]
+    patches = np.load("emoprep-out/" + r.patches_path, mmap_mode="r", allow_pickle=False)
+    cls = np.load("emoprep-out/" + r.cls_path, mmap_mode="r", allow_pickle=False)
+    tokens = np.concatenate([cls[r.row][None], patches[r.row]])      # [197, 768] float16
+
+NPY was chosen over a container format because every trainer can memory-map it with NumPy
+alone, its header states shape and dtype (self-describing), and its bytes are deterministic.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from emoprep.atomic import atomic_path, atomic_write_json
+
+STORE_FORMAT = "emoprep-token-store"
+STORE_VERSION = 1
+INDEX_FILE = "index.parquet"
+STORE_FILE = "store.json"
+MANIFEST_NAME = "tokens"  # the runner publishes the index as manifests/tokens.parquet
+STORE_DTYPES = ("float16", "float32")
+
+# Per-sample array shapes of the tokenizers this package knows; `validate` checks stores
+# against them. A tokenizer module adds its entry here when it is written (EnCodec, patch 28).
+KNOWN_LAYOUTS: dict[str, dict[str, tuple[int, ...]]] = {
+    "vit-base-patch16-224": {"cls": (768,), "patches": (196, 768)},
+    "vit-tiny-test": {"cls": (32,), "patches": (196, 32)},
+}
+
+
+def shard_file(array: str, shard: int) -> str:
+    """File name of one array of one shard, e.g. `patches-00003.npy`."""
+    return f"{array}-{shard:05d}.npy"
+
+
+def path_column(array: str) -> str:
+    return f"{array}_path"
+
+
+def sha_column(array: str) -> str:
+    return f"{array}_sha256"
+
+
+def sequence_shape(arrays: dict[str, tuple[int, ...]]) -> list[int]:
+    """The token sequence one sample gives, e.g. CLS [768] + patches [196, 768] → [197, 768]."""
+    n_tokens, dim = 0, None
+    for shape in arrays.values():
+        n_tokens += 1 if len(shape) == 1 else shape[0]
+        dim = shape[-1]
+    return [n_tokens, int(dim or 0)]
+
+
+# ---- writing ---------------------------------------------------------------------------
+
+class _HashingWriter:
+    """File-like wrapper: hashes the bytes as NumPy writes them, so no second read is needed."""
+
+    def __init__(self, fh: Any):
+        self._fh = fh
+        self.sha = hashlib.sha256()
+
+    def write(self, data: bytes | memoryview) -> int:
+        self.sha.update(data)
+        return self._fh.write(data)
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+
+def write_array(path: Path, array: np.ndarray) -> str:
+    """Write one NPY file atomically (no pickle); returns the SHA-256 of its bytes."""
+    array = np.ascontiguousarray(array)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            writer = _HashingWriter(fh)
+            np.lib.format.write_array(writer, array, allow_pickle=False)
+    return writer.sha.hexdigest()
+
+
+def write_shard(out_dir: Path, shard: int, arrays: dict[str, np.ndarray]) -> dict[str, tuple[Path, str]]:
+    """Write every array of one shard; all must have the same number of rows.
+
+    Returns {array name: (path, sha256)}. Each file is committed atomically on its own; a
+    shard is complete when its work item is recorded, which happens after this returns.
+    """
+    lengths = {name: len(a) for name, a in arrays.items()}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"shard {shard}: arrays differ in length {lengths}")
+    out = {}
+    for name, arr in arrays.items():
+        path = Path(out_dir) / shard_file(name, shard)
+        out[name] = (path, write_array(path, arr))
+    return out
+
+
+def write_store_files(out_dir: Path, index: pd.DataFrame, meta: dict[str, Any]) -> None:
+    """Write `index.parquet` and `store.json` into a store folder (both atomic)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(index.reset_index(drop=True), preserve_index=False)
+    with atomic_path(Path(out_dir) / INDEX_FILE) as tmp:
+        pq.write_table(table, tmp)
+    atomic_write_json(Path(out_dir) / STORE_FILE, {"format": STORE_FORMAT, "version": STORE_VERSION, **meta})
+
+
+def store_meta(index: pd.DataFrame, tokenizer: str, dtype: str,
+               arrays: dict[str, tuple[int, ...]], weights: dict[str, Any]) -> dict[str, Any]:
+    """The `store.json` content for a finished index (shards and checksums from the rows)."""
+    shards = []
+    if len(index):
+        for shard, grp in index.groupby("shard", sort=True):
+            files = {name: {"file": Path(grp[path_column(name)].iloc[0]).name,
+                            "sha256": grp[sha_column(name)].iloc[0]} for name in arrays}
+            shards.append({"shard": int(shard), "n": int(len(grp)), "files": files})
+    return {"tokenizer": tokenizer, "dtype": dtype,
+            "arrays": {k: list(v) for k, v in arrays.items()},
+            "shape": sequence_shape(arrays), "weights": weights,
+            "n_samples": int(len(index)), "shards": shards}
+
+
+# ---- reading ---------------------------------------------------------------------------
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 22):
+            h.update(block)
+    return h.hexdigest()
+
+
+def open_array(path: Path) -> np.ndarray:
+    """Memory-map one shard array read-only (never unpickles)."""
+    return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
+def read_array_checked(path: Path) -> tuple[np.ndarray, str]:
+    """Read a whole shard array and the SHA-256 of its bytes in one pass (for validation).
+
+    Raises ValueError (with NumPy's reason) for a truncated or malformed file."""
+    data = Path(path).read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    arr = np.load(io.BytesIO(data), allow_pickle=False)
+    return arr, sha
+
+
+@dataclass
+class StoreIndex:
+    """An index table and where its relative paths point.
+
+    `root` is the run's output root (paths are used as they are) or, for a store folder
+    opened on its own (`standalone`), the folder that holds the shard files by name."""
+
+    df: pd.DataFrame
+    root: Path
+    standalone: bool = False
+
+    def resolve(self, rel_path: str) -> Path:
+        if self.standalone:
+            return self.root / Path(rel_path).name
+        return self.root / rel_path
+
+    def arrays(self) -> list[str]:
+        """Array names present in the index (`cls`, `patches`, ...), from its path columns."""
+        return [c[: -len("_path")] for c in self.df.columns
+                if c.endswith("_path") and c != "path" and sha_column(c[: -len("_path")]) in self.df.columns]
+
+
+def load_index(root: str | Path, tokenizer: str | None = None) -> StoreIndex:
+    """Find and read a token index.
+
+    `root` may be a run's output root (reads `manifests/tokens.parquet`; if that is absent,
+    the single finished store under `tokens/<tokenizer>/`) or one store folder (has
+    `store.json`). Rows are filtered to `tokenizer` when given."""
+    root = Path(root)
+    if (root / STORE_FILE).is_file():
+        idx = StoreIndex(pd.read_parquet(root / INDEX_FILE), root, standalone=True)
+    elif (root / "manifests" / f"{MANIFEST_NAME}.parquet").is_file():
+        idx = StoreIndex(pd.read_parquet(root / "manifests" / f"{MANIFEST_NAME}.parquet"), root)
+    else:
+        idx = StoreIndex(pd.read_parquet(_single_store(root, tokenizer) / INDEX_FILE), root)
+    if tokenizer is not None:
+        known = sorted(set(idx.df["tokenizer"])) if "tokenizer" in idx.df else []
+        idx.df = idx.df[idx.df["tokenizer"] == tokenizer].reset_index(drop=True)
+        if idx.df.empty:
+            raise FileNotFoundError(f"no tokens for tokenizer {tokenizer!r} in {root} "
+                                    f"(tokenizers there: {', '.join(known) or 'none'})")
+    return idx
+
+
+def _single_store(root: Path, tokenizer: str | None) -> Path:
+    pattern = f"tokens/{tokenizer}/*/{STORE_FILE}" if tokenizer else f"tokens/*/*/{STORE_FILE}"
+    found = sorted(p.parent for p in root.glob(pattern) if (p.parent / "_DONE.json").is_file())
+    if len(found) != 1:
+        what = "no finished token store" if not found else f"{len(found)} token stores"
+        raise FileNotFoundError(f"{what} under {root}/tokens and no manifests/tokens.parquet; "
+                                "run `emoprep run --stage tokens` or pass one store folder")
+    return found[0]
+
+
+def read_store_json(store_dir: Path) -> dict[str, Any]:
+    return json.loads((Path(store_dir) / STORE_FILE).read_text())

@@ -1,0 +1,286 @@
+"""`emoprep validate` (SPEC §5.4): check a finished output folder before anyone trains on it.
+
+Checks, each reported with pass / fail / warn / skip and the offending ids or shards:
+
+- `token-index`      the token index is there and readable
+- `unique-ids`       no sample id twice (per tokenizer; and in the split manifest)
+- `index-shapes`     every row's recorded shape/dtype is the tokenizer's (197 × 768 float16 …)
+- `shard-files`      every shard file exists and is a complete NPY (a truncated file fails here)
+- `shard-checksums`  shard bytes match the SHA-256 recorded in the index
+- `token-shapes`     array shapes and dtypes match the tokenizer's layout and the index
+- `ids-have-tokens`  every index row points at an existing row of its shard
+- `finite-values`    no NaN / inf in any token
+- `va-range`         normalised valence and arousal are finite and in [-1, 1]
+- `modality-flags`   flags match the source (deam:/pmemo: → 1 audio, foodpics: → 0 image;
+                     other prefixes must be consistent) and the split manifest
+- `manifest-coverage` every split-manifest id has tokens (unless a stage rejected it) and
+                     every tokenized id is in the split manifest
+- `split-disjoint`   no source (song) in two splits
+- `weights`          random-init tokens: a warning, or a failure with `require_pretrained`
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from emoprep.manifests import token_store as ts
+
+PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"
+SOURCE_MODALITY = {"deam": 1, "pmemo": 1, "foodpics": 0}
+RANDOM_INIT = "random-init"
+INDEX_COLUMNS = ("sample_id", "tokenizer", "shard", "row", "shape", "dtype", "weights", "source_id",
+                 "modality", "valence", "arousal", "split", "cls_path", "cls_sha256",
+                 "patches_path", "patches_sha256")
+
+
+@dataclass
+class Check:
+    name: str
+    status: str
+    detail: str
+    offenders: list[str] = field(default_factory=list)
+    tokenizer: str | None = None
+
+
+@dataclass
+class ValidationReport:
+    out_root: str
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if c.status == FAIL]
+
+    def add(self, name: str, offenders: list[str], detail_ok: str, detail_fail: str,
+            tokenizer: str | None = None, status_fail: str = FAIL) -> None:
+        """Record a check that fails (or warns) exactly when it has offenders."""
+        if offenders:
+            self.checks.append(Check(name, status_fail, detail_fail.format(n=len(offenders)),
+                                     sorted(set(offenders)), tokenizer))
+        else:
+            self.checks.append(Check(name, PASS, detail_ok, [], tokenizer))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out_root": self.out_root, "ok": self.ok, "checks": [asdict(c) for c in self.checks]}
+
+
+def validate(out_root: str | Path, require_pretrained: bool = False) -> ValidationReport:
+    """Run every check on `out_root`; never raises for bad data (it is reported instead)."""
+    out_root = Path(out_root)
+    report = ValidationReport(str(out_root))
+    try:
+        store = ts.load_index(out_root)
+    except (OSError, ValueError) as exc:
+        report.checks.append(Check("token-index", FAIL, str(exc)))
+        return report
+    index = store.df
+    missing = [c for c in INDEX_COLUMNS if c not in index.columns]
+    if missing:
+        report.checks.append(Check("token-index", FAIL, f"the token index lacks columns {missing}"))
+        return report
+    report.checks.append(Check("token-index", PASS, f"{len(index)} rows, tokenizers: "
+                               + ", ".join(sorted(map(str, index["tokenizer"].unique())))))
+    split = _read_manifest(out_root, "split")
+    rejects = _read_manifest(out_root, "rejects")
+    for tokenizer, rows in index.groupby("tokenizer", sort=True):
+        _check_tokenizer(report, store, str(tokenizer), rows.reset_index(drop=True))
+    _check_labels(report, index, split)
+    _check_coverage(report, index, split, rejects)
+    _check_weights(report, index, require_pretrained)
+    return report
+
+
+def _read_manifest(out_root: Path, name: str) -> pd.DataFrame | None:
+    path = out_root / "manifests" / f"{name}.parquet"
+    return pd.read_parquet(path) if path.is_file() else None
+
+
+# ---- per tokenizer: ids, shapes, shards ---------------------------------------------------
+
+def _expected_layout(tokenizer: str, store: ts.StoreIndex, rows: pd.DataFrame) -> dict[str, tuple[int, ...]] | None:
+    """Per-sample array shapes: known tokenizers from the table, others from store.json."""
+    if tokenizer in ts.KNOWN_LAYOUTS:
+        return ts.KNOWN_LAYOUTS[tokenizer]
+    path = rows[ts.path_column("patches")].iloc[0] if ts.path_column("patches") in rows else None
+    meta_dir = store.resolve(path).parent if path else None
+    if meta_dir is not None and (meta_dir / ts.STORE_FILE).is_file():
+        return {k: tuple(v) for k, v in ts.read_store_json(meta_dir)["arrays"].items()}
+    return None
+
+
+def _check_tokenizer(report: ValidationReport, store: ts.StoreIndex, tokenizer: str, rows: pd.DataFrame) -> None:
+    dup = rows.loc[rows["sample_id"].duplicated(keep=False), "sample_id"].astype(str).tolist()
+    report.add("unique-ids", dup, "every sample id once", "{n} ids appear more than once", tokenizer)
+
+    layout = _expected_layout(tokenizer, store, rows)
+    want_shape = ts.sequence_shape(layout) if layout else None
+    bad_index = []
+    for sid, shape, dtype in zip(rows["sample_id"], rows["shape"], rows["dtype"]):
+        shape = [int(x) for x in shape]
+        if (want_shape is not None and shape != want_shape) or dtype not in ts.STORE_DTYPES:
+            bad_index.append(f"{sid} (shape {shape}, dtype {dtype})")
+    report.add("index-shapes", bad_index,
+               f"all rows {want_shape or 'consistent'} {'/'.join(sorted(set(rows['dtype'])))}",
+               "{n} rows with a shape or dtype other than " + f"{want_shape} float16/float32", tokenizer)
+
+    problems: dict[str, list[str]] = defaultdict(list)
+    for _shard, grp in rows.groupby("shard", sort=True):
+        for name in store.arrays():
+            _check_shard_array(problems, store, name, grp, layout)
+    report.add("shard-files", problems["files"], "every shard file complete",
+               "{n} shard files missing or unreadable", tokenizer)
+    report.add("shard-checksums", problems["sha"], "every shard matches its SHA-256",
+               "{n} shard files differ from their recorded SHA-256", tokenizer)
+    report.add("token-shapes", problems["shape"], "shard shapes and dtypes match the layout",
+               "{n} shard arrays with a wrong shape or dtype", tokenizer)
+    report.add("ids-have-tokens", problems["ids"], "every index row has its tokens",
+               "{n} index rows without tokens", tokenizer)
+    report.add("finite-values", problems["finite"], "no NaN or inf",
+               "{n} samples with NaN or inf tokens", tokenizer)
+
+
+def _check_shard_array(problems: dict[str, list[str]], store: ts.StoreIndex, name: str,
+                       grp: pd.DataFrame, layout: dict[str, tuple[int, ...]] | None) -> None:
+    """One array file of one shard: readable, checksum, shape/dtype, rows present, finite."""
+    rel = str(grp[ts.path_column(name)].iloc[0])
+    ids = grp["sample_id"].astype(str).tolist()
+    if grp[ts.path_column(name)].nunique() > 1:
+        problems["files"].append(f"{rel}: rows of one shard point at different {name} files")
+    try:
+        arr, sha = ts.read_array_checked(store.resolve(rel))
+    except FileNotFoundError:
+        problems["files"].append(f"{rel}: missing")
+        problems["ids"] += [f"{sid} ({rel} missing)" for sid in ids]
+        return
+    except (OSError, ValueError, EOFError) as exc:
+        problems["files"].append(f"{rel}: unreadable ({exc})")
+        problems["ids"] += [f"{sid} ({rel} unreadable)" for sid in ids]
+        return
+    recorded = set(grp[ts.sha_column(name)])
+    if recorded != {sha}:
+        problems["sha"].append(f"{rel}: sha256 {sha[:12]}… recorded {', '.join(s[:12] + '…' for s in sorted(recorded))}")
+    dtypes = set(grp["dtype"])
+    want = layout.get(name) if layout else None
+    if (want is not None and tuple(arr.shape[1:]) != tuple(want)) or dtypes != {arr.dtype.name}:
+        problems["shape"].append(f"{rel}: {arr.dtype.name} {list(arr.shape)}, expected "
+                                 f"{'/'.join(sorted(dtypes))} [n, {', '.join(map(str, want or ['…']))}]")
+    rows = grp["row"].to_numpy(np.int64)
+    in_range = (rows >= 0) & (rows < len(arr))
+    problems["ids"] += [f"{sid} (row {r} of {rel}, which has {len(arr)} rows)"
+                        for sid, r, ok in zip(ids, rows, in_range) if not ok]
+    dup_rows = grp.loc[grp["row"].duplicated(keep=False), "sample_id"].astype(str)
+    problems["ids"] += [f"{sid} (shares row with another id in {rel})" for sid in dup_rows]
+    if np.issubdtype(arr.dtype, np.floating) and in_range.any():
+        sel = arr[rows[in_range]].reshape(int(in_range.sum()), -1)
+        finite = np.isfinite(sel).all(axis=1)
+        kept = [sid for sid, ok in zip(ids, in_range) if ok]
+        problems["finite"] += [f"{sid} ({name} in {rel})" for sid, ok in zip(kept, finite) if not ok]
+
+
+# ---- labels, modality, splits ------------------------------------------------------------
+
+def _label_frames(index: pd.DataFrame, split: pd.DataFrame | None) -> list[tuple[str, pd.DataFrame]]:
+    frames = [("tokens", index)]
+    if split is not None:
+        frames.append(("split", split))
+    return frames
+
+
+def _check_labels(report: ValidationReport, index: pd.DataFrame, split: pd.DataFrame | None) -> None:
+    bad_va, bad_mod, bad_split = [], [], []
+    for where, df in _label_frames(index, split):
+        for col in ("valence", "arousal"):
+            v = pd.to_numeric(df[col], errors="coerce").to_numpy(np.float64)
+            bad = ~(np.isfinite(v) & (v >= -1.0) & (v <= 1.0))
+            bad_va += [f"{sid} ({col} {x:g} in {where})" for sid, x in zip(df.loc[bad, "sample_id"], v[bad])]
+        bad_mod += _modality_offenders(df, where)
+        by_src = df.groupby("source_id")["split"].agg(lambda s: sorted(set(map(str, s))))
+        bad_split += [f"{src} ({' + '.join(sp)} in {where})" for src, sp in by_src.items() if len(sp) > 1]
+    if split is not None:
+        merged = index[["sample_id", "modality"]].merge(split[["sample_id", "modality"]], on="sample_id",
+                                                        suffixes=("", "_split"))
+        diff = merged[merged["modality"] != merged["modality_split"]]
+        bad_mod += [f"{sid} (tokens say {a}, split manifest says {b})"
+                    for sid, a, b in zip(diff["sample_id"], diff["modality"], diff["modality_split"])]
+    report.add("va-range", bad_va, "valence and arousal in [-1, 1]", "{n} values outside [-1, 1] or not finite")
+    report.add("modality-flags", bad_mod, "modality flags match their sources", "{n} inconsistent modality flags")
+    report.add("split-disjoint", bad_split, "no source in two splits", "{n} sources in more than one split")
+
+
+def _modality_offenders(df: pd.DataFrame, where: str) -> list[str]:
+    """Known prefixes must carry their modality; any other prefix must be consistent."""
+    prefix = df["sample_id"].astype(str).str.split(":", n=1).str[0]
+    mod = pd.to_numeric(df["modality"], errors="coerce")
+    out = []
+    for sid, pre, m in zip(df["sample_id"], prefix, mod):
+        want = SOURCE_MODALITY.get(pre)
+        if m not in (0, 1) or (want is not None and m != want):
+            out.append(f"{sid} (modality {m} in {where}, expected {want if want is not None else '0 or 1'})")
+    unknown = pd.DataFrame({"pre": prefix, "m": mod})[~prefix.isin(list(SOURCE_MODALITY))]
+    for pre, grp in unknown.groupby("pre"):
+        if grp["m"].nunique() > 1:
+            out.append(f"{pre}: (mixed modality flags {sorted(grp['m'].unique().tolist())} in {where})")
+    return out
+
+
+def _check_coverage(report: ValidationReport, index: pd.DataFrame, split: pd.DataFrame | None,
+                    rejects: pd.DataFrame | None) -> None:
+    if split is None:
+        report.checks.append(Check("manifest-coverage", SKIP, "no manifests/split.parquet to compare with"))
+        return
+    dup = split.loc[split["sample_id"].duplicated(keep=False), "sample_id"].astype(str).tolist()
+    report.add("unique-ids", [f"{d} (split manifest)" for d in dup], "split manifest ids unique",
+               "{n} ids twice in the split manifest")
+    tokenized = set(index["sample_id"].astype(str))
+    labelled = set(split["sample_id"].astype(str))
+    rejected = set(rejects["sample_id"].astype(str)) if rejects is not None and len(rejects) else set()
+    missing = sorted(labelled - tokenized - rejected)
+    explained = len((labelled - tokenized) & rejected)
+    extra = sorted(tokenized - labelled)
+    offenders = [f"{sid} (in split manifest, no tokens)" for sid in missing] + \
+                [f"{sid} (tokens, not in split manifest)" for sid in extra]
+    note = f" ({explained} labelled ids without tokens were rejected by a stage)" if explained else ""
+    report.add("manifest-coverage", offenders, f"every labelled id has tokens and vice versa{note}",
+               "{n} ids in one of split manifest / token index only" + note)
+
+
+def _check_weights(report: ValidationReport, index: pd.DataFrame, require_pretrained: bool) -> None:
+    rnd = index.loc[index["weights"].astype(str) == RANDOM_INIT]
+    by_tok = [f"{tok}: {n} rows random-init" for tok, n in rnd.groupby("tokenizer").size().items()]
+    report.add("weights", by_tok, "pretrained weights (checksums recorded)",
+               "{n} tokenizers with random-init weights" +
+               (" (--require-pretrained)" if require_pretrained else " (tokens are not pretrained features)"),
+               status_fail=FAIL if require_pretrained else WARN)
+
+
+# ---- presentation --------------------------------------------------------------------
+
+STATUS_STYLE = {PASS: "green", FAIL: "bold red", WARN: "yellow", SKIP: "dim"}
+
+
+def render_table(report: ValidationReport, console: Any = None, max_offenders: int = 5) -> None:
+    """Print the report as a rich table (offenders cut to `max_offenders`, with a count)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    table = Table(title=f"emoprep validate: {report.out_root}")
+    for col in ("check", "tokenizer", "status", "detail", "offenders"):
+        table.add_column(col, overflow="fold")
+    for c in report.checks:
+        shown = c.offenders[:max_offenders]
+        more = f"\n… +{len(c.offenders) - len(shown)} more" if len(c.offenders) > len(shown) else ""
+        table.add_row(c.name, c.tokenizer or "", f"[{STATUS_STYLE[c.status]}]{c.status}[/]", c.detail,
+                      "\n".join(shown) + more)
+    console.print(table)
+    verdict = "[green]OK[/]" if report.ok else f"[bold red]FAILED[/] ({len(report.failures)} checks)"
+    console.print(f"validation {verdict}")
