@@ -78,6 +78,9 @@ def run(
     no_wait: bool = typer.Option(False, "--no-wait", help="Exit 2 instead of waiting when another run holds --out."),
     max_reject_ratio: Optional[float] = typer.Option(
         None, "--max-reject-ratio", help="Fail (exit 1) when a stage rejects more than this fraction of its inputs."),
+    weights: Optional[Path] = typer.Option(
+        None, "--weights", help="Model weights folder (safetensors) for the tokenizer; default: the local HF "
+                                "cache, else a seeded random init (warned and recorded)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings, errors and the summary."),
 ) -> None:
     """Run the recipe's DAG (or up to [cyan]--stage[/]); up-to-date stages are skipped and say why."""
@@ -88,7 +91,7 @@ def run(
 
     out_root = out_root.resolve()
     try:
-        rec = _load(recipe, sets)
+        rec = _load(recipe, _with_weights(sets, weights))
         if dry_run:
             log = RunLog(None, console=err, quiet=quiet)
             root = data_root if data_root else (out_root / "demo-data" if not _dataset_roots_configured(rec) else None)
@@ -125,6 +128,7 @@ def status(
     data_root: Optional[Path] = typer.Option(None, "--data-root", help=DATA_HELP),
     out_root: Path = typer.Option(Path("emoprep-out"), "--out", help=OUT_HELP),
     sets: list[str] = typer.Option([], "--set", help=SET_HELP),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="As for run: weights decide token fingerprints."),
 ) -> None:
     """Every stage of the recipe: done / stale (and what changed) / in progress / missing."""
     from emoprep.runlog import RunLog
@@ -132,7 +136,7 @@ def status(
 
     out_root = out_root.resolve()
     try:
-        rec = _load(recipe, sets)
+        rec = _load(recipe, _with_weights(sets, weights))
         root = data_root
         if root is None and not _dataset_roots_configured(rec):
             root = out_root / "demo-data"
@@ -142,6 +146,33 @@ def status(
                     title=f"status — recipe {rec.name}, output {out_root}")
     except EmoprepError as exc:
         _fail(exc)
+
+
+@app.command()
+def validate(
+    out_root: Path = typer.Option(Path("emoprep-out"), "--out", help=OUT_HELP),
+    require_pretrained: bool = typer.Option(
+        False, "--require-pretrained", help="Fail when any token set was made with random-init weights."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON here."),
+) -> None:
+    """Check the token stores against the manifests: shapes, dtypes, finite values, VA in [-1, 1],
+    modality flags, ids both ways, unique ids, split disjointness by song, shard checksums.
+    Exit 1 with the offending ids or shards on any violation."""
+    import json
+
+    from emoprep.manifests.validate import render_table
+    from emoprep.manifests.validate import validate as run_validate
+
+    out_root = out_root.resolve()
+    if not (out_root / "manifests").is_dir():
+        _fail(ConfigError(f"{out_root} holds no manifests/: run `emoprep run --out {out_root}` first"))
+    report = run_validate(out_root, require_pretrained=require_pretrained)
+    render_table(report, console=out)
+    if json_out:
+        json_out.write_text(json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n")
+    if not report.ok:
+        err.print(f"[bold red]validation failed[/]: {len(report.failures)} check(s) failed")
+        raise typer.Exit(1)
 
 
 @app.command("demo-data")
@@ -193,6 +224,15 @@ def recipes(show: Optional[str] = typer.Option(None, "--show", help="Print one r
             out.print(f"[bold]{name}[/]: {rec.description}  (targets: {', '.join(rec.targets)})")
     except EmoprepError as exc:
         _fail(exc)
+
+
+def _with_weights(sets: list[str], weights: Optional[Path]) -> list[str]:
+    """`--weights DIR` is shorthand for `--set tokens.weights=DIR`."""
+    if weights is None:
+        return list(sets)
+    if not weights.is_dir():
+        raise ConfigError(f"--weights {weights}: no such folder (expected a folder with config.json + *.safetensors)")
+    return [*sets, f"tokens.weights={str(weights.resolve())!r}"]
 
 
 def _print_plan(plan, title: str) -> None:
