@@ -22,7 +22,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err = Console(stderr=True, soft_wrap=True)  # messages stay on one line (grep-able)
-out = Console()
+# Tables keep their columns when piped to a file or CI log (rich would assume 80 columns).
+out = Console(width=None if sys.stdout.isatty() else 140)
 
 OUT_HELP = "Output root: one folder per stage and fingerprint, manifests/, logs/."
 RECIPE_HELP = "A shipped recipe (thesis-v3, thesis-v12, ...) or a TOML file."
@@ -101,6 +102,7 @@ def run(
             return
         out_root.mkdir(parents=True, exist_ok=True)
         log = RunLog(out_root, console=err, quiet=quiet)
+        log.capture_warnings()
         with OutputLock(out_root, wait=not no_wait, on_wait=log.warn):
             root = _data_root(rec, data_root, out_root, log)
             runner = Runner(rec, out_root, root, device, log)

@@ -6,6 +6,7 @@ hold times and hosts (outputs never do).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -47,3 +48,22 @@ class RunLog:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+
+    def capture_warnings(self) -> None:
+        """Route WARNING+ records of the `emoprep` loggers (e.g. random-init weights) to the
+        console and this run's log, once each."""
+        logger = logging.getLogger("emoprep")
+        for h in list(logger.handlers):
+            if isinstance(h, _RunLogHandler):
+                logger.removeHandler(h)
+        logger.addHandler(_RunLogHandler(self))
+        logger.propagate = False
+
+
+class _RunLogHandler(logging.Handler):
+    def __init__(self, runlog: RunLog):
+        super().__init__(level=logging.WARNING)
+        self.runlog = runlog
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.runlog.warn(record.getMessage(), logger=record.name)

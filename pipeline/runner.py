@@ -19,10 +19,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from emoprep import __version__
+from emoprep.atomic import sweep_temp_files
 from emoprep.errors import ConfigError, DataError
 from emoprep.executors import InlineExecutor, WorkerCrashed
 from emoprep.filehash import FileHasher
 from emoprep.fingerprint import components, explain_change, fingerprint
+from emoprep.manifests.schema import REJECT_CODES
 from emoprep.recipe import Recipe
 from emoprep.runlog import RunLog
 from emoprep.stage import Reject, Stage, StageContext, WorkItem, get_stage
@@ -164,6 +166,10 @@ class Runner:
     # ------------------------------------------------------------ running
     def run(self, target: str | None, executor: Any, force: bool = False,
             max_reject_ratio: float | None = None, progress: Any = None) -> list[StageSummary]:
+        # Orphans of a killed run's shared writes (stage folders are swept when used).
+        for shared in ("manifests", ".cache"):
+            if (self.out_root / shared).is_dir():
+                sweep_temp_files(self.out_root / shared)
         plan = self.plan(target)
         by_name = {p.name: p for p in plan}
         summaries = []
@@ -214,6 +220,9 @@ class Runner:
         df, rejects = ps.stage.finalize(ctx, df, rejects)
         table = self._final_table(ps, df)
         reasons = Counter(r.reason for r in rejects)
+        undocumented = sorted(set(reasons) - set(REJECT_CODES))
+        if undocumented:
+            self.log.warn(f"{ps.name}: reject reasons not listed in manifests/schema.py: {undocumented}")
         counts = {"items": n_items, "rows": table.num_rows, "rejects": len(rejects),
                   "reasons": dict(sorted(reasons.items())), "counters": dict(sorted(counters.items()))}
         if max_reject_ratio is not None and n_items and len(rejects) / n_items > max_reject_ratio:

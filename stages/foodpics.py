@@ -79,18 +79,7 @@ LAYOUT = ("a folder holding the ratings sheet (.xlsx or .csv with an `Image_No` 
           "comment rows above it allowed) and the numbered images (0001.jpg …) next to it or "
           "in a subfolder (SPEC §3.2)")
 
-REASONS = {
-    "duplicate-id": "an image number with several different sheet rows or image files",
-    "missing-rating": "an image file whose number has no row in the ratings sheet",
-    "non-food": "category column says non-food (or number ≥ 1000 without a category)",
-    "incomplete-va": "fewer than min_groups rater groups with both valence and arousal",
-    "missing-image": "a ratings row whose image file is not in the folder",
-    "image-too-large": "more pixels than max_pixels (decompression-bomb guard); not decoded",
-    "undecodable-image": "Pillow cannot verify or fully decode the image",
-    "bad-id": "a sheet row whose Image_No is empty or not a whole number",
-    "unmatched-file": "an image file whose name is not a number",
-    "path-outside-root": "an image entry (symlink) that resolves outside the dataset root",
-}
+# Reason codes used here are documented in emoprep.manifests.schema.REJECT_CODES.
 
 
 # ---------------------------------------------------------------- small parsers ----

@@ -48,14 +48,7 @@ ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 # default 6 (measured on this machine); pixels are identical, bytes fixed for a given zlib.
 PNG_COMPRESS_LEVEL = 1
 
-REASONS = {
-    "image-too-large": "more pixels than max_pixels (decompression-bomb guard); not decoded",
-    "undecodable-image": "Pillow cannot identify or fully decode the file (corrupt, truncated)",
-    "missing-image": "the manifest's image file is not under the dataset root any more",
-    "path-outside-root": "the manifest's image path would leave the dataset root",
-    "source-changed": "the file's bytes differ from the content hash the ingest recorded",
-    "unsupported-mode": "an image mode Pillow cannot convert to RGB (e.g. LAB without ICC)",
-}
+# Reason codes used here are documented in emoprep.manifests.schema.REJECT_CODES.
 
 
 class ImageTooLarge(Exception):

@@ -181,7 +181,9 @@ _WARNED: set[tuple[str, int]] = set()
 
 
 def warn_random_init(tokenizer: str, seed: int) -> None:
-    """Say loudly (log + rich on stderr, once per process) that the tokens are not pretrained."""
+    """Say loudly (a WARNING log record, once per process) that the tokens are not pretrained.
+    The CLI shows emoprep's warnings on stderr and in the run log; a library user sees it
+    through Python logging (stderr by default)."""
     if (tokenizer, seed) in _WARNED:
         return
     _WARNED.add((tokenizer, seed))
@@ -189,12 +191,6 @@ def warn_random_init(tokenizer: str, seed: int) -> None:
            f"Tokens will be recorded as weights='random-init' and `emoprep validate "
            f"--require-pretrained` will fail. Put {HF_MODEL_ID} in the HF cache or pass --weights DIR.")
     log.warning(msg)
-    try:
-        from rich.console import Console
-
-        Console(stderr=True).print(f"[bold red]WARNING:[/] [red]{msg}[/]")
-    except Exception:  # pragma: no cover - rich is a dependency; the log line is the fallback
-        pass
 
 
 # ---- compute -------------------------------------------------------------------------

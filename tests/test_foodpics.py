@@ -21,8 +21,8 @@ from emoprep.atomic import canonical_json
 from emoprep.errors import ConfigError
 from emoprep.stage import StageContext, get_stage
 from emoprep.stages import demo_foodpics as demo
+from emoprep.manifests.schema import REJECT_CODES as REASONS
 from emoprep.stages.foodpics import (
-    REASONS,
     THESIS_AROUSAL,
     THESIS_VALENCE,
     parse_image_no,

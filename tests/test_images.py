@@ -18,7 +18,8 @@ from PIL import Image, ImageCms, ImageOps
 from emoprep.errors import ConfigError
 from emoprep.stage import StageContext, get_stage
 from emoprep.stages import demo_foodpics as demo
-from emoprep.stages.images import REASONS, to_rgb
+from emoprep.manifests.schema import REJECT_CODES as REASONS
+from emoprep.stages.images import to_rgb
 
 STAGE = get_stage("images")
 LANCZOS = Image.Resampling.LANCZOS

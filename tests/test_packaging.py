@@ -1,6 +1,7 @@
 """The folders are mapped into one import package `emoprep`: check a built wheel imports alone."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -11,7 +12,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_wheel_contains_the_package_and_imports_without_the_source_tree(tmp_path):
-    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
+    # Build from a copy: setuptools leaves build/ in the source folder.
+    src = tmp_path / "src"
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "build", "dist", "*.egg-info", "emoprep-out", "out", "__pycache__"))
+    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(src)],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     wheel = next(tmp_path.glob("emoprep-*.whl"))
