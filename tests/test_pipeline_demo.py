@@ -1,0 +1,115 @@
+"""The real thesis-v3 DAG on the demo data, through the CLI: kill it anywhere, re-run it,
+get the same bytes; a second run does nothing; a wrong data root says what was expected."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from treecmp import diff, snapshot, temp_files
+
+EMOPREP = Path(sys.executable).with_name("emoprep")
+TINY = ["--set", "tokens.tokenizer='vit-tiny-test'"]  # the real code path, a tiny model
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    from emoprep.stages.demo import ensure_demo_data
+    return ensure_demo_data(tmp_path_factory.mktemp("demo") / "data")
+
+
+def cli(*args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([str(EMOPREP), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, **kw)
+
+
+def run_args(out: Path, demo: Path) -> list[str]:
+    return ["run", "--data-root", str(demo), "--out", str(out), "-q", *TINY]
+
+
+@pytest.fixture(scope="module")
+def clean_run(demo, tmp_path_factory) -> tuple[Path, float]:
+    out = tmp_path_factory.mktemp("clean") / "out"
+    t0 = time.time()
+    proc = cli(*run_args(out, demo))
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    return out, time.time() - t0
+
+
+def test_clean_run_accounts_for_every_input(clean_run):
+    out, _ = clean_run
+    current = json.loads((out / "manifests" / "_current.json").read_text())
+    assert set(current) == {"deam", "chunks", "spectrogram", "foodpics", "images", "labels", "split", "tokens"}
+    rejects = pq.read_table(out / "manifests" / "rejects.parquet").to_pandas()
+    for stage, entry in current.items():
+        done = json.loads((out / entry["dir"] / "_DONE.json").read_text())
+        rows = pq.read_table(out / entry["dir"] / "manifest.parquet").num_rows
+        assert done["counts"]["rows"] == rows
+        assert (rejects["stage"] == stage).sum() == done["counts"]["rejects"]
+        if stage not in ("chunks", "spectrogram", "tokens"):  # per-song / per-shard work items
+            assert done["counts"]["items"] == rows + done["counts"]["rejects"], stage
+    # chunks: every song is kept (with its chunks) or rejected; chunk rows + chunk rejects
+    # are the spectrogram's inputs
+    chunks = pq.read_table(out / "manifests" / "chunks.parquet").to_pandas()
+    spec = pq.read_table(out / "manifests" / "spectrogram.parquet").to_pandas()
+    assert sorted(spec["sample_id"]) == sorted(chunks["sample_id"])
+    tokens = pq.read_table(out / "manifests" / "tokens.parquet").to_pandas()
+    split = pq.read_table(out / "manifests" / "split.parquet").to_pandas()
+    assert sorted(tokens["sample_id"]) == sorted(split["sample_id"])
+
+
+def test_second_run_is_a_quick_no_op(clean_run, demo):
+    out, _ = clean_run
+    before = snapshot(out)
+    t0 = time.time()
+    proc = cli(*run_args(out, demo))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert time.time() - t0 < 10
+    assert snapshot(out) == before
+    proc = cli("status", "--data-root", str(demo), "--out", str(out), *TINY)
+    stdout, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and stdout.count("done") == 8 and "stale" not in stdout
+
+
+def _kill_and_resume(tmp_path: Path, demo: Path, clean: Path, delays: list[float]) -> None:
+    expected = snapshot(clean)
+    for i, delay in enumerate(delays):
+        out = tmp_path / f"killed{i}"
+        proc = cli(*run_args(out, demo), start_new_session=True)
+        time.sleep(delay)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        again = cli(*run_args(out, demo))
+        _, err = again.communicate(timeout=600)
+        assert again.returncode == 0, err
+        assert diff(expected, snapshot(out)) == [], f"killed after {delay:.1f}s"
+        assert temp_files(out) == []
+
+
+def test_sigkill_during_the_real_dag_then_rerun_is_byte_identical(tmp_path, demo, clean_run):
+    clean, seconds = clean_run
+    _kill_and_resume(tmp_path, demo, clean, [seconds * 0.3, seconds * 0.7])
+
+
+@pytest.mark.slow
+def test_sigkill_real_dag_many_points(tmp_path, demo, clean_run):
+    clean, seconds = clean_run
+    rng = random.Random(11)
+    _kill_and_resume(tmp_path, demo, clean, [rng.uniform(0.5, seconds) for _ in range(20)])
+
+
+def test_wrong_data_root_names_the_expected_layout(tmp_path):
+    (tmp_path / "nothing").mkdir()
+    proc = cli("run", "--data-root", str(tmp_path / "nothing"), "--out", str(tmp_path / "out"))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    assert "expected the DEAM layout" in err and "MEMD_audio" in err
