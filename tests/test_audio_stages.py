@@ -295,3 +295,13 @@ def test_decode_reproduces_the_encoded_signal(demo):
         dec = decode_mono(root, f"MEMD_audio/{sid}.mp3", 44100).samples
         assert len(dec) == len(orig)
         assert np.sqrt(np.mean((dec - orig) ** 2)) < 0.02
+
+
+def test_real_deam_durations_give_1744_clips_and_six_chunks_per_excerpt():
+    from emoprep.stages.demo_deam import scale_specs
+    specs = scale_specs(seed=0)
+    fits = [s for s in specs if round(s.duration_s * 44100) <= round(46.0 * 44100)]
+    assert len(fits) == 1744 and all(s.song_id <= 2000 for s in fits)
+    for s in specs:
+        spans, _ = A.chunk_spans(s.duration_s)
+        assert len(spans) == (6 if s.song_id <= 2000 else expected_chunks(s.duration_s)), s
