@@ -157,9 +157,7 @@ def validate(
         False, "--require-pretrained", help="Fail when any token set was made with random-init weights."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON here."),
 ) -> None:
-    """Check the token stores against the manifests: shapes, dtypes, finite values, VA in [-1, 1],
-    modality flags, ids both ways, unique ids, split disjointness by song, shard checksums.
-    Exit 1 with the offending ids or shards on any violation."""
+    """Check the token stores against the manifests (shapes, dtypes, finite values, VA in [-1, 1], modality flags, ids both ways, unique ids, split disjoint by song, shard checksums); exit 1 naming the offenders."""
     import json
 
     from emoprep.manifests.validate import render_table
