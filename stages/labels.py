@@ -67,7 +67,9 @@ class Labels(Stage):
 
     @dataclass(frozen=True)
     class Params:
-        sources: tuple[str, ...] = ("chunks", "foodpics")
+        # The stages whose items are tokenized (they carry valence_raw/arousal_raw), so a
+        # sample lost in any earlier stage never enters the bounds or the split.
+        sources: tuple[str, ...] = ("spectrogram", "images")
         method: Literal["minmax", "fixed"] = "minmax"
         # method = "fixed": the declared raw scale of each source, e.g. {clips = [1.0, 9.0]}
         scales: dict[str, tuple[float, float]] = field(default_factory=dict)

@@ -49,6 +49,9 @@ REASON_CODES = (UNREADABLE_AUDIO, EMPTY_AUDIO, SHORT_AUDIO, WRONG_SAMPLE_RATE, N
 
 CHUNK_COLUMNS = ("sample_id", "source_id", "modality", "start_s", "end_s", "path")
 OPTIONAL_CHUNK_COLUMNS = ("sample_rate",)  # NPY chunks (chunks.audio_format = "npy") need it
+# Carried into each output row, so `labels` can read the stage whose items get tokenized:
+# a chunk this stage rejects then never reaches the normalisation bounds or the split.
+LABEL_COLUMNS = ("n_frames", "valence_raw", "arousal_raw")
 
 
 @dataclass(frozen=True)
@@ -396,7 +399,7 @@ class Spectrogram(Stage):
     """Chunks → spectrogram images (riffusion) or seed-001 mel arrays; one work item per song."""
 
     name = "spectrogram"
-    version = "1"
+    version = "2"  # 2: rows carry the chunk's label columns
     Params = SpectrogramParams
     libraries = ("numpy", "scipy", "pillow", "soundfile", "soxr", "librosa")
     default_inputs = ("chunks",)
@@ -409,7 +412,8 @@ class Spectrogram(Stage):
             raise DataError(f"spectrogram: the chunks manifest lacks columns {missing} "
                             f"(expected {list(CHUNK_COLUMNS)}, CONTRIBUTING.md)")
         groups: dict[str, list[dict[str, Any]]] = {}
-        columns = list(CHUNK_COLUMNS) + [c for c in OPTIONAL_CHUNK_COLUMNS if c in chunks.columns]
+        columns = list(CHUNK_COLUMNS) + [c for c in OPTIONAL_CHUNK_COLUMNS + LABEL_COLUMNS
+                                         if c in chunks.columns]
         for rec in chunks.loc[:, columns].to_dict("records"):
             chunk = {k: _plain(v) for k, v in rec.items()}
             song = chunk["source_id"] if isinstance(chunk["source_id"], str) else chunk["sample_id"]
@@ -479,7 +483,8 @@ def _chunk_order(chunk: dict[str, Any]) -> tuple:
 
 
 def _carry(chunk: dict[str, Any]) -> dict[str, Any]:
-    return {k: chunk[k] for k in ("sample_id", "source_id", "modality", "start_s", "end_s")}
+    keys = ("sample_id", "source_id", "modality", "start_s", "end_s") + LABEL_COLUMNS
+    return {k: chunk[k] for k in keys if k in chunk}
 
 
 def _chunk_path(chunk: dict[str, Any]) -> str:

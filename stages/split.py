@@ -6,32 +6,35 @@ Requirements and how they are met:
   song always share a split.
 - *Deterministic, seeded*: a source's position is u = keyed BLAKE2b(seed, source_id) mapped
   to [0, 1); no global RNG, no dependence on row order.
-- *Stable when data is added* (method `hash`, the default): a source's split is a function of
-  (seed, ratios, source_id) alone — it goes to the first split whose cumulative ratio exceeds
-  u. Adding or removing other sources therefore cannot move it, and neither can a change of
-  its own emotion class (min-max normalisation over a grown dataset can change classes).
-  This is also the *only* way to be stable: if adding any set T must leave s unchanged, then
-  split(s, S) = split(s, {s} ∪ S) = split(s, {s}), a function of s alone.
-- *Stratified by emotion class*: with a hash, every stratum (modality × the source's most
-  frequent emotion class) gets the target ratios in expectation, with binomial spread
-  (±2σ ≈ ±8 points for a 100-source stratum at 80/20). `split_summary.json` reports the
-  achieved ratio of each stratum. Method `quota` sorts each stratum's sources by u and cuts
-  at the target ratios, so every stratum is within one source of the target — at the price
-  of stability: adding sources to a stratum can move old ones across a cut.
+- *Stratified by emotion class* (method `quota`, the default): sources are grouped in strata
+  (modality × the source's most frequent emotion class); within a stratum they are ordered
+  by u and cut at the target ratios, so every stratum is within one source of the target —
+  what the thesis asks for ("balanced representation of emotion ranges in both sets").
+- *Stable when data is added*: strictly, a source's split could then depend on nothing but
+  the source (if adding any set T must leave s unchanged, split(s, S) = split(s, {s})), which
+  rules out exact stratification. Two ways out, both offered:
+  `pin = "<previous split.parquet>"` keeps every source of an earlier split where it was and
+  places only the new sources, filling each stratum's quotas (the file's content enters the
+  fingerprint, so the output stays a pure function of the inputs); or method `hash`, where a
+  source goes to the first split whose cumulative ratio exceeds u — stable by construction,
+  stratified only in expectation (binomial spread, ±2σ ≈ ±8 points for a 100-source stratum).
+  `split_summary.json` reports the achieved ratio of every stratum either way.
 """
 from __future__ import annotations
 
 import bisect
 import hashlib
 import math
+from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import pandas as pd
 
 from emoprep.atomic import atomic_write_json
 from emoprep.errors import ConfigError
-from emoprep.stage import Outcome, Reject, Stage, register
+from emoprep.stage import Outcome, Reject, Stage, register, runtime
 
 DEFAULT_NAMES = {2: ("train", "test"), 3: ("train", "val", "test")}
 METHODS = ("hash", "quota")
@@ -40,16 +43,28 @@ METHODS = ("hash", "quota")
 @register
 class Split(Stage):
     name = "split"
-    version = "1"
+    version = "2"  # 2: quota (stratified) by default, pin
     default_inputs = ("labels",)
-    description = "seeded train/test split grouped by source, stratified by emotion, stable under additions"
+    description = "seeded train/test split grouped by source, stratified by emotion, pinnable for stability"
 
     @dataclass(frozen=True)
     class Params:
         seed: int = 0
         ratios: tuple[float, ...] = (0.8, 0.2)
         names: tuple[str, ...] = ()   # default: train/test, or train/val/test for 3 ratios
-        method: str = "hash"          # hash (stable when data is added) | quota (exact per stratum)
+        method: Literal["quota", "hash"] = "quota"  # quota: exact per stratum; hash: stable by construction
+        # A previous split manifest (e.g. an older manifests/split.parquet): its sources keep
+        # their split, only new sources are placed. Its content hash enters the fingerprint.
+        pin: str = runtime("")
+
+    def fingerprint_extra(self, ctx: Any) -> dict[str, Any]:
+        pin = ctx.params.pin
+        if not pin:
+            return {}
+        if not Path(pin).is_file():
+            raise ConfigError(f"split.pin {pin}: no such file (expected a split manifest .parquet "
+                              "with source_id and split columns)")
+        return {"pin": ctx.hasher.hash(pin)}
 
     def run(self, ctx: Any) -> Outcome:
         p = ctx.params
@@ -58,10 +73,11 @@ class Split(Stage):
             raise ConfigError(f"split.method {p.method!r}: expected one of {', '.join(METHODS)}")
         rows, rejects = clean_labels(ctx.input_manifest("labels"))
         strata = source_strata(rows)
+        pinned = read_pin(p.pin, names) if p.pin else {}
         if p.method == "hash":
-            assigned = {s: names[place(unit_hash(p.seed, s), cuts)] for s in strata.index}
+            assigned = {s: pinned.get(s) or names[place(unit_hash(p.seed, s), cuts)] for s in strata.index}
         else:
-            assigned = assign_quota(strata, p.seed, names, cuts)
+            assigned = assign_quota(strata, p.seed, names, cuts, pinned)
         rows["split"] = rows["source_id"].map(assigned)
         summary = split_summary(rows, strata, names, p)
         atomic_write_json(ctx.out_dir / "split_summary.json", summary)
@@ -121,15 +137,50 @@ def source_strata(rows: pd.DataFrame) -> pd.DataFrame:
     return counts.drop_duplicates("source_id").set_index("source_id")[["modality", "emotion"]]
 
 
-def assign_quota(strata: pd.DataFrame, seed: int, names: tuple[str, ...], cuts: list[float]) -> dict[str, str]:
-    """Exact ratios per stratum: sources ordered by u, the r-th of n goes where (r + ½)/n falls."""
+def assign_quota(strata: pd.DataFrame, seed: int, names: tuple[str, ...], cuts: list[float],
+                 pinned: dict[str, str] | None = None) -> dict[str, str]:
+    """Exact ratios per stratum: sources ordered by u, the r-th of n goes where (r + ½)/n falls.
+
+    With `pinned` sources (from an earlier split), those keep their split and the new ones,
+    in u order, fill what each split still lacks of the stratum's quota (largest lack
+    first); once every quota is met, a new source goes where its u falls."""
+    pinned = pinned or {}
     out: dict[str, str] = {}
     for _key, grp in strata.groupby(["modality", "emotion"], sort=True):
         ordered = sorted(grp.index, key=lambda s: (unit_hash(seed, s), s))
         n = len(ordered)
-        for r, s in enumerate(ordered):
-            out[s] = names[place((r + 0.5) / n, cuts)]
+        if not any(s in pinned for s in ordered):
+            for r, s in enumerate(ordered):
+                out[s] = names[place((r + 0.5) / n, cuts)]
+            continue
+        quota = Counter(names[place((r + 0.5) / n, cuts)] for r in range(n))
+        have = Counter(pinned[s] for s in ordered if s in pinned)
+        lack = {name: quota[name] - have[name] for name in names}
+        for s in ordered:
+            if s in pinned:
+                out[s] = pinned[s]
+                continue
+            name = max(names, key=lambda nm: (lack[nm], -names.index(nm)))
+            if lack[name] <= 0:
+                name = names[place(unit_hash(seed, s), cuts)]
+            lack[name] -= 1
+            out[s] = name
     return out
+
+
+def read_pin(path: str, names: tuple[str, ...]) -> dict[str, str]:
+    """source_id -> split from an earlier split manifest (one split per source required)."""
+    try:
+        df = pd.read_parquet(path, columns=["source_id", "split"])
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a configuration error
+        raise ConfigError(f"split.pin {path}: cannot read source_id/split from it ({exc})") from None
+    df = df.dropna().astype(str).drop_duplicates()
+    bad = sorted(set(df["split"]) - set(names))
+    if bad:
+        raise ConfigError(f"split.pin {path}: split names {bad} are not among {list(names)}")
+    if df["source_id"].duplicated().any():
+        raise ConfigError(f"split.pin {path}: some sources appear in two splits")
+    return dict(zip(df["source_id"], df["split"]))
 
 
 def split_summary(rows: pd.DataFrame, strata: pd.DataFrame, names: tuple[str, ...], p: Any) -> dict[str, Any]:

@@ -50,19 +50,19 @@ def test_deterministic_grouped_and_complete(tmp_path):
     assert list(a.columns) == [*labels.columns, "split"]
 
 
-def test_stable_when_sources_are_added_or_classes_change(tmp_path):
+def test_hash_method_is_stable_when_sources_are_added_or_classes_change(tmp_path):
     old = realistic_labels(n_songs=400, n_images=300, seed=1)
-    before = source_split(split_rows(old, tmp_path / "a", seed=3))
+    before = source_split(split_rows(old, tmp_path / "a", seed=3, method="hash"))
     # New songs and images arrive; renormalisation over the larger set changes old classes too.
     new = realistic_labels(n_songs=500, n_images=400, seed=2, first_song=5000)
     new["sample_id"] = new["sample_id"].str.replace("foodpics:", "foodpics:9", regex=False)
     new["source_id"] = new["source_id"].str.replace("foodpics:", "foodpics:9", regex=False)
     grown = pd.concat([old.assign(emotion=np.random.default_rng(9).choice(EMOTIONS, len(old))), new])
-    after = source_split(split_rows(grown, tmp_path / "b", seed=3))
+    after = source_split(split_rows(grown, tmp_path / "b", seed=3, method="hash"))
     assert {s: after[s] for s in before} == before
     # and removing sources does not move the rest either
     shrunk = old[~old["source_id"].isin(list(before)[:100])]
-    again = source_split(split_rows(shrunk, tmp_path / "c", seed=3))
+    again = source_split(split_rows(shrunk, tmp_path / "c", seed=3, method="hash"))
     assert all(again[s] == before[s] for s in again)
 
 
@@ -77,7 +77,7 @@ def test_seed_changes_the_assignment(tmp_path):
 def test_hash_ratios_per_stratum_on_dataset_sizes(tmp_path):
     """DEAM + FoodPics sizes: overall 80/20 within 2 points, each stratum within its binomial 4σ."""
     labels = realistic_labels()
-    out = split_rows(labels, tmp_path, seed=0)
+    out = split_rows(labels, tmp_path, seed=0, method="hash")
     summary = json.loads((tmp_path / "split" / "fp0" / "split_summary.json").read_text())
     src = out.drop_duplicates("source_id")
     assert abs((src["split"] == "train").mean() - 0.8) < 0.02
@@ -90,9 +90,9 @@ def test_hash_ratios_per_stratum_on_dataset_sizes(tmp_path):
         assert abs(st["train"] / n - 0.8) <= 4 * sigma + 1 / n, st
 
 
-def test_quota_is_exact_per_stratum(tmp_path):
+def test_default_quota_is_exact_per_stratum(tmp_path):
     labels = realistic_labels(n_songs=600, n_images=400)
-    out = split_rows(labels, tmp_path, seed=0, method="quota")
+    out = split_rows(labels, tmp_path, seed=0)
     summary = json.loads((tmp_path / "split" / "fp0" / "split_summary.json").read_text())
     for st in summary["strata"]:
         assert abs(st["train"] - 0.8 * st["sources"]) <= 1, st
@@ -138,3 +138,30 @@ def test_duplicate_ids_and_missing_sources_are_rejected(tmp_path):
     reasons = {(r.sample_id, r.reason) for r in out.rejects}
     assert reasons == {(labels.sample_id[0], "duplicate-id"), ("deam:999:0", "missing-source-id")}
     assert len(out.rows) == len(labels)
+
+
+def test_pinned_split_keeps_old_sources_and_stratifies_the_new_ones(tmp_path):
+    old = realistic_labels(n_songs=400, n_images=300, seed=1)
+    first = split_rows(old, tmp_path / "a", seed=3)
+    pin = tmp_path / "old_split.parquet"
+    first.to_parquet(pin)
+    new = realistic_labels(n_songs=500, n_images=400, seed=2, first_song=5000)
+    new["sample_id"] = new["sample_id"].str.replace("foodpics:", "foodpics:9", regex=False)
+    new["source_id"] = new["source_id"].str.replace("foodpics:", "foodpics:9", regex=False)
+    grown = pd.concat([old, new])
+    after = split_rows(grown, tmp_path / "b", seed=3, pin=str(pin))
+    assert {s: source_split(after)[s] for s in source_split(first)} == source_split(first)
+    summary = json.loads((tmp_path / "b" / "split" / "fp0" / "split_summary.json").read_text())
+    for st in summary["strata"]:  # old quotas were exact, so the grown strata stay close
+        assert abs(st["train"] - 0.8 * st["sources"]) <= 2, st
+    # unpinned, the same grown data would move some old sources: the pin is what keeps them
+    free = source_split(split_rows(grown, tmp_path / "c", seed=3))
+    assert any(free[s] != v for s, v in source_split(first).items())
+
+
+def test_a_bad_pin_is_a_configuration_error(tmp_path):
+    labels = realistic_labels(n_songs=20, n_images=10)
+    bad = tmp_path / "bad.parquet"
+    pd.DataFrame({"source_id": ["deam:2"], "split": ["holdout"]}).to_parquet(bad)
+    with pytest.raises(ConfigError, match="holdout"):
+        split_rows(labels, tmp_path / "x", seed=0, pin=str(bad))
