@@ -13,7 +13,7 @@ import os
 import uuid
 from typing import Iterable, Iterator
 
-from emoprep.executors import WorkerCrashed, process_item
+from emoprep.executors import process_item, run_windowed
 from emoprep.stage import ItemContext, Outcome, WorkItem
 
 SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
@@ -46,54 +46,30 @@ class DaskExecutor:
 
     def map_unordered(self, stage_name: str, items: Iterable[WorkItem],
                       ctx: ItemContext) -> Iterator[tuple[WorkItem, Outcome | BaseException]]:
-        from collections import deque
-
         from distributed import wait
         from distributed.scheduler import KilledWorker
 
         run_id = uuid.uuid4().hex[:8]
-        fresh = iter(items)
-        exhausted = False
-        retries: deque[WorkItem] = deque()
-        running: dict = {}  # future -> (item, attempt)
 
-        def submit(item: WorkItem, attempt: int) -> None:
-            fut = self.client.submit(process_item, stage_name, item, ctx, pure=False,
-                                     key=f"{stage_name}-{run_id}-{attempt}-{item.key}")
-            running[fut] = (item, attempt)
+        def submit(item: WorkItem, attempt: int):
+            return self.client.submit(process_item, stage_name, item, ctx, pure=False,
+                                      key=f"{stage_name}-{run_id}-{attempt}-{item.key}")
 
-        while True:
-            if retries:
-                # Tasks queued on a dying worker are killed with it; a retry runs alone so
-                # only the item that kills its worker again is lost.
-                if not running:
-                    submit(retries.popleft(), 1)
-            else:
-                while not exhausted and len(running) < self.workers * self.window_per_worker:
-                    item = next(fresh, None)
-                    if item is None:
-                        exhausted = True
-                    else:
-                        submit(item, 0)
-            if not running:
-                if exhausted and not retries:
-                    return
-                continue
-            done, _ = wait(list(running), return_when="FIRST_COMPLETED")
-            for fut in done:
-                item, attempt = running.pop(fut)
-                try:
-                    result = fut.result()
-                except KilledWorker:
-                    if attempt == 0:
-                        retries.append(item)
-                        continue
-                    result = WorkerCrashed(f"the dask worker died twice while processing {item.key}")
-                except Exception as exc:  # noqa: BLE001 - a stage error becomes a reject
-                    result = exc
-                finally:
-                    fut.release()
-                yield item, result
+        def wait_any(futures: list) -> Iterable:
+            return wait(futures, return_when="FIRST_COMPLETED").done
+
+        def outcome(fut) -> Outcome | BaseException | None:
+            try:
+                return fut.result()
+            except KilledWorker:
+                return None  # tasks queued on a dying worker die with it
+            except Exception as exc:  # noqa: BLE001 - a stage error becomes a reject
+                return exc
+            finally:
+                fut.release()
+
+        yield from run_windowed(items, submit, wait_any, outcome,
+                                self.workers * self.window_per_worker)
 
     def close(self) -> None:
         self.client.close()

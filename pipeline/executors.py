@@ -14,7 +14,7 @@ import sys
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from emoprep.stage import ItemContext, Outcome, WorkItem, get_stage
 
@@ -26,6 +26,62 @@ class WorkerCrashed(RuntimeError):
 def process_item(stage_name: str, item: WorkItem, ctx: ItemContext) -> Outcome:
     """Module-level entry point for workers: look the stage up by name and run it."""
     return get_stage(stage_name).process(item, ctx)
+
+
+def run_windowed(items: Iterable[WorkItem], submit: Callable[[WorkItem, int], Any],
+                 wait_any: Callable[[list[Any]], Iterable[Any]],
+                 outcome: Callable[[Any], Outcome | BaseException | None], window: int,
+                 on_crash: Callable[[], None] = lambda: None,
+                 crash_loses_all: bool = False) -> Iterator[tuple[WorkItem, Outcome | BaseException]]:
+    """The scheduling loop shared by the pool back ends.
+
+    At most `window` items in flight; results are yielded as they finish. `outcome(handle)`
+    gives the item's Outcome or exception, or None when the worker died under it. Items lost
+    with a worker are retried once, one at a time with nothing else running, so an item that
+    kills its worker again is reported as `WorkerCrashed` without taking neighbours down.
+    """
+    fresh: Iterator[WorkItem] = iter(items)
+    exhausted = False
+    retries: deque[WorkItem] = deque()
+    running: dict[Any, tuple[WorkItem, int]] = {}
+
+    def lost(item: WorkItem, attempt: int) -> Iterator[tuple[WorkItem, BaseException]]:
+        if attempt == 0:
+            retries.append(item)
+        else:
+            yield item, WorkerCrashed(f"the worker process died twice while processing {item.key}")
+
+    while True:
+        if retries:
+            if not running:
+                item = retries.popleft()
+                running[submit(item, 1)] = (item, 1)
+        else:
+            while not exhausted and len(running) < window:
+                item = next(fresh, None)
+                if item is None:
+                    exhausted = True
+                else:
+                    running[submit(item, 0)] = (item, 0)
+        if not running:
+            if exhausted and not retries:
+                return
+            continue
+        crashed = False
+        for handle in wait_any(list(running)):
+            item, attempt = running.pop(handle)
+            result = outcome(handle)
+            if result is None:
+                crashed = True
+                yield from lost(item, attempt)
+            else:
+                yield item, result
+        if crashed:
+            if crash_loses_all:
+                for handle, (item, attempt) in list(running.items()):
+                    running.pop(handle)
+                    yield from lost(item, attempt)
+            on_crash()
 
 
 def _init_worker() -> None:
@@ -79,62 +135,23 @@ class ProcessPoolExecutorBackend:
 
     def map_unordered(self, stage_name: str, items: Iterable[WorkItem],
                       ctx: ItemContext) -> Iterator[tuple[WorkItem, Outcome | BaseException]]:
-        window = self.workers * 4
-        fresh: Iterator[WorkItem] = iter(items)
-        retries: deque[WorkItem] = deque()  # items whose worker died once
-        running: dict[Future, tuple[WorkItem, int]] = {}
-
-        def submit(item: WorkItem, attempt: int) -> None:
+        def submit(item: WorkItem, attempt: int) -> Future:
             try:
-                fut = self._get_pool().submit(process_item, stage_name, item, ctx)
+                return self._get_pool().submit(process_item, stage_name, item, ctx)
             except BrokenProcessPool:
                 self._restart()
-                fut = self._get_pool().submit(process_item, stage_name, item, ctx)
-            running[fut] = (item, attempt)
+                return self._get_pool().submit(process_item, stage_name, item, ctx)
 
-        exhausted = False
-        while True:
-            if retries:
-                # A retry runs alone, so an item that kills its worker again cannot take
-                # innocent neighbours down with it.
-                if not running:
-                    submit(retries.popleft(), 1)
-            else:
-                while not exhausted and len(running) < window:
-                    item = next(fresh, None)
-                    if item is None:
-                        exhausted = True
-                    else:
-                        submit(item, 0)
-            if not running:
-                if exhausted and not retries:
-                    return
-                continue
-            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            broken = False
-            for fut in done:
-                item, attempt = running.pop(fut)
-                exc = fut.exception()
-                if isinstance(exc, BrokenProcessPool):
-                    broken = True
-                    if attempt == 0:
-                        retries.append(item)
-                    else:
-                        yield item, WorkerCrashed(
-                            f"the worker process died twice while processing {item.key}")
-                elif exc is not None:
-                    yield item, exc
-                else:
-                    yield item, fut.result()
-            if broken:
-                for fut, (item, attempt) in list(running.items()):
-                    running.pop(fut)
-                    if attempt == 0:
-                        retries.append(item)
-                    else:
-                        yield item, WorkerCrashed(
-                            f"the worker process died twice while processing {item.key}")
-                self._restart()
+        def wait_any(futures: list[Future]) -> Iterable[Future]:
+            return wait(futures, return_when=FIRST_COMPLETED)[0]
+
+        def outcome(fut: Future) -> Outcome | BaseException | None:
+            exc = fut.exception()
+            return None if isinstance(exc, BrokenProcessPool) else (exc or fut.result())
+
+        # A broken pool takes every in-flight future with it: restart and retry them all.
+        yield from run_windowed(items, submit, wait_any, outcome, self.workers * 4,
+                                on_crash=self._restart, crash_loses_all=True)
 
     def close(self) -> None:
         if self._pool is not None:
