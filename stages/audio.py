@@ -7,8 +7,9 @@ their first 46 s instead).
 
 chunks: chunk k covers [15 + 5k, 20 + 5k) s; a last chunk with at least `pad_tail_min_s`
 of audio is zero-padded to 5.0 s, a shorter tail is counted and dropped. VA = mean of the
-dynamic frames whose time is in [start, end); a chunk with fewer than `min_frames` annotated
-frames is rejected `under-annotated`. Each song is decoded once and yields all its chunks.
+dynamic frames whose time is in [start, end) and that have both valence and arousal (so both
+means cover the same moments); a chunk with fewer than `min_frames` such frames is rejected
+`under-annotated`. Each song is decoded once and yields all its chunks.
 
 Both stages read the raw audio through `ctx.roots["deam"]` and the `audio_path` reference
 of the deam manifest (a file, or a member of DEAM_audio.zip).
@@ -26,8 +27,19 @@ import pandas as pd
 from emoprep.errors import ConfigError
 from emoprep.stage import Outcome, Reject, Stage, WorkItem, register
 from emoprep.stages.audio_io import AUDIO_SUFFIX, AudioError, decode_mono, fit_length, write_audio
+from emoprep.stages.manifest_values import with_kinds
 
 AudioFormat = Literal["flac", "npy"]
+
+# The manifests' columns, in order, and their kinds (one Parquet type each, whatever the data).
+CLIPS_KINDS = {"sample_id": "str", "source_id": "str", "modality": "int", "song_id": "int",
+               "start_s": "float", "end_s": "float", "duration_s": "float", "padded_s": "float",
+               "trimmed": "bool", "valence_raw": "float", "arousal_raw": "float",
+               "static_fixed": "bool", "n_samples": "int", "sample_rate": "int", "path": "str"}
+CHUNKS_KINDS = {"sample_id": "str", "source_id": "str", "modality": "int", "song_id": "int",
+                "chunk_index": "int", "start_s": "float", "end_s": "float", "padded_s": "float",
+                "n_frames": "int", "valence_raw": "float", "arousal_raw": "float",
+                "n_samples": "int", "sample_rate": "int", "path": "str"}
 
 
 # ---- the science, in small functions ----------------------------------------------------
@@ -78,14 +90,26 @@ def frame_times_ms(t0_s: float, hz: float, n: int) -> np.ndarray:
     return np.round(t0_s * 1000 + np.arange(n) * (1000.0 / hz)).astype(np.int64)
 
 
-def chunk_va(frames: np.ndarray, times_ms: np.ndarray, start_s: float, end_s: float) -> tuple[float, int]:
-    """Mean of the annotated (finite) frames with time in [start_s, end_s), and their count.
-    The mean is NaN when no frame is annotated."""
-    frames = np.asarray(frames, dtype=float)
+def chunk_va(valence: np.ndarray, arousal: np.ndarray, times_ms: np.ndarray, start_s: float,
+             end_s: float) -> tuple[float, float, int]:
+    """(mean valence, mean arousal, frame count) over the frames with time in [start_s, end_s)
+    where valence AND arousal are both annotated, so both means cover the same moments.
+    The means are NaN when no such frame exists."""
+    valence, arousal = np.asarray(valence, dtype=float), np.asarray(arousal, dtype=float)
     lo, hi = int(round(start_s * 1000)), int(round(end_s * 1000))
-    sel = frames[(times_ms >= lo) & (times_ms < hi)]
-    sel = sel[np.isfinite(sel)]
-    return (float(sel.mean()) if len(sel) else math.nan), int(len(sel))
+    sel = (times_ms >= lo) & (times_ms < hi) & np.isfinite(valence) & np.isfinite(arousal)
+    n = int(sel.sum())
+    if not n:
+        return math.nan, math.nan, 0
+    return float(valence[sel].mean()), float(arousal[sel].mean()), n
+
+
+def pair_frames(valence: np.ndarray, arousal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both frame lists on one length (the shorter padded with NaN: a missing frame)."""
+    v, a = np.asarray(valence, dtype=float), np.asarray(arousal, dtype=float)
+    n = max(len(v), len(a))
+    return (np.pad(v, (0, n - len(v)), constant_values=math.nan),
+            np.pad(a, (0, n - len(a)), constant_values=math.nan))
 
 
 def _floats(values: Any) -> np.ndarray:
@@ -181,6 +205,9 @@ class Clips(Stage):
         }
         return Outcome(rows=[row], counters={"trimmed": 1} if n > target_n else {})
 
+    def finalize(self, ctx: Any, rows: pd.DataFrame, rejects: list[Reject]) -> tuple[pd.DataFrame, list[Reject]]:
+        return with_kinds(rows, CLIPS_KINDS), rejects
+
 
 def _too_long(sid: str, ref: str, duration_s: float, target_s: float) -> Outcome:
     return _reject(sid, "longer-than-target", f"{ref}: {duration_s:.3f} s does not fit in {target_s} s "
@@ -195,7 +222,7 @@ def _nan_none(x: Any) -> float | None:
 @register
 class Chunks(Stage):
     name = "chunks"
-    version = "1"
+    version = "2"
     libraries = ("soundfile", "soxr", "numpy")
     default_inputs = ("deam",)
     description = "5.0 s chunks from 15 s with the mean dynamic VA of their frames (thesis v3)"
@@ -224,10 +251,10 @@ class Chunks(Stage):
     def process(self, item: WorkItem, ctx: Any) -> Outcome:
         p, q = item.payload, ctx.params
         song, ref = p["song_id"], p["audio_path"]
-        dv, da = _floats(p["dyn_valence"]), _floats(p["dyn_arousal"])
-        if not (np.isfinite(dv).any() and np.isfinite(da).any()):
-            return _reject(item.key, "missing-dynamic", f"{ref}: song {song} has no dynamic "
-                           "valence/arousal annotation (needed for chunks)")
+        dv, da = pair_frames(_floats(p["dyn_valence"]), _floats(p["dyn_arousal"]))
+        if not (np.isfinite(dv) & np.isfinite(da)).any():
+            return _reject(item.key, "missing-dynamic", f"{ref}: song {song} has no dynamic frame "
+                           "with both valence and arousal annotated (needed for chunks)")
         try:
             dec = decode_mono(Path(ctx.roots["deam"]), ref, q.sample_rate)
         except AudioError as exc:
@@ -238,20 +265,18 @@ class Chunks(Stage):
         if not spans:
             return _reject(item.key, "too-short", f"{ref}: {dec.duration_s:.3f} s is shorter than "
                            f"{q.start_s} s + {q.pad_tail_min_s} s: no chunk", **counters)
-        t_v = frame_times_ms(p["dyn_t0_s"], p["dyn_hz"], len(dv))
-        t_a = frame_times_ms(p["dyn_t0_s"], p["dyn_hz"], len(da))
+        times = frame_times_ms(p["dyn_t0_s"], p["dyn_hz"], len(dv))
         nominal = int(round(q.chunk_s * p["dyn_hz"]))
         size = int(round(q.chunk_s * q.sample_rate))
         out = Outcome(counters=counters)
         for sp in spans:
             cid = f"deam:{song}:{sp.index}"
-            v, nv = chunk_va(dv, t_v, sp.start_s, sp.end_s)
-            a, na = chunk_va(da, t_a, sp.start_s, sp.end_s)
-            n_frames = min(nv, na)
+            v, a, n_frames = chunk_va(dv, da, times, sp.start_s, sp.end_s)
             if n_frames < q.min_frames:
                 out.rejects.append(Reject(cid, "under-annotated",
                                           f"{ref} chunk {sp.index} [{sp.start_s:g}, {sp.end_s:g}) s: "
-                                          f"{n_frames} of {nominal} frames annotated, {q.min_frames} needed"))
+                                          f"{n_frames} of {nominal} frames have both valence and "
+                                          f"arousal, {q.min_frames} needed"))
                 continue
             path = Path(ctx.out_dir) / "audio" / str(song) / f"{song}_{sp.index:03d}{AUDIO_SUFFIX[q.audio_format]}"
             write_audio(path, fit_length(dec.samples[sp.first:sp.first + sp.n_audio], size),
@@ -266,3 +291,6 @@ class Chunks(Stage):
             if sp.n_pad:
                 out.counters["padded-chunks"] = out.counters.get("padded-chunks", 0) + 1
         return out
+
+    def finalize(self, ctx: Any, rows: pd.DataFrame, rejects: list[Reject]) -> tuple[pd.DataFrame, list[Reject]]:
+        return with_kinds(rows, CHUNKS_KINDS), rejects

@@ -23,6 +23,7 @@ from typing import BinaryIO, Iterator
 import numpy as np
 
 from emoprep.atomic import atomic_path
+from emoprep.stages.manifest_values import error_text
 
 ZIP_SEP = "::"
 # A decoded stream may end a little before the length the header announced (encoder padding,
@@ -92,7 +93,7 @@ def read_ref_bytes(root: Path, ref: str) -> bytes:
             return path.read_bytes()
         return open_zip(path).read(member)
     except (OSError, KeyError, zipfile.BadZipFile, RuntimeError, ValueError) as exc:
-        raise AudioError("unreadable-audio", f"{ref}: cannot read ({exc})") from None
+        raise AudioError("unreadable-audio", f"{ref}: cannot read ({error_text(exc)})") from None
 
 
 @contextlib.contextmanager
@@ -111,7 +112,7 @@ def open_ref(root: Path, ref: str) -> Iterator[BinaryIO]:
         try:
             fh = open(path, "rb")
         except OSError as exc:
-            raise AudioError("unreadable-audio", f"{ref}: cannot open ({exc.strerror or exc})") from None
+            raise AudioError("unreadable-audio", f"{ref}: cannot open ({error_text(exc)})") from None
         with fh:
             if os.fstat(fh.fileno()).st_size == 0:
                 raise AudioError("empty-audio", f"{ref}: file is empty (0 bytes)")

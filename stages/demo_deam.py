@@ -353,8 +353,7 @@ def write_deam_demo(root: Path, seed: int = 0, workers: int = 2) -> dict[str, An
             junk = np.random.default_rng(seed + s.song_id).bytes(4000)
             _write(root, f"{AUDIO_DIR}/{s.song_id}.mp3", b"ID3\x04\x00\x00\x00\x00\x00\x00" + junk)
     _write_annotations(root, specs, seed, crlf_1_2000=True, padded_2015=True)
-    return {
-        "root": str(root),
+    return {  # no paths: the demo data's bytes must not depend on where it was written
         "seed": seed,
         "songs": {s.song_id: asdict(s) for s in specs},
         "quirks": {
@@ -434,6 +433,6 @@ def write_deam_scale_tree(root: Path, n_scale: int = 1, seed: int = 0, workers: 
     _write(root, f"{DYNAMIC_DIR}/arousal.csv", aro)
     for name, data in metadata_csvs(base).items():
         _write(root, f"metadata/{name}", data)
-    return {"root": str(root), "seed": seed, "n_scale": n_scale, "n_songs": len(specs),
+    return {"seed": seed, "n_scale": n_scale, "n_songs": len(specs),
             "songs": {s.song_id: {"duration_s": s.duration_s, "sample_rate": s.sample_rate,
                                   "channels": s.channels, "kind": s.kind} for s in specs}}

@@ -267,7 +267,7 @@ def encode_variant(upright: Any, variant: str, rng: random.Random) -> bytes:
 def write_foodpics_demo(root: Path, seed: int = 0) -> dict[str, Any]:
     """Write the demo FoodPics folder into `root`; return what a correct ingest must find.
 
-    Returns {"root", "sheet", "files": {number: name}, "kept": [numbers],
+    Returns {"sheet", "files": {number: name relative to `root`}, "kept": [numbers],
     "rejects": {sample_id: reason}, "scale": [1, 100]}."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -283,8 +283,7 @@ def write_foodpics_demo(root: Path, seed: int = 0) -> dict[str, Any]:
         files[item.number] = item.file
     write_foodpics_ratings_xlsx(root / SHEET_NAME, seed=seed)
     items = demo_items()
-    return {
-        "root": str(root),
+    return {  # no paths: the demo data's bytes must not depend on where it was written
         "sheet": SHEET_NAME,
         "files": files,
         "kept": [i.number for i in items if i.expect == "kept"],

@@ -65,6 +65,7 @@ from emoprep.stages.images import (
     nfc,
     resolve_in_root,
 )
+from emoprep.stages.manifest_values import error_text, with_kinds
 
 THESIS_VALENCE = ("Valence_omnivore_Male", "Valence_omnivore_Female",
                   "Valence_Vegetarian_Male", "Valence_Vegetarian_Female")
@@ -482,11 +483,25 @@ def kept_row(image_no: int, rating: dict, image: dict, probe: Any, params: Any) 
     return row
 
 
+def manifest_kinds(params: Any) -> dict[str, str]:
+    """The manifest's columns and their kinds (one Parquet type each, whatever the data):
+    rating columns are floats and category columns strings, by the recipe's names."""
+    kinds = {"sample_id": "str", "source_id": "str", "modality": "int", "image_no": "int",
+             "image_path": "str", "content_hash": "str", "width": "int", "height": "int",
+             "mode": "str", "valence_raw": "float", "arousal_raw": "float", "n_groups": "int",
+             "sheet_row": "int"}
+    kinds.update({c: "float" for c in (*params.valence_columns, *params.arousal_columns)})
+    if params.category_column:
+        kinds[params.category_column] = "str"
+    kinds.update({c: "str" for c in params.extra_category_columns})
+    return kinds
+
+
 # ---------------------------------------------------------------- the stage --------
 @register
 class FoodPics(Stage):
     name = "foodpics"
-    version = "1"
+    version = "2"
     libraries = ("pillow", "pandas", "openpyxl")
     datasets = ("foodpics",)
     description = "FoodPics Extended: ratings sheet + numbered images → food-only manifest"
@@ -608,9 +623,10 @@ class FoodPics(Stage):
         n, root = p["image_no"], Path(ctx.roots["foodpics"])
         rating, row_problem = check_rows(p["rows"])
         image, file_problem = check_files(p["files"])
-        if row_problem or file_problem:
-            return self._reject(item, "duplicate-id", f"image {n} in {p['sheet']}/{root}: "
-                                                      f"{row_problem or file_problem}")
+        if row_problem:
+            return self._reject(item, "duplicate-id", f"image {n}: {row_problem} in {p['sheet']}")
+        if file_problem:
+            return self._reject(item, "duplicate-id", f"image {n}: {file_problem}")
         if rating is None:
             return self._reject(item, "missing-rating",
                                 f"{image['path']}: no row with {params.id_column} = {n} in {p['sheet']}")
@@ -624,24 +640,25 @@ class FoodPics(Stage):
                                                        f"{rating['sheet_row']}): {problem}")
         if image is None:
             return self._reject(item, "missing-image", f"{p['sheet']} row {rating['sheet_row']}: "
-                                                       f"no image file numbered {n} in {root}")
+                                                       f"no image file numbered {n} in the FoodPics folder")
         counters = {"duplicate-row-identical": len(p["rows"]) - 1,
                     "duplicate-file-identical": len(p["files"]) - 1}
         try:
             data = resolve_in_root(root, image["path"]).read_bytes()
-            probe = decode_image(data, params.max_pixels, name=str(root / image["path"]))
+            probe = decode_image(data, params.max_pixels, name=image["path"])
         except ImageTooLarge as exc:
             return self._reject(item, "image-too-large", str(exc))
         except UndecodableImage as exc:
             return self._reject(item, "undecodable-image", str(exc))
         except (OSError, ValueError) as exc:
-            return self._reject(item, "missing-image", f"{root / image['path']}: {exc}")
+            return self._reject(item, "missing-image", f"{image['path']}: {error_text(exc)}")
         return Outcome(rows=[kept_row(n, rating, image, probe, params)],
                        counters={k: v for k, v in counters.items() if v})
 
     def finalize(self, ctx: Any, rows: Any, rejects: list[Reject]) -> tuple[Any, list[Reject]]:
-        """Rows in image-number order; a one-line summary of what the filters removed."""
-        if len(rows) and "image_no" in rows.columns:
+        """Rows in image-number order, typed; a one-line summary of what the filters removed."""
+        rows = with_kinds(rows, manifest_kinds(ctx.params))
+        if len(rows):
             rows = rows.sort_values("image_no", kind="stable").reset_index(drop=True)
         by_reason: dict[str, int] = {}
         for r in rejects:

@@ -23,6 +23,7 @@ Manifest rows carry the upstream `foodpics` columns (VA, categories) plus `path`
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import math
@@ -35,6 +36,7 @@ from typing import Any
 from emoprep.atomic import atomic_path
 from emoprep.errors import ConfigError
 from emoprep.stage import Outcome, Reject, Stage, WorkItem, register
+from emoprep.stages.manifest_values import error_text, kinds_like, with_kinds
 
 # Pillow's own warning threshold (Image.MAX_IMAGE_PIXELS default, ~89.5 MP). Pillow refuses
 # images above twice its global limit whatever this parameter says.
@@ -49,6 +51,12 @@ ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 PNG_COMPRESS_LEVEL = 1
 
 # Reason codes used here are documented in emoprep.manifests.schema.REJECT_CODES.
+
+# Columns of the upstream row that are replaced, and the kinds of the columns added here
+# (carried columns keep the upstream manifest's kinds).
+REPLACED = ("width", "height", "mode", "path", "fingerprint")
+OWN_KINDS = {"sample_id": "str", "source_id": "str", "modality": "int", "path": "str",
+             "src_width": "int", "src_height": "int", "src_mode": "str", "exif_orientation": "int"}
 
 
 class ImageTooLarge(Exception):
@@ -69,11 +77,12 @@ def resolve_in_root(root: Path, rel: str) -> Path:
 
     Manifests store NFC names, but archives made on macOS unpack with NFD names, so a part
     that does not exist as written is looked up among its siblings by NFC equality. Raises
-    FileNotFoundError when absent and ValueError when the path would leave `root`."""
+    FileNotFoundError when absent and ValueError when the path would leave `root`; their
+    messages name `rel` only, never the absolute root (outputs must not depend on it)."""
     root = Path(root)
     parts = Path(rel).parts
     if Path(rel).is_absolute() or any(p in ("..", "") for p in parts):
-        raise ValueError(f"{rel!r} is not a plain path inside {root}")
+        raise ValueError(f"{rel!r} is not a plain path inside the dataset root")
     path = root
     for part in parts:
         nxt = path / part
@@ -83,9 +92,9 @@ def resolve_in_root(root: Path, rel: str) -> Path:
                 nxt = matches[0]
         path = nxt
     if not path.is_file():
-        raise FileNotFoundError(f"{rel} not found under {root}")
+        raise FileNotFoundError(errno.ENOENT, "no such file in the dataset root")
     if not path.resolve().is_relative_to(root.resolve()):
-        raise ValueError(f"{rel} resolves to {path.resolve()}, outside {root}")
+        raise ValueError(f"{rel}: resolves to a file outside the dataset root")
     return path
 
 
@@ -99,9 +108,9 @@ def open_image(data: bytes, max_pixels: int, name: str = "image") -> Any:
         try:
             im = Image.open(io.BytesIO(data))
         except Image.DecompressionBombError as exc:
-            raise ImageTooLarge(f"{name}: {exc}") from None
+            raise ImageTooLarge(f"{name}: {error_text(exc)}") from None
         except Exception as exc:  # Pillow plugins raise many types on garbage input
-            raise UndecodableImage(f"{name}: cannot identify image ({type(exc).__name__}: {exc})") from None
+            raise UndecodableImage(f"{name}: cannot identify image ({type(exc).__name__}: {error_text(exc)})") from None
     width, height = im.size
     if width <= 0 or height <= 0:
         raise UndecodableImage(f"{name}: empty image size {width}x{height}")
@@ -123,7 +132,7 @@ def decode_image(data: bytes, max_pixels: int, name: str = "image", verify: bool
                 warnings.simplefilter("ignore")
                 im.verify()
         except Exception as exc:
-            raise UndecodableImage(f"{name}: verify failed ({type(exc).__name__}: {exc})") from None
+            raise UndecodableImage(f"{name}: verify failed ({type(exc).__name__}: {error_text(exc)})") from None
         finally:
             im.close()
     im = open_image(data, max_pixels, name)
@@ -132,7 +141,7 @@ def decode_image(data: bytes, max_pixels: int, name: str = "image", verify: bool
             warnings.simplefilter("ignore")
             im.load()
     except Exception as exc:
-        raise UndecodableImage(f"{name}: decoding failed ({type(exc).__name__}: {exc})") from None
+        raise UndecodableImage(f"{name}: decoding failed ({type(exc).__name__}: {error_text(exc)})") from None
     return im
 
 
@@ -297,7 +306,7 @@ def plain(value: Any) -> Any:
 @register
 class Images(Stage):
     name = "images"
-    version = "1"
+    version = "2"
     libraries = ("pillow", "numpy")
     default_inputs = ("foodpics",)
     description = "FoodPics images → oriented RGB, Lanczos 224×224 PNG (thesis ch. 2.1.2)"
@@ -346,28 +355,29 @@ class Images(Stage):
         except ValueError as exc:
             return Outcome(rejects=[Reject(sid, "path-outside-root", str(exc))])
         except OSError as exc:
-            return Outcome(rejects=[Reject(sid, "missing-image", f"{root / rel}: {exc}")])
+            return Outcome(rejects=[Reject(sid, "missing-image", f"{rel}: {error_text(exc)}")])
         expected = row.get("content_hash")
         if expected and hashlib.sha256(data).hexdigest() != expected:
             return Outcome(rejects=[Reject(sid, "source-changed",
-                                           f"{src}: content differs from the ingest's hash "
+                                           f"{rel}: content differs from the ingest's hash "
                                            f"{str(expected)[:12]}…; re-run the ingest stage")])
         try:
-            return self._convert(sid, row, data, src, ctx)
+            return self._convert(sid, row, data, rel, ctx)
         except ImageTooLarge as exc:
             return Outcome(rejects=[Reject(sid, "image-too-large", str(exc))])
         except UndecodableImage as exc:
             return Outcome(rejects=[Reject(sid, "undecodable-image", str(exc))])
 
-    def _convert(self, sid: str, row: dict, data: bytes, src: Path, ctx: Any) -> Outcome:
+    def _convert(self, sid: str, row: dict, data: bytes, rel: str, ctx: Any) -> Outcome:
+        """Decode, orient, convert and resize one image; `rel` names it in messages."""
         params = ctx.params
-        im = decode_image(data, params.max_pixels, name=str(src), verify=False)
+        im = decode_image(data, params.max_pixels, name=rel, verify=False)
         src_size, src_mode, orientation = im.size, im.mode, exif_orientation(im)
         try:
             rgb, notes = to_rgb(orient(im), params.apply_icc)
         except (ValueError, OSError) as exc:
             return Outcome(rejects=[Reject(sid, "unsupported-mode",
-                                           f"{src}: cannot convert mode {src_mode} to RGB ({exc})")])
+                                           f"{rel}: cannot convert mode {src_mode} to RGB ({error_text(exc)})")])
         out_img = fit_square(rgb, params.size, params.fit)
         image_no = row.get("image_no")
         stem = str(image_no) if image_no is not None else sid.replace(":", "_")
@@ -375,7 +385,7 @@ class Images(Stage):
         payload = png_bytes(out_img)
         with atomic_path(out) as tmp:
             tmp.write_bytes(payload)
-        carried = {k: v for k, v in row.items() if k not in ("width", "height", "mode", "path")}
+        carried = {k: v for k, v in row.items() if k not in REPLACED}
         carried.update({
             "sample_id": sid, "source_id": row.get("source_id", sid), "modality": 0,
             "path": ctx.rel(out), "src_width": src_size[0], "src_height": src_size[1],
@@ -385,3 +395,9 @@ class Images(Stage):
         if orientation != 1:
             counters["exif-rotated"] = 1
         return Outcome(rows=[carried], counters=counters)
+
+    def finalize(self, ctx: Any, rows: Any, rejects: list[Reject]) -> tuple[Any, list[Reject]]:
+        """Rows typed: one Parquet type per column, whatever the data."""
+        upstream = kinds_like(ctx.input_manifest(ctx.params.dataset))
+        kinds = {k: v for k, v in upstream.items() if k not in REPLACED}
+        return with_kinds(rows, {**kinds, **OWN_KINDS}), rejects

@@ -7,6 +7,7 @@ import math
 import shutil
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import soundfile as sf
 
@@ -55,12 +56,44 @@ def test_chunk_va_is_the_mean_of_annotated_frames_in_the_half_open_span():
     times = A.frame_times_ms(15.0, 2.0, 20)            # 15.0 … 24.5 s
     frames = np.arange(20, dtype=float)
     frames[3] = np.nan
-    v, n = A.chunk_va(frames, times, 15.0, 20.0)        # frames 0..9, 3 missing
-    assert n == 9 and v == pytest.approx(np.mean([0, 1, 2, 4, 5, 6, 7, 8, 9]))
-    v, n = A.chunk_va(frames, times, 20.0, 25.0)        # 20.0 s is in, 25.0 s would not be
-    assert n == 10 and v == pytest.approx(14.5)
-    v, n = A.chunk_va(frames, times, 30.0, 35.0)
-    assert n == 0 and math.isnan(v)
+    v, a, n = A.chunk_va(frames, -frames, times, 15.0, 20.0)   # frames 0..9, 3 missing
+    assert n == 9 and v == pytest.approx(np.mean([0, 1, 2, 4, 5, 6, 7, 8, 9])) and a == -v
+    v, a, n = A.chunk_va(frames, frames, times, 20.0, 25.0)    # 20.0 s is in, 25.0 s would not be
+    assert n == 10 and v == a == pytest.approx(14.5)
+    v, a, n = A.chunk_va(frames, frames, times, 30.0, 35.0)
+    assert n == 0 and math.isnan(v) and math.isnan(a)
+
+
+def test_chunk_va_uses_only_frames_with_both_dimensions():
+    """Valence on 9 frames, arousal on 8 others, 7 in common: both means cover those 7."""
+    times = A.frame_times_ms(15.0, 2.0, 10)
+    rng = np.random.default_rng(0)
+    valence, arousal = rng.uniform(-1, 1, 10), rng.uniform(-1, 1, 10)
+    valence[[0]] = np.nan                              # valence: 9 frames
+    arousal[[1, 2]] = np.nan                           # arousal: 8 frames
+    common = np.isfinite(valence) & np.isfinite(arousal)
+    assert (np.isfinite(valence).sum(), np.isfinite(arousal).sum(), common.sum()) == (9, 8, 7)
+    v, a, n = A.chunk_va(valence, arousal, times, 15.0, 20.0)
+    assert n == 7
+    assert v == pytest.approx(valence[common].mean()) and a == pytest.approx(arousal[common].mean())
+    assert v != pytest.approx(np.nanmean(valence))     # not the mean over valence's own 9 frames
+
+
+def test_chunk_with_seven_common_frames_is_under_annotated(tmp_path):
+    root = tmp_path / "deam"
+    mp3(root / "MEMD_audio" / "2.mp3", seconds=25.0)   # chunks [15, 20) and [20, 25)
+    head = "song_id," + ",".join(f"sample_{15000 + 500 * i}ms" for i in range(20))
+    val = ["", *["0.5"] * 19]                          # chunk 0: 9 valence frames
+    aro = ["0.1", "", "", *["0.1"] * 17]               # chunk 0: 8 arousal frames, 7 in common
+    write_csv(root, f"{DYNAMIC_DIR}/valence.csv", f"{head}\n2," + ",".join(val) + "\n")
+    write_csv(root, f"{DYNAMIC_DIR}/arousal.csv", f"{head}\n2," + ",".join(aro) + "\n")
+    deam = ingest(root, tmp_path / "o").rows
+    assert deam.loc[0, "dyn_n_frames"] == 17          # frames with both, over the song
+    run = run_stage("chunks", tmp_path / "k", roots={"deam": root}, manifests={"deam": deam})
+    assert run.reasons() == {"deam:2:0": "under-annotated"}
+    assert "7 of 10 frames have both valence and arousal, 8 needed" in run.rejects[0].message
+    row = run.rows.set_index("sample_id").loc["deam:2:1"]
+    assert (row.n_frames, row.valence_raw, row.arousal_raw) == (10, 0.5, 0.1)
 
 
 # ---- the demo tree ----------------------------------------------------------------------------
@@ -121,8 +154,8 @@ def test_chunks_on_demo(demo_manifest, tmp_path):
     for sid in deam["song_id"]:
         fv, fa, t = frames(sid)
         for k in range(expected_chunks(songs[sid]["duration_s"])):
-            sel = (t >= 15 + 5 * k) & (t < 20 + 5 * k)
-            n = min(np.isfinite(fv[sel]).sum(), np.isfinite(fa[sel]).sum())
+            sel = (t >= 15 + 5 * k) & (t < 20 + 5 * k) & np.isfinite(fv) & np.isfinite(fa)
+            n = sel.sum()
             if n >= 8:
                 want_rows.add(f"deam:{sid}:{k}")
             else:
@@ -133,13 +166,13 @@ def test_chunks_on_demo(demo_manifest, tmp_path):
     counts = run.rows.groupby("song_id").size().to_dict()
     excerpts = [i for i in deam["song_id"] if songs[i]["kind"] == "excerpt"]
     assert all(counts[i] == 6 for i in excerpts)
-    # VA = mean of the generator's frames in [start, end)
+    # VA = mean of the generator's frames in [start, end) that have both dimensions
     for r in run.rows.itertuples():
         fv, fa, t = frames(r.song_id)
-        sel = (t >= r.start_s) & (t < r.end_s)
-        assert r.valence_raw == pytest.approx(np.nanmean(fv[sel]), abs=1e-6)
-        assert r.arousal_raw == pytest.approx(np.nanmean(fa[sel]), abs=1e-6)
-        assert r.n_frames == np.isfinite(fv[sel]).sum()
+        sel = (t >= r.start_s) & (t < r.end_s) & np.isfinite(fv) & np.isfinite(fa)
+        assert r.valence_raw == pytest.approx(fv[sel].mean(), abs=1e-6)
+        assert r.arousal_raw == pytest.approx(fa[sel].mean(), abs=1e-6)
+        assert r.n_frames == sel.sum()
     # every chunk file is exactly 5.0 s of 44.1 kHz mono PCM_24
     for p in run.rows["path"]:
         info = sf.info(tmp_path / p)
@@ -264,6 +297,18 @@ def test_broken_tree_through_clips_and_chunks(tmp_path):
     assert sorted(rows.index) == ["deam:2:0", "deam:3:0", "deam:6:0"]
     assert (rows["valence_raw"] == 0.25).all() and (rows["n_frames"] == 10).all()
     assert chunks.counters["short-tail-dropped"] == 4  # 2, 3, 6 (1 s) and 4 (2 s)
+
+
+@pytest.mark.parametrize("stage,kinds", [("clips", A.CLIPS_KINDS), ("chunks", A.CHUNKS_KINDS)])
+def test_manifest_types_are_declared_and_kept_without_rows(demo_manifest, tmp_path, stage, kinds):
+    root, _, deam = demo_manifest
+    types = {"str": pa.large_string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
+    want = {c: types[k] for c, k in kinds.items()}
+    run = run_stage(stage, tmp_path / "a", roots={"deam": root}, manifests={"deam": deam[deam["song_id"] == 1003]})
+    assert {f.name: f.type for f in pa.Table.from_pandas(run.rows, preserve_index=False).schema} == want
+    none = run_stage(stage, tmp_path / "b", roots={"deam": root}, manifests={"deam": deam.iloc[:0]})
+    assert len(none.rows) == 0
+    assert {f.name: f.type for f in pa.Table.from_pandas(none.rows, preserve_index=False).schema} == want
 
 
 def test_chunks_from_zipped_audio_match_the_plain_tree(demo_manifest, tmp_path):

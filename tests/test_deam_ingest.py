@@ -10,12 +10,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import soundfile as sf
 
 from emoprep.errors import ConfigError, DataError
 from emoprep.stage import Outcome, StageContext, WorkItem, get_stage
-from emoprep.stages import deam as D
+from emoprep.stages.deam import MANIFEST_KINDS
+from emoprep.stages.deam_annotations import Annotations
+from emoprep.stages.deam_audit import audit_blocks, audit_inputs, ids_to_fix, segment_votes
+from emoprep.stages.deam_csv import (AnnotationFormatError, frame_grid, parse_dynamic_csv,
+                                     parse_metadata_csv, parse_static_csv)
+from emoprep.stages.deam_layout import OFFICIAL_ZIPS, check_zip, find_layout, locate_deam_root
 from emoprep.stages.demo_deam import (DYNAMIC_DIR, SONG_LEVEL, STATIC_1, STATIC_2,
                                       write_deam_demo)
 
@@ -118,7 +124,7 @@ def test_static_csv_variants_parse_to_the_same_values(variant):
     data = text.encode()
     if variant == "bom":
         data = b"\xef\xbb\xbf" + data
-    df = D.parse_static_csv(data, "static.csv")
+    df = parse_static_csv(data, "static.csv")
     assert list(df["song_id"]) == [2, 3, 1001]
     assert df.loc[0, ["valence_mean", "valence_std", "arousal_mean", "arousal_std"]].tolist() == [3.1, 0.94, 3.0, 0.63]
     assert df.loc[2, "arousal_mean"] == 7.4
@@ -131,7 +137,7 @@ def test_static_csv_2015_file_with_13_columns_and_typo():
             "arousal_min_mean, arousal_min_std\n"
             "2001,3.2,0.98,5.0,1.41,2.2,0.98,6.6,0.8,8.6,0.49,3.4,1.02\n"
             "2002,6.4,0.49,8.2,0.98,5.0,1.1,5.2,1.17,7.4,1.36,2.2,1.17\n")
-    df = D.parse_static_csv(text.encode(), STATIC_2)
+    df = parse_static_csv(text.encode(), STATIC_2)
     assert "valence_max_mean" in df.columns  # the typo'd header is normalised
     assert len(df.columns) == 13 + 1  # 13 + source_line
     assert df.set_index("song_id").loc[2001, ["valence_mean", "arousal_mean", "valence_max_mean"]].tolist() == [3.2, 6.6, 5.0]
@@ -139,7 +145,7 @@ def test_static_csv_2015_file_with_13_columns_and_typo():
 
 def test_static_csv_bad_lines_are_skipped_and_reported():
     text = STATIC_TEXT + "abc,1,1,1,1\n4,x,1.0,5.0,1.0\n5,4.0\n"
-    df = D.parse_static_csv(text.encode(), "s.csv")
+    df = parse_static_csv(text.encode(), "s.csv")
     assert list(df["song_id"]) == [2, 3, 1001, 4, 5]
     assert np.isnan(df.set_index("song_id").loc[4, "valence_mean"])
     assert np.isnan(df.set_index("song_id").loc[5, "arousal_mean"])
@@ -148,8 +154,8 @@ def test_static_csv_bad_lines_are_skipped_and_reported():
 
 
 def test_static_csv_without_the_needed_columns_is_a_format_error():
-    with pytest.raises(D.AnnotationFormatError, match="valence_mean"):
-        D.parse_static_csv(b"song_id,foo,bar\n2,1,2\n", "weird.csv")
+    with pytest.raises(AnnotationFormatError, match="valence_mean"):
+        parse_static_csv(b"song_id,foo,bar\n2,1,2\n", "weird.csv")
 
 
 # ---- dynamic and metadata CSVs ------------------------------------------------------------
@@ -158,27 +164,27 @@ def test_dynamic_csv_ragged_rows_and_empty_cells_read_as_nan_tails():
             "2,0.1,-0.2,0.3,0.4\r\n"
             "3,0.5,0.25\r\n"          # ragged: missing trailing cells
             "4, 0.1 ,,0.2,\r\n")       # padded values, empty interior and trailing cells
-    df = D.parse_dynamic_csv(text.encode(), "valence.csv")
+    df = parse_dynamic_csv(text.encode(), "valence.csv")
     assert list(df.columns) == [15000, 15500, 16000, 16500]
     assert df.loc[2].tolist() == [0.1, -0.2, 0.3, 0.4]
     assert df.loc[3].tolist()[:2] == [0.5, 0.25] and df.loc[3].isna().tolist() == [False, False, True, True]
     assert df.loc[4].isna().tolist() == [False, True, False, True]
-    assert D.frame_grid(df.columns) == (15000, 500)
+    assert frame_grid(df.columns) == (15000, 500)
 
 
 def test_dynamic_csv_unknown_header_and_irregular_grid_are_errors():
-    with pytest.raises(D.AnnotationFormatError):
-        D.parse_dynamic_csv(b"song_id,t1,t2\n2,0.1,0.2\n")
-    with pytest.raises(D.AnnotationFormatError):
-        D.frame_grid([15000, 15500, 16500])
+    with pytest.raises(AnnotationFormatError):
+        parse_dynamic_csv(b"song_id,t1,t2\n2,0.1,0.2\n")
+    with pytest.raises(AnnotationFormatError):
+        frame_grid([15000, 15500, 16500])
 
 
 def test_metadata_csvs_with_per_year_headers_ragged_rows_and_tabs():
-    m13 = D.parse_metadata_csv(b"song_id,file_name,Artist,Song title,start,end,Genre\n2,2.mp3,A,T,0,1,Rock\n",
+    m13 = parse_metadata_csv(b"song_id,file_name,Artist,Song title,start,end,Genre\n2,2.mp3,A,T,0,1,Rock\n",
                                "metadata_2013.csv")
-    m14 = D.parse_metadata_csv(b"Id,Artist,Album,Track,Genre\n1001,B,Al,Tr\tack,Pop,extra,extra2\n1002,C\n",
+    m14 = parse_metadata_csv(b"Id,Artist,Album,Track,Genre\n1001,B,Al,Tr\tack,Pop,extra,extra2\n1002,C\n",
                                "metadata_2014.csv")
-    m15 = D.parse_metadata_csv(b"id,file_name,title,artist,album,genre\n2001,x.mp3,Ti,Ar,Al,Jazz\n",
+    m15 = parse_metadata_csv(b"id,file_name,title,artist,album,genre\n2001,x.mp3,Ti,Ar,Al,Jazz\n",
                                "metadata_2015.csv")
     assert m13.iloc[0].to_dict() == {"song_id": 2, "metadata_year": "2013", "artist": "A", "title": "T", "genre": "Rock"}
     assert m14.set_index("song_id").loc[1001, "title"] == "Tr ack"
@@ -188,7 +194,7 @@ def test_metadata_csvs_with_per_year_headers_ragged_rows_and_tabs():
 
 def test_metadata_never_raises():
     for junk in (b"", b"\xff\xfe\x00garbage", b"no,ident,here\n1,2,3\n"):
-        df = D.parse_metadata_csv(junk, "metadata_2014.csv")
+        df = parse_metadata_csv(junk, "metadata_2014.csv")
         assert df.empty
 
 
@@ -204,29 +210,29 @@ def _mini_tree(root: Path, ids=(2, 3), annotations=True) -> Path:
 
 def test_locate_root_plain_wrapper_and_split_wrappers(tmp_path):
     plain = _mini_tree(tmp_path / "a")
-    assert D.locate_deam_root("", plain) == plain
+    assert locate_deam_root("", plain) == plain
     wrapped = tmp_path / "b"
     _mini_tree(wrapped / "DEAM")
-    assert D.locate_deam_root("", wrapped) == wrapped / "DEAM"
+    assert locate_deam_root("", wrapped) == wrapped / "DEAM"
     # Kaggle-style: each download unpacked into its own folder
     split = tmp_path / "c"
     _mini_tree(split / "DEAM_audio", annotations=False)
     write_csv(split / "DEAM_Annotations", f"{SONG_LEVEL}/{STATIC_1}",
               "song_id, valence_mean, valence_std, arousal_mean, arousal_std\n2,5,1,5,1\n")
-    assert D.locate_deam_root("", split) == split
-    layout = D.find_layout(split)
+    assert locate_deam_root("", split) == split
+    layout = find_layout(split)
     assert layout.audio == ["DEAM_audio/MEMD_audio/2.mp3", "DEAM_audio/MEMD_audio/3.mp3"]
-    assert D.locate_deam_root(str(plain), None) == plain
+    assert locate_deam_root(str(plain), None) == plain
 
 
 def test_locate_root_errors_name_the_folder_and_the_layout(tmp_path):
     with pytest.raises(ConfigError, match=r"no MEMD_audio/ under .*expected the DEAM layout in SPEC §3\.1"):
-        D.locate_deam_root("", tmp_path)
+        locate_deam_root("", tmp_path)
     _mini_tree(tmp_path / "x", annotations=False)
     with pytest.raises(ConfigError, match="no annotations"):
-        D.locate_deam_root("", tmp_path)
+        locate_deam_root("", tmp_path)
     with pytest.raises(ConfigError, match="not a folder"):
-        D.locate_deam_root(str(tmp_path / "nope"), None)
+        locate_deam_root(str(tmp_path / "nope"), None)
 
 
 def _zip_tree(src: Path, dst: Path, audio_wrapper: str = "") -> Path:
@@ -244,7 +250,7 @@ def _zip_tree(src: Path, dst: Path, audio_wrapper: str = "") -> Path:
 def test_official_zips_are_read_in_place_with_the_same_result(demo, tmp_path, wrapper):
     root, _ = demo
     zroot = _zip_tree(root, tmp_path / "zips", wrapper)
-    assert D.locate_deam_root("", tmp_path) == zroot
+    assert locate_deam_root("", tmp_path) == zroot
     plain = ingest(root, tmp_path / "o1")
     zipped = ingest(zroot, tmp_path / "o2")
     cols = ["sample_id", "content_hash", "duration_s", "sample_rate", "channels", "static_valence_raw",
@@ -267,8 +273,8 @@ def test_zip_checksums_mismatch_is_a_warning_not_an_error(demo, tmp_path, monkey
     # with the recorded values matching the file, the check passes
     z = zroot / "metadata.zip"
     digest = run.ctx.hasher.hash(z).upper()
-    monkeypatch.setitem(D.OFFICIAL_ZIPS, "metadata.zip", (z.stat().st_size, digest))
-    assert D.check_zip(z, digest)["ok"] is True and "warning" not in D.check_zip(z, digest)
+    monkeypatch.setitem(OFFICIAL_ZIPS, "metadata.zip", (z.stat().st_size, digest))
+    assert check_zip(z, digest)["ok"] is True and "warning" not in check_zip(z, digest)
 
 
 # ---- the audit --------------------------------------------------------------------------
@@ -288,46 +294,46 @@ def _audit_data(ids, crossed=(), seed=0, noise=0.08):
 def test_audit_flags_the_crossed_block_and_only_it():
     ids = np.array(list(range(2, 1000, 2)) + list(range(1001, 2001)) + list(range(2001, 2059)))
     static, dyn = _audit_data(ids, crossed=ids[ids <= 1000])
-    audit = D.audit_blocks(static, dyn)
+    audit = audit_blocks(static, dyn)
     verdicts = dict(zip(audit["block"], audit["verdict"]))
     assert verdicts["1-1000"] == "crossed"
     assert verdicts["1001-2000"] == "straight" and verdicts["2001-2058"] == "straight"
     row = audit.set_index("block").loc["1-1000"]
     assert row.r_sv_da > row.r_sv_dv and row.r_sa_dv > row.r_sa_da
-    assert D.ids_to_fix(audit, "auto", ids) == set(ids[ids <= 1000].tolist())
+    assert ids_to_fix(audit, "auto", ids) == set(ids[ids <= 1000].tolist())
 
 
 def test_audit_leaves_a_clean_tree_alone():
     ids = np.array(list(range(2, 1000, 2)) + list(range(1001, 2059)))
     for seed in range(3):
         static, dyn = _audit_data(ids, seed=seed, noise=0.2)
-        audit = D.audit_blocks(static, dyn)
+        audit = audit_blocks(static, dyn)
         assert set(audit["verdict"]) == {"straight"}, audit
         assert (audit["kind"] == "standard").all()  # no spurious detected run
-        assert D.ids_to_fix(audit, "auto", ids) == set()
+        assert ids_to_fix(audit, "auto", ids) == set()
 
 
 def test_audit_detects_a_crossed_run_inside_a_clean_block():
     ids = np.arange(1001, 2001)
     run = ids[(ids >= 1300) & (ids < 1360)]
     static, dyn = _audit_data(ids, crossed=run, seed=4)
-    audit = D.audit_blocks(static, dyn)
+    audit = audit_blocks(static, dyn)
     det = audit[audit["kind"] == "detected"]
     assert len(det) == 1 and det.iloc[0]["verdict"] == "crossed"
     lo, hi = det.iloc[0]["id_min"], det.iloc[0]["id_max"]
     assert abs(lo - 1300) <= 3 and abs(hi - 1359) <= 3
-    fixed = D.ids_to_fix(audit, "auto", ids)
+    fixed = ids_to_fix(audit, "auto", ids)
     assert len(fixed & set(run.tolist())) >= 55 and len(fixed - set(run.tolist())) <= 3
 
 
 def test_small_blocks_get_no_verdict_and_segment_votes_ignores_isolated_votes():
     static, dyn = _audit_data(np.array([2001, 2002, 2003]))
-    assert D.audit_blocks(static, dyn)["verdict"].tolist() == ["insufficient"]
+    assert audit_blocks(static, dyn)["verdict"].tolist() == ["insufficient"]
     votes = -np.ones(200, dtype=int)
     votes[[10, 50, 51, 120]] = 1
-    assert D.segment_votes(votes).sum() == 0
+    assert segment_votes(votes).sum() == 0
     votes[60:100] = 1
-    states = D.segment_votes(votes)
+    states = segment_votes(votes)
     assert states[60:100].all() and states[:55].sum() == 0 and states[105:].sum() == 0
 
 
@@ -335,12 +341,12 @@ def test_static_fix_modes():
     audit = pd.DataFrame([{"block": "1-1000", "id_min": 1, "id_max": 1000, "verdict": "crossed"},
                           {"block": "1001-2000", "id_min": 1001, "id_max": 2000, "verdict": "straight"}])
     ids = [2, 500, 1000, 1001, 1500]
-    assert D.ids_to_fix(audit, "auto", ids) == {2, 500, 1000}
-    assert D.ids_to_fix(audit.assign(verdict="straight"), "auto", ids) == set()
-    assert D.ids_to_fix(audit.assign(verdict="straight"), "swap-le-1000", ids) == {2, 500, 1000}
-    assert D.ids_to_fix(audit, "none", ids) == set()
+    assert ids_to_fix(audit, "auto", ids) == {2, 500, 1000}
+    assert ids_to_fix(audit.assign(verdict="straight"), "auto", ids) == set()
+    assert ids_to_fix(audit.assign(verdict="straight"), "swap-le-1000", ids) == {2, 500, 1000}
+    assert ids_to_fix(audit, "none", ids) == set()
     with pytest.raises(ConfigError):
-        D.ids_to_fix(audit, "swap", ids)
+        ids_to_fix(audit, "swap", ids)
 
 
 # ---- the stage on the demo tree -------------------------------------------------------------
@@ -408,6 +414,22 @@ def test_source_signature_is_relative_and_follows_content(demo, tmp_path):
     assert sig(copy) != a
 
 
+def test_outputs_do_not_depend_on_where_the_data_lives(demo, tmp_path):
+    """Two copies at different absolute paths: identical rows, rejects (messages included)
+    and audit.json bytes."""
+    runs = []
+    for where in ("a", "much/deeper/b"):
+        root = tmp_path / where / "DEAM"
+        shutil.copytree(demo[0], root)
+        (root / "MEMD_audio" / "notes.txt").write_text("ignored")
+        runs.append(ingest(root, tmp_path / where / "out"))
+    a, b = runs
+    pd.testing.assert_frame_equal(a.rows, b.rows)
+    assert a.rejects == b.rejects and str(tmp_path) not in " ".join(r.message for r in a.rejects)
+    audit = (a.ctx.out_dir / "audit.json").read_bytes()
+    assert audit == (b.ctx.out_dir / "audit.json").read_bytes() and str(tmp_path).encode() not in audit
+
+
 # ---- broken inputs ------------------------------------------------------------------------
 def test_broken_tree_every_input_is_a_row_or_a_reject(tmp_path):
     root = tmp_path / "deam"
@@ -451,6 +473,91 @@ def test_broken_tree_every_input_is_a_row_or_a_reject(tmp_path):
     assert any("notes.txt" in w for w in audit["warnings"])
 
 
+def _dyn_csv(rows: dict[int, list[float]]) -> str:
+    n = max(len(v) for v in rows.values())
+    head = "song_id," + ",".join(f"sample_{15000 + 500 * k}ms" for k in range(n))
+    return head + "\n" + "".join(f"{i}," + ",".join(map(str, v)) + "\n" for i, v in rows.items())
+
+
+def test_a_fault_in_one_annotation_kind_keeps_the_song_for_the_other(tmp_path):
+    """Disagreeing repeated rows or out-of-range values blank only that kind: clips rejects
+    the song `missing-static`, chunks `missing-dynamic`, and the audit does not use them."""
+    root = tmp_path / "deam"
+    for i in (20, 21, 22, 23, 24, 25):
+        mp3(root / "MEMD_audio" / f"{i}.mp3", seconds=1.0)
+    static = ("song_id, valence_mean, valence_std, arousal_mean, arousal_std\n"
+              "20,5,1,5,1\n20,6,1,5,1\n"      # static rows disagree; dynamic fine
+              "21,4,1,6,1\n"                   # static fine; dynamic rows disagree
+              "22,5,1,5,1\n22,7,1,5,1\n"      # both kinds disagree
+              "23,12,1,5,1\n"                  # static out of range; dynamic fine
+              "24,3,1,7,1\n"                   # static fine; dynamic all out of range
+              "25,3,1,7,1\n")                  # dynamic valence and arousal never on one frame
+    write_csv(root, f"{SONG_LEVEL}/{STATIC_1}", static)
+    frames = [0.1] * 4
+    val = {20: frames, 21: frames, 22: frames, 23: frames, 24: [3.0] * 4, 25: [0.1, "", 0.1, ""]}
+    aro = {20: frames, 21: frames, 22: frames, 23: frames, 24: [3.0] * 4, 25: ["", 0.2, "", 0.2]}
+    write_csv(root, f"{DYNAMIC_DIR}/valence.csv", _dyn_csv(val) + "21,0.5,0.5,0.5,0.5\n22,0.9,0.9,0.9,0.9\n")
+    write_csv(root, f"{DYNAMIC_DIR}/arousal.csv", _dyn_csv(aro))
+    run = ingest(root, tmp_path / "out")
+    assert_accounted(run)
+    assert run.reasons() == {"deam:22": "duplicate-annotation"}
+    msg = run.rejects[0].message
+    assert "static rows disagree" in msg and "valence.csv has 2 rows that disagree" in msg
+    rows = run.rows.set_index("song_id")
+    for sid in (20, 23):  # no static, full dynamic
+        assert pd.isna(rows.loc[sid, "static_valence_raw"]) and pd.isna(rows.loc[sid, "static_source"])
+        assert rows.loc[sid, "dyn_n_frames"] == 4
+    assert "static rows disagree" in rows.loc[20, "annotation_issues"]
+    assert "outside [1, 9]" in rows.loc[23, "annotation_issues"]
+    for sid in (21, 24, 25):  # static kept, no frame with both dimensions
+        assert rows.loc[sid, "static_valence_raw"] == (4.0 if sid == 21 else 3.0)
+        assert rows.loc[sid, "dyn_n_frames"] == 0
+    assert len(rows.loc[21, "dyn_valence"]) == 0 and "valence.csv has 2 rows" in rows.loc[21, "annotation_issues"]
+    assert "8 dynamic frames outside [-1, 1]" in rows.loc[24, "annotation_issues"]
+    deam = run.rows
+    clips = run_stage("clips", tmp_path / "c", roots={"deam": root}, manifests={"deam": deam})
+    chunks = run_stage("chunks", tmp_path / "k", roots={"deam": root}, manifests={"deam": deam})
+    assert {k: v for k, v in clips.reasons().items() if v == "missing-static"} == {
+        "deam:20": "missing-static", "deam:23": "missing-static"}
+    assert {k: v for k, v in chunks.reasons().items() if v == "missing-dynamic"} == {
+        "deam:21": "missing-dynamic", "deam:24": "missing-dynamic", "deam:25": "missing-dynamic"}
+
+
+def test_the_audit_leaves_out_rows_that_disagree():
+    ids = np.arange(1001, 1041)
+    static, dyn = _audit_data(ids)
+    ann = Annotations(static=static.assign(static_source="s.csv:1"),
+                      dynamic={"valence": pd.DataFrame({15000: dyn["valence"]}),
+                               "arousal": pd.DataFrame({15000: dyn["arousal"]})},
+                      static_conflicts={1001: "static rows disagree"},
+                      dynamic_conflicts={1002: "valence.csv has 2 rows that disagree"})
+    used_static, used_dyn = audit_inputs(ann)
+    assert 1001 not in used_static.index and 1002 in used_static.index
+    assert 1002 not in used_dyn.index and 1001 in used_dyn.index and len(used_dyn) == 39
+
+
+KIND_TYPES = {"str": pa.large_string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(),
+              "floats": pa.list_(pa.float64())}
+
+
+def test_manifest_column_types_do_not_depend_on_the_data(demo, tmp_path):
+    """Without metadata, issues or dynamic files every optional column is empty, yet each
+    column keeps its Parquet type; `path` (always null for an ingest) is not a column."""
+    bare = _mini_tree(tmp_path / "bare")
+    runs = [ingest(bare, tmp_path / "o1"), ingest(demo[0], tmp_path / "o2")]
+    for run in runs:
+        table = pa.Table.from_pandas(run.rows, preserve_index=False)
+        assert {f.name: f.type for f in table.schema} == {c: KIND_TYPES[k] for c, k in MANIFEST_KINDS.items()}
+    issues = pa.Table.from_pandas(runs[0].rows).column("annotation_issues").to_pylist()
+    assert issues == [None, None]  # no issues is None (null), never a float NaN
+    # a manifest without rows has every column too (list columns: type unknown without values)
+    ctx = runs[0].ctx
+    rows, _ = get_stage("deam").finalize(ctx, pd.DataFrame({"sample_id": pd.Series([], dtype=str)}), [])
+    types = {f.name: f.type for f in pa.Table.from_pandas(rows, preserve_index=False).schema}
+    assert list(types) == list(MANIFEST_KINDS)
+    assert all(types[c] == KIND_TYPES[k] for c, k in MANIFEST_KINDS.items() if k != "floats")
+
+
 def test_malformed_annotation_file_is_a_data_error_naming_it(tmp_path):
     root = _mini_tree(tmp_path / "d")
     write_csv(root, f"{DYNAMIC_DIR}/valence.csv", "id;foo\n2;1\n")
@@ -468,4 +575,4 @@ def test_damaged_zips(demo, tmp_path):
     assert run.rows["genre"].isna().all() and len(run.rows) > 0
     (zroot / "DEAM_audio.zip").write_bytes(b"PK\x03\x04 truncated download")
     with pytest.raises(ConfigError, match="DEAM_audio.zip: not a readable zip"):
-        D.locate_deam_root("", zroot)
+        locate_deam_root("", zroot)

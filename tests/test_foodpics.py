@@ -316,7 +316,9 @@ def test_undecodable_and_empty_files(tmp_path):
     assert list(df["image_no"]) == [1]
     assert {r.sample_id: r.reason for r in rejects} == {
         f"foodpics:{n}": "undecodable-image" for n in (2, 3, 4, 5)}
-    assert all(str(root) in r.message for r in rejects)
+    for r in rejects:  # each message names its file relative to the root, never the root
+        n = int(r.sample_id.split(":")[1])
+        assert r.message.startswith(f"000{n}.") and str(tmp_path) not in r.message
 
 
 def huge_png_header(width: int, height: int) -> bytes:
@@ -404,6 +406,29 @@ def test_source_signature_is_relative_and_content_based(tmp_path):
         fh.write(b"\0")
     changed = STAGE.source_signature(make_ctx(tmp_path, moved))
     assert changed != sig and changed["sheet"] == sig["sheet"]
+
+
+def test_manifest_column_types_do_not_depend_on_the_data(tmp_path):
+    """A sheet without category columns and with an empty rating group (min_groups = 3) gives
+    the same Parquet schema as the demo, where every cell is filled."""
+    import pyarrow as pa
+
+    from emoprep.stages.foodpics import manifest_kinds
+
+    def schema(df):
+        return {f.name: f.type for f in pa.Table.from_pandas(df, preserve_index=False).schema}
+
+    root, _ = demo_tree(tmp_path / "demo", "xlsx")
+    _, full, _, _ = run(make_ctx(tmp_path / "demo", root))
+    bare = tmp_path / "bare"
+    jpeg(bare / "0001.jpg")
+    header = ["Image_No", *THESIS_VALENCE, *THESIS_AROUSAL]
+    demo.write_foodpics_ratings_xlsx(bare / "r.xlsx", [[1, None, 5, 5, 5, None, 5, 5, 5]], header=header)
+    _, sparse, rejects, _ = run(make_ctx(tmp_path / "bare", bare, min_groups=3))
+    assert not rejects and sparse.iloc[0]["n_groups"] == 3
+    assert schema(sparse) == schema(full)
+    assert list(schema(full)) == list(manifest_kinds(STAGE.Params()))
+    assert schema(full)["type"] == pa.large_string() and schema(full)[THESIS_VALENCE[0]] == pa.float64()
 
 
 # ---------------------------------------------------------------- small parts -------

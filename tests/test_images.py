@@ -386,3 +386,67 @@ def test_demo_end_to_end(tmp_path):
         im = output(ctx, row)
         assert (im.mode, im.size) == ("RGB", (224, 224))
         assert row["valence_raw"] > 1 and row["type"] in ("Sweets", "Fruit", "Vegetables", "Savory")
+
+
+def test_manifest_types_follow_the_upstream_manifest(tmp_path):
+    """Carried columns keep the ingest's kinds even when every value is empty here."""
+    import pyarrow as pa
+
+    root = tmp_path / "fp"
+    write_files(root, {"0001.jpg": save(scene(), "JPEG")})
+    df = manifest(root, {1: "0001.jpg"}).assign(taste=pd.Series([None], dtype="str"))
+    _, out, _, _ = run(make_ctx(tmp_path, root, df))
+    types = {f.name: f.type for f in pa.Table.from_pandas(out, preserve_index=False).schema}
+    assert types["taste"] == pa.large_string() and types["image_no"] == pa.int64()
+    assert types["src_width"] == pa.int64() and types["path"] == pa.large_string()
+    assert "width" not in types and "mode" not in types
+    _, none, _, _ = run(make_ctx(tmp_path / "empty", root, df.iloc[:0]))
+    assert {f.name: f.type for f in pa.Table.from_pandas(none, preserve_index=False).schema} == types
+
+
+def test_outputs_do_not_depend_on_where_the_data_lives(tmp_path):
+    """The same tree at two absolute paths gives identical rows and rejects (messages
+    included) in `foodpics` and `images`: every message names files relative to the root."""
+    def tree(where: Path) -> Path:
+        root = where / "FoodPics"
+        demo.write_foodpics_demo(root)  # undecodable, missing image, non-food, …
+        write_files(root, {"sub/0002.png": save(scene(seed=2), "PNG"),  # conflicts with 0002.jpg
+                           "cover.jpg": save(scene(), "JPEG"),          # not a number
+                           "0006.jpeg": b"not an image at all"})         # Pillow cannot identify it
+        (root / "0039.jpg").symlink_to(tmp_path / "outside.jpg")        # leaves the root
+        return root
+
+    write_files(tmp_path, {"outside.jpg": save(scene(), "JPEG")})
+    fp = get_stage("foodpics")
+    results = []
+    for where in ("a", "deeper/and/elsewhere/b"):
+        root = tree(tmp_path / where)
+        out = tmp_path / where / "out"
+        fctx = StageContext(stage="foodpics", params=fp.Params(), out_root=out,
+                            out_dir=out / "foodpics" / "fp", roots={"foodpics": root})
+        items = fp.plan(fctx)
+        outs = [fp.process(it, fctx.item_context()) for it in items]
+        rows, rejects = fp.finalize(fctx, pd.DataFrame([r for o in outs for r in o.rows]),
+                                    [r for o in outs for r in o.rejects])
+        # after the ingest: one file removed, one changed, one replaced by a link leaving the root
+        (root / "0001.jpg").unlink()
+        (root / "0003.jpg").write_bytes(save(scene(seed=3), "JPEG"))
+        (root / "0004.jpg").unlink()
+        (root / "0004.jpg").symlink_to(tmp_path / "outside.jpg")
+        areas = sorted(rows["width"] * rows["height"])
+        ctx = make_ctx(tmp_path / where, root, rows, max_pixels=int(areas[len(areas) // 2]))
+        _, images, image_rejects, _ = run(ctx)
+        results.append((rows, rejects, images, image_rejects))
+    (rows_a, rej_a, img_a, irej_a), (rows_b, rej_b, img_b, irej_b) = results
+    assert {r.reason for r in rej_a} >= {"undecodable-image", "missing-image", "duplicate-id",
+                                         "unmatched-file", "path-outside-root"}
+    assert {r.reason for r in irej_a} == {"missing-image", "source-changed", "path-outside-root",
+                                          "image-too-large"}
+    pd.testing.assert_frame_equal(rows_a, rows_b)
+    pd.testing.assert_frame_equal(img_a, img_b)
+    assert rej_a == rej_b and irej_a == irej_b  # reason and message of every reject
+    for r in rej_a + irej_a:
+        assert str(tmp_path) not in r.message and " at 0x" not in r.message, r
+    assert "0006.jpeg: cannot identify image (UnidentifiedImageError: cannot identify image file)" in \
+        {r.message for r in rej_a}
+

@@ -1,0 +1,208 @@
+"""Parsers for DEAM's annotation and metadata CSVs, each tolerant of the real files' quirks:
+a space after every comma, the 13-column 2015 static file whose header has the typo
+`valence_ max_mean`, CRLF and space-padded copies, wide dynamic CSVs with NaN tails, and
+metadata files with a different id header per year and ragged rows. A parser returns a
+DataFrame plus the lines it could not use in `df.attrs["problems"]`; a header that is not a
+DEAM header raises `AnnotationFormatError`.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+
+class AnnotationFormatError(ValueError):
+    """An annotation file whose header is not a DEAM header."""
+
+
+def _text(src: str | os.PathLike[str] | bytes) -> str:
+    data = src if isinstance(src, bytes) else Path(src).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def _csv_rows(text: str) -> list[tuple[int, list[str]]]:
+    """(line number, stripped cells) for each non-blank row; the delimiter is sniffed from the
+    header among , ; and tab (CRLF, quotes and padding are handled by the csv module)."""
+    first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    delim = max((",", ";", "\t"), key=first.count) if first else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
+    out = []
+    for row in reader:
+        cells = [c.strip() for c in row]
+        if any(cells):
+            out.append((reader.line_num, cells))
+    return out
+
+
+def normalise_column(name: str) -> str:
+    """`' valence_ max_mean'` → `valence_max_mean`: lower case, no whitespace anywhere."""
+    return re.sub(r"\s+", "", name.replace("\ufeff", "")).lower()
+
+
+_ID_NAMES = ("song_id", "songid", "id")
+
+
+def _parse_id(cell: str) -> int | None:
+    try:
+        value = float(cell)
+    except ValueError:
+        return None
+    return int(value) if math.isfinite(value) and value == int(value) else None
+
+
+def _to_float(cell: str) -> float:
+    try:
+        return float(cell) if cell else math.nan
+    except ValueError:
+        return math.nan
+
+
+def parse_static_csv(src: str | os.PathLike[str] | bytes, name: str = "static CSV") -> pd.DataFrame:
+    """A DEAM static annotation CSV → one row per data line: `song_id`, the value columns
+    under normalised names (`valence_mean`, `valence_std`, `arousal_mean`, `arousal_std`, and
+    the 2015 file's min/max columns), `source_line`. Cells that are not numbers become NaN;
+    lines without an integer id are skipped. Both are listed in `df.attrs["problems"]`.
+    Raises AnnotationFormatError when the header lacks song_id / valence_mean / arousal_mean."""
+    rows = _csv_rows(_text(src))
+    if not rows:
+        raise AnnotationFormatError(f"{name}: empty file")
+    header = [normalise_column(c) for c in rows[0][1]]
+    header = ["song_id" if h in _ID_NAMES else h for h in header]
+    missing = [c for c in ("song_id", "valence_mean", "arousal_mean") if c not in header]
+    if missing:
+        raise AnnotationFormatError(f"{name}: no {', '.join(missing)} column in header {rows[0][1]}")
+    id_col = header.index("song_id")
+    value_cols = [(i, h) for i, h in enumerate(header) if i != id_col and h]
+    records, problems = [], []
+    for line, cells in rows[1:]:
+        sid = _parse_id(cells[id_col]) if id_col < len(cells) else None
+        if sid is None:
+            problems.append(f"{name}:{line}: no integer song id, line skipped")
+            continue
+        if len(cells) != len(header):
+            problems.append(f"{name}:{line}: {len(cells)} cells for {len(header)} columns")
+        rec: dict[str, Any] = {"song_id": sid}
+        for i, col in value_cols:
+            cell = cells[i] if i < len(cells) else ""
+            rec[col] = _to_float(cell)
+            if cell and math.isnan(rec[col]) and cell.lower() != "nan":
+                problems.append(f"{name}:{line}: {col}={cell!r} is not a number")
+        rec["source_line"] = line
+        records.append(rec)
+    df = pd.DataFrame.from_records(records, columns=["song_id", *[h for _, h in value_cols], "source_line"])
+    df["song_id"] = df["song_id"].astype("int64")
+    df.attrs["problems"] = problems
+    return df
+
+
+_FRAME_COL = re.compile(r"sample_(\d+)ms")
+
+
+def parse_dynamic_csv(src: str | os.PathLike[str] | bytes, name: str = "dynamic CSV") -> pd.DataFrame:
+    """A DEAM dynamic CSV (wide: `song_id,sample_15000ms,sample_15500ms,...`) → a DataFrame
+    indexed by song_id whose columns are the frame times in ms. Missing trailing cells (songs
+    shorter than the longest) are NaN. Raises AnnotationFormatError on an unknown header."""
+    rows = _csv_rows(_text(src))
+    if not rows:
+        raise AnnotationFormatError(f"{name}: empty file")
+    header = [normalise_column(c) for c in rows[0][1]]
+    while header and not header[-1]:
+        header.pop()  # a trailing delimiter on the header line
+    if not header or header[0] not in _ID_NAMES:
+        raise AnnotationFormatError(f"{name}: first column must be song_id, header starts {rows[0][1][:3]}")
+    times = []
+    for col in header[1:]:
+        m = _FRAME_COL.fullmatch(col)
+        if not m:
+            raise AnnotationFormatError(f"{name}: column {col!r} is not sample_<ms>ms")
+        times.append(int(m.group(1)))
+    n = len(times)
+    ids, values, problems = [], [], []
+    for line, cells in rows[1:]:
+        sid = _parse_id(cells[0])
+        if sid is None:
+            problems.append(f"{name}:{line}: no integer song id, line skipped")
+            continue
+        cells = cells[1:]
+        if len(cells) > n:
+            if any(cells[n:]):
+                problems.append(f"{name}:{line}: {len(cells) - n} cells beyond the last frame column ignored")
+            cells = cells[:n]
+        row = np.full(n, np.nan)
+        try:
+            row[: len(cells)] = np.array([c or "nan" for c in cells], dtype=np.float64)
+        except ValueError:
+            row[: len(cells)] = [_to_float(c) for c in cells]
+            problems.append(f"{name}:{line}: cells that are not numbers read as NaN")
+        ids.append(sid)
+        values.append(row)
+    df = pd.DataFrame(np.vstack(values) if values else np.zeros((0, n)),
+                      index=pd.Index(ids, dtype="int64", name="song_id"), columns=times)
+    df.attrs["problems"] = problems
+    return df
+
+
+def frame_grid(times_ms: Iterable[int]) -> tuple[int, int]:
+    """(first frame ms, step ms) of a regular frame grid; raises AnnotationFormatError otherwise."""
+    t = np.asarray(list(times_ms), dtype=np.int64)
+    if len(t) == 0:
+        raise AnnotationFormatError("no frame columns")
+    if len(t) == 1:
+        return int(t[0]), 500
+    steps = np.diff(t)
+    if steps[0] <= 0 or not np.all(steps == steps[0]):
+        raise AnnotationFormatError("frame columns are not evenly spaced")
+    return int(t[0]), int(steps[0])
+
+
+_META_TITLE = ("songtitle", "title", "track", "trackname")
+
+
+def parse_metadata_csv(src: str | os.PathLike[str] | bytes, name: str = "metadata CSV") -> pd.DataFrame:
+    """Best effort: `song_id`, `metadata_year`, `artist`, `title`, `genre` from a DEAM metadata
+    CSV (headers `song_id` / `Id` / `id`, ragged rows, embedded tabs). Never raises: what does
+    not parse is listed in `df.attrs["problems"]`."""
+    cols = ["song_id", "metadata_year", "artist", "title", "genre"]
+    problems: list[str] = []
+    m = re.search(r"(20\d\d)", name)
+    year = m.group(1) if m else None
+    records = []
+    try:
+        rows = _csv_rows(_text(src))
+        header = [normalise_column(c) for c in rows[0][1]] if rows else []
+        id_col = next((i for i, h in enumerate(header) if h in _ID_NAMES), None)
+        if id_col is None:
+            problems.append(f"{name}: no song_id/Id/id column, file skipped")
+            rows = []
+
+        def col(*names: str) -> int | None:
+            return next((header.index(n) for n in names if n in header), None)
+
+        picks = {"artist": col("artist"), "title": col(*_META_TITLE), "genre": col("genre")}
+        for line, cells in rows[1:]:
+            sid = _parse_id(cells[id_col]) if id_col < len(cells) else None
+            if sid is None:
+                problems.append(f"{name}:{line}: no integer id, line skipped")
+                continue
+            rec = {"song_id": sid, "metadata_year": year}
+            for key, i in picks.items():
+                value = " ".join(cells[i].split()) if i is not None and i < len(cells) else ""
+                rec[key] = value or None
+            records.append(rec)
+    except Exception as exc:  # metadata must never stop the run
+        problems.append(f"{name}: unreadable ({type(exc).__name__}: {exc})")
+        records = []
+    df = pd.DataFrame.from_records(records, columns=cols)
+    df.attrs["problems"] = problems
+    return df
