@@ -33,6 +33,7 @@ from torch.utils.data import Dataset, Sampler
 
 from emoprep.atomic import atomic_path, atomic_write_json
 from emoprep.manifests import token_store as ts
+from emoprep.store import natural_key
 
 MODALITY_CODES = {"image": 0, "audio": 1, 0: 0, 1: 1}
 ENHANCED_EXTRA = ("valence", "arousal", "modality")  # appended to every token, thesis §2.1.4
@@ -69,7 +70,9 @@ class TokenDataset(Dataset):
         if df.empty:
             raise ValueError(f"no tokens in {out_root} for tokenizer={tokenizer!r}, split={split!r}, "
                              f"modality={modality!r}")
-        self.index = df.sort_values("sample_id", kind="stable").reset_index(drop=True)
+        # the manifests' order (natural sort: deam:2:0 < deam:10:0), so item i = manifest row i
+        order = sorted(range(len(df)), key=lambda i: natural_key(str(df["sample_id"].iat[i])))
+        self.index = df.iloc[order].reset_index(drop=True)
         self.arrays = ["cls", "patches"] if include_cls else ["patches"]
         self.enhanced, self.dtype = enhanced, dtype
         self._files: dict[str, list[Path]] = {}
@@ -176,6 +179,7 @@ class BalancedBatchSampler(Sampler[list[int]]):
 # ---- Hugging Face view -----------------------------------------------------------------
 
 VIEW_FILE = "_VIEW.json"
+VIEW_VERSION = 2
 VIEW_COLUMNS = ("sample_id", "source_id", "modality", "start_s", "end_s", "valence", "arousal",
                 "valence_raw", "arousal_raw", "emotion", "split", "tokenizer", "weights", "image_path")
 
@@ -187,29 +191,55 @@ def hf_parquet_view(out_root: str | os.PathLike[str], tokenizer: str = "vit-base
 
     Columns: the label columns, `cls` [D] and `patches` [P][D] as fixed-size lists in the
     stored dtype (float16 by default). One file per (split, shard) keeps memory bounded.
-    The view is keyed by the shard checksums: an unchanged store is not rewritten; a changed
-    store gets a new folder. Default folder: `<out_root>/hf/<tokenizer>/<key>/`.
+    The view is keyed by everything it writes (`view_key`: the tokens stage fingerprint and
+    the index content — labels, split, shard checksums): an unchanged store is not
+    rewritten; a new split or new labels give a new view. Default folder:
+    `<out_root>/hf/<tokenizer>/<key>/`.
     """
     store = ts.load_index(out_root, tokenizer)
-    df = store.df.sort_values(["shard", "row"], kind="stable")
-    key = hashlib.sha256("".join(sorted(set(df[ts.sha_column("patches")]) | set(df[ts.sha_column("cls")])))
-                         .encode()).hexdigest()[:16]
+    df = store.df.sort_values(["shard", "row"], kind="stable").reset_index(drop=True)
+    key = view_key(df, tokenizer)
     dest = Path(dest) if dest is not None else (
         store.root / "hf" if store.standalone else store.root / "hf" / tokenizer / key)
     marker = dest / VIEW_FILE
+    old_parts: set[str] = set()
     if marker.is_file():
         import json
 
         info = json.loads(marker.read_text())
         if info.get("key") == key:
             return {s: [str(dest / f) for f in files] for s, files in info["data_files"].items()}
+        old_parts = {f for files in info.get("data_files", {}).values() for f in files}
+        marker.unlink()  # the parts are about to change: the old key must stop vouching for them
     data_files: dict[str, list[str]] = {}
     for (split, shard), grp in df.groupby(["split", "shard"], sort=True):
         rel = f"{split}/part-{int(shard):05d}.parquet"
         _write_view_part(dest / rel, grp, store)
         data_files.setdefault(str(split), []).append(rel)
     atomic_write_json(marker, {"key": key, "tokenizer": tokenizer, "data_files": data_files})
+    for rel in old_parts - {f for files in data_files.values() for f in files}:
+        (dest / rel).unlink(missing_ok=True)  # e.g. a split name that no longer exists
     return {s: [str(dest / f) for f in files] for s, files in data_files.items()}
+
+
+def view_key(index: pd.DataFrame, tokenizer: str) -> str:
+    """16 hex digits naming a view: SHA-256 over the tokens stage fingerprint(s) and the exact
+    content (Arrow IPC bytes) of every index column the view is built from."""
+    import pyarrow as pa
+
+    cols = [c for c in (*VIEW_COLUMNS, "shard", "row", "fingerprint",
+                        ts.path_column("cls"), ts.sha_column("cls"),
+                        ts.path_column("patches"), ts.sha_column("patches")) if c in index.columns]
+    table = pa.Table.from_pandas(index[cols].reset_index(drop=True), preserve_index=False)
+    table = table.replace_schema_metadata(None)  # pandas' metadata names its own version
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    h = hashlib.sha256(f"emoprep-hf-view/{VIEW_VERSION}/{tokenizer}\n".encode())
+    fps = sorted(set(map(str, index["fingerprint"]))) if "fingerprint" in index.columns else []
+    h.update(("fingerprints:" + ",".join(fps) + "\n").encode())
+    h.update(sink.getvalue().to_pybytes())
+    return h.hexdigest()[:16]
 
 
 def _fixed_list(values: np.ndarray) -> Any:

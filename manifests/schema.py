@@ -59,6 +59,7 @@ REJECT_CODES: dict[str, str] = {
     "missing-source-id": "a labelled row without source_id, so it cannot be grouped by song",
     # --- tokens ---
     "unlabelled": "an input with no label/split row (rejected or filtered upstream)",
+    "no-image": "a split-manifest (labelled) id that no image-producing stage produced (rejected or dropped there)",
     "modality-mismatch": "the input's modality flag disagrees with its source",
     "bad-path": "the manifest path is missing or leaves the output root",
     "bad-image-size": "the image is not the tokenizer's input size (224 x 224)",

@@ -13,8 +13,11 @@ Checks, each reported with pass / fail / warn / skip and the offending ids or sh
 - `va-range`         normalised valence and arousal are finite and in [-1, 1]
 - `modality-flags`   flags match the source (deam:/pmemo: → 1 audio, foodpics: → 0 image;
                      other prefixes must be consistent) and the split manifest
-- `manifest-coverage` every split-manifest id has tokens (unless a stage rejected it) and
-                     every tokenized id is in the split manifest
+- `manifest-coverage` every split-manifest id has tokens (unless the `tokens` stage, or
+                     another stage downstream of `split`, rejected it) and every tokenized
+                     id is in the split manifest. A reject by an upstream stage does not
+                     count: an id rejected before `split` should not be in the split
+                     manifest at all (its labels and split counts would include it)
 - `split-disjoint`   no source (song) in two splits
 - `weights`          random-init tokens: a warning, or a failure with `require_pretrained`
 """
@@ -94,7 +97,7 @@ def validate(out_root: str | Path, require_pretrained: bool = False) -> Validati
     for tokenizer, rows in index.groupby("tokenizer", sort=True):
         _check_tokenizer(report, store, str(tokenizer), rows.reset_index(drop=True))
     _check_labels(report, index, split)
-    _check_coverage(report, index, split, rejects)
+    _check_coverage(report, index, split, rejects, stages_after_split(out_root))
     _check_weights(report, index, require_pretrained)
     return report
 
@@ -232,8 +235,34 @@ def _modality_offenders(df: pd.DataFrame, where: str) -> list[str]:
     return out
 
 
+def stages_after_split(out_root: Path) -> set[str]:
+    """`tokens` plus every current stage that reads `split` directly or through other
+    stages (from `manifests/_current.json` and each stage's `_DONE.json` inputs)."""
+    import json
+
+    after = {"tokens"}
+    try:
+        current = json.loads((Path(out_root) / "manifests" / "_current.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return after
+    inputs: dict[str, set[str]] = {}
+    for stage, entry in current.items():
+        try:
+            done = json.loads((Path(out_root) / entry["dir"] / "_DONE.json").read_text(encoding="utf-8"))
+            inputs[stage] = set(done.get("inputs", {}))
+        except (OSError, ValueError, KeyError, TypeError):
+            inputs[stage] = set()
+    reached = {"split"}
+    while True:
+        more = {s for s, ins in inputs.items() if ins & reached} - reached
+        if not more:
+            break
+        reached |= more
+    return after | (reached - {"split"})
+
+
 def _check_coverage(report: ValidationReport, index: pd.DataFrame, split: pd.DataFrame | None,
-                    rejects: pd.DataFrame | None) -> None:
+                    rejects: pd.DataFrame | None, excusing: set[str] = frozenset({"tokens"})) -> None:
     if split is None:
         report.checks.append(Check("manifest-coverage", SKIP, "no manifests/split.parquet to compare with"))
         return
@@ -242,13 +271,17 @@ def _check_coverage(report: ValidationReport, index: pd.DataFrame, split: pd.Dat
                "{n} ids twice in the split manifest")
     tokenized = set(index["sample_id"].astype(str))
     labelled = set(split["sample_id"].astype(str))
-    rejected = set(rejects["sample_id"].astype(str)) if rejects is not None and len(rejects) else set()
+    rejected: set[str] = set()
+    if rejects is not None and len(rejects):
+        by = rejects["stage"].astype(str).isin(sorted(excusing)) if "stage" in rejects else pd.Series(False, rejects.index)
+        rejected = set(rejects.loc[by, "sample_id"].astype(str))
     missing = sorted(labelled - tokenized - rejected)
     explained = len((labelled - tokenized) & rejected)
     extra = sorted(tokenized - labelled)
     offenders = [f"{sid} (in split manifest, no tokens)" for sid in missing] + \
                 [f"{sid} (tokens, not in split manifest)" for sid in extra]
-    note = f" ({explained} labelled ids without tokens were rejected by a stage)" if explained else ""
+    who = "/".join(sorted(excusing))
+    note = f" ({explained} labelled ids without tokens were rejected by {who})" if explained else ""
     report.add("manifest-coverage", offenders, f"every labelled id has tokens and vice versa{note}",
                "{n} ids in one of split manifest / token index only" + note)
 

@@ -1,5 +1,13 @@
 """ViT-base-patch16-224 as a tokenizer: model builder, weight policy, preprocessing.
 
+Default checkpoint: `google/vit-base-patch16-224` (`tokens.hf_model_id`). The thesis (§2.1.4)
+names "ViT-base-patch16-224 (standard pre-trained configuration)"; on the Hugging Face Hub
+that exact name is Google's standard release, pre-trained on ImageNet-21k and fine-tuned on
+ImageNet-1k at 224 px — the checkpoint `ViTModel.from_pretrained("google/vit-base-patch16-224")`
+loads. `google/vit-base-patch16-224-in21k` (21k pre-training only) would be a different
+model under a name the thesis does not use; set `tokens.hf_model_id` to it (or pass
+`--weights DIR`) to tokenize with it instead. The weights' SHA-256 is recorded either way.
+
 Weight policy (SPEC §6): weights come from `--weights DIR` or the local Hugging Face cache,
 offline, from safetensors only and never with remote code. Without weights the same
 architecture is built with a seeded random init, a loud warning is printed, and the weight
@@ -26,7 +34,7 @@ from emoprep.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-HF_MODEL_ID = "google/vit-base-patch16-224-in21k"
+HF_MODEL_ID = "google/vit-base-patch16-224"  # see the module docstring
 RANDOM_INIT = "random-init"
 
 # Tokenizer name → ViTConfig overrides (empty = ViTConfig() defaults = base/16/224).
@@ -177,19 +185,26 @@ def weight_identity(source: WeightsSource, seed: int, hasher: Any = None) -> dic
     return {"name": source.name, "sha256": sha, "seed": int(seed)}
 
 
-_WARNED: set[tuple[str, int]] = set()
+_WARNED: set[tuple[str, int, str]] = set()
 
 
-def warn_random_init(tokenizer: str, seed: int) -> None:
-    """Say loudly (a WARNING log record, once per process) that the tokens are not pretrained.
+def warn_random_init(tokenizer: str, seed: int, hf_model_id: str = HF_MODEL_ID) -> None:
+    """Say loudly (a WARNING log record, once per process) that the tokens are not pretrained,
+    naming the checkpoint the configuration asked for (`tokens.hf_model_id`).
     The CLI shows emoprep's warnings on stderr and in the run log; a library user sees it
     through Python logging (stderr by default)."""
-    if (tokenizer, seed) in _WARNED:
+    if (tokenizer, seed, hf_model_id) in _WARNED:
         return
-    _WARNED.add((tokenizer, seed))
+    _WARNED.add((tokenizer, seed, hf_model_id))
+    if tokenizer != "vit-base-patch16-224":
+        wanted = f"Pass --weights DIR with a {tokenizer} checkpoint"
+    elif hf_model_id:
+        wanted = f"Put {hf_model_id} (tokens.hf_model_id) in the HF cache or pass --weights DIR"
+    else:
+        wanted = "tokens.hf_model_id is empty, so the HF cache is not searched; pass --weights DIR"
     msg = (f"NO PRETRAINED WEIGHTS for {tokenizer}: using a RANDOM INIT (seed {seed}). "
            f"Tokens will be recorded as weights='random-init' and `emoprep validate "
-           f"--require-pretrained` will fail. Put {HF_MODEL_ID} in the HF cache or pass --weights DIR.")
+           f"--require-pretrained` will fail. {wanted}.")
     log.warning(msg)
 
 
@@ -241,8 +256,10 @@ def _cuda_bf16() -> bool:
 
 # ---- model ---------------------------------------------------------------------------
 
-def build_model(tokenizer: str, source: WeightsSource, seed: int, device: str = "cpu") -> Any:
-    """A `ViTModel` (no pooler) in eval mode on `device`, from `source` or seeded random init."""
+def build_model(tokenizer: str, source: WeightsSource, seed: int, device: str = "cpu",
+                hf_model_id: str = HF_MODEL_ID) -> Any:
+    """A `ViTModel` (no pooler) in eval mode on `device`, from `source` or seeded random init
+    (`hf_model_id` only names the missing checkpoint in the warning)."""
     import torch
     from transformers import ViTModel
 
@@ -251,7 +268,7 @@ def build_model(tokenizer: str, source: WeightsSource, seed: int, device: str = 
                                          trust_remote_code=False, add_pooling_layer=False)
         _check_arch(tokenizer, model.config, source)
     else:
-        warn_random_init(tokenizer, seed)
+        warn_random_init(tokenizer, seed, hf_model_id)
         with torch.random.fork_rng(devices=[]):  # leave the caller's RNG stream untouched
             torch.manual_seed(seed)
             model = ViTModel(arch_config(tokenizer), add_pooling_layer=False)
@@ -300,7 +317,7 @@ def get_vit(tokenizer: str, weights_dir: str | None, hf_model_id: str, seed: int
     key = (tokenizer, source, identity["sha256"], seed if not source.pretrained else None, compute)
     if key not in _MODELS:
         _MODELS.clear()  # one model per process: a new config replaces the old one
-        model = build_model(tokenizer, source, seed, compute.device)
+        model = build_model(tokenizer, source, seed, compute.device, hf_model_id)
         _MODELS[key] = LoadedViT(model, identity, compute)
     return _MODELS[key]
 

@@ -97,13 +97,77 @@ def run_tokens(ctx: StageContext, publish: bool = True) -> tuple[pd.DataFrame, l
     return df, rejects
 
 
-def build_store(out_root: Path, n_songs: int = 4, chunks: int = 3, n_images: int = 5,
+def build_store(out_root: Path, n_songs: int = 4, chunks: int = 3, n_images: int = 5, first_song: int = 2,
                 **params: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A complete small run: labels → split → PNGs → tokens (tiny ViT). Returns (index, split)."""
-    labels = label_rows(n_songs, chunks, n_images)
+    labels = label_rows(n_songs, chunks, n_images, first_song=first_song)
     split = split_rows(labels, out_root)
     sources = write_pngs(out_root, labels)
     params.setdefault("shard_size", 5)
     ctx = tokens_ctx(out_root, {**sources, "split": split}, **params)
     index, _ = run_tokens(ctx)
     return index, split
+
+
+# ---- stand-ins for the upstream stages, to drive `tokens` through the real runner ----------
+
+def fake_upstream_stages(n_songs: int = 11, chunks: int = 2, n_images: int = 4,
+                         no_png: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A `labels` stage giving `label_rows(...)` and a `fake-pngs` stage writing one PNG per
+    labelled id (gray for audio, RGB for images): the inputs `split` and `tokens` need.
+    `fake-pngs` rejects the ids in `no_png` (labelled ids that never get an image)."""
+    from dataclasses import dataclass as _dc
+
+    from emoprep.atomic import atomic_path
+    from emoprep.stage import Outcome, Reject, Stage, WorkItem
+
+    class FakeLabels(Stage):
+        name = "labels"
+
+        def run(self, ctx):
+            return Outcome(rows=label_rows(n_songs=n_songs, chunks=chunks, n_images=n_images).to_dict("records"))
+
+    class FakePngs(Stage):
+        name = "fake-pngs"
+        default_inputs = ("labels",)
+
+        @_dc(frozen=True)
+        class Params:
+            pass
+
+        def plan(self, ctx):
+            return [WorkItem(r.sample_id, {"modality": int(r.modality), "source_id": r.source_id})
+                    for r in ctx.input_manifest("labels").itertuples()]
+
+        def process(self, item, ctx):
+            if item.key in no_png:
+                return Outcome(rejects=[Reject(item.key, "undecodable-image", f"{item.key}: cannot decode")])
+            rng = np.random.default_rng(sum(map(ord, item.key)))
+            shape = (224, 224) if item.payload["modality"] else (224, 224, 3)
+            out = ctx.out_dir / f"{item.key.replace(':', '_')}.png"
+            with atomic_path(out) as tmp:
+                Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(tmp, format="PNG")
+            return Outcome(rows=[{"sample_id": item.key, **item.payload, "path": ctx.rel(out)}])
+
+    return {"labels": FakeLabels(), "fake-pngs": FakePngs()}
+
+
+def install_fake_upstream(setitem: Any, **kw: Any) -> None:
+    """Register the stand-ins: `setitem(registry, name, stage)` (pytest's
+    `monkeypatch.setitem` in tests; a plain assignment in a subprocess)."""
+    from emoprep import stage as stage_mod
+
+    stage_mod.load_builtin_stages()  # the real ones first, so the stand-ins are what stays visible
+    for name, st in fake_upstream_stages(**kw).items():
+        setitem(stage_mod._REGISTRY, name, st)
+
+
+def tiny_recipe(split_seed: int = 0, shard_size: int = 8, **tokens: Any) -> Any:
+    """tokens (tiny ViT) over `fake-pngs`; split by hash with the seed given (so a new seed
+    moves sources even in strata too small for the quota method to cut)."""
+    from emoprep.recipe import Recipe
+
+    return Recipe(name="t", targets=["tokens"], sections={
+        "split": {"seed": split_seed, "method": "hash"},
+        "tokens": {"tokenizer": "vit-tiny-test", "sources": ["fake-pngs"], "shard_size": shard_size,
+                   "num_workers": 0, **tokens}})

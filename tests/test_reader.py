@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 from _token_fixtures import build_store
 from emoprep.manifests import reader, token_store as ts
 from emoprep.manifests.reader import BalancedBatchSampler, TokenDataset, hf_parquet_view
+from emoprep.store import natural_key
 
 TOK = "vit-tiny-test"
 
@@ -180,3 +181,47 @@ def test_finds_the_single_finished_store_without_the_manifest(store, tmp_path):
 
 def test_modality_codes():
     assert reader.modality_code("image") == 0 and reader.modality_code(1) == 1
+
+
+def test_items_follow_the_manifest_order(tmp_path):
+    """Item i is row i of the token manifest (natural order: deam:9:0 < deam:10:0)."""
+    import pandas as pd
+
+    index, _ = build_store(tmp_path, n_songs=3, chunks=2, n_images=2, first_song=9)  # songs 9, 10, 11
+    ds = TokenDataset(tmp_path, tokenizer=TOK)
+    assert ds.sample_ids[:2] == ["deam:9:0", "deam:9:1"]  # plain text order would start at deam:10:0
+    assert ds.sample_ids == sorted(index["sample_id"], key=natural_key)
+    published = pd.read_parquet(tmp_path / "manifests/tokens.parquet").sort_values(
+        "sample_id", key=lambda s: s.map(natural_key))
+    np.testing.assert_array_equal(ds[0]["tokens"].numpy(), expected_tokens(tmp_path, published.iloc[0]))
+
+
+def test_hf_view_follows_a_changed_split_and_labels(store, tmp_path):
+    """The view is keyed on what it writes: new split or labels with the same shards → a new view."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    root = tmp_path / "out"
+    shutil.copytree(store[0], root)
+    first = hf_parquet_view(root, tokenizer=TOK)
+    index = pd.read_parquet(root / "manifests/tokens.parquet")
+    moved = index["source_id"].isin(["deam:3", "deam:5", "foodpics:0004"])
+    index.loc[moved, "split"] = np.where(index.loc[moved, "split"] == "train", "test", "train")
+    index.loc[index["sample_id"] == "deam:2:0", "valence"] = 0.125
+    index.to_parquet(root / "manifests/tokens.parquet", index=False)
+    second = hf_parquet_view(root, tokenizer=TOK)
+    assert second != first
+    got = {}
+    for split, files in second.items():
+        for f in files:
+            got.update({r["sample_id"]: (split, r["split"], r["valence"])
+                        for r in pq.read_table(f, columns=["sample_id", "split", "valence"]).to_pylist()})
+    want = index.set_index("sample_id")
+    assert {sid: (a, b) for sid, (a, b, _v) in got.items()} == {sid: (s, s) for sid, s in want["split"].items()}
+    assert got["deam:2:0"][2] == 0.125
+    # an explicit folder is rewritten in place, without parts of the old view left behind
+    dest = tmp_path / "view"
+    hf_parquet_view(store[0], tokenizer=TOK, dest=dest)
+    again = hf_parquet_view(root, tokenizer=TOK, dest=dest)
+    listed = {f for fs in again.values() for f in fs}
+    assert {str(p) for p in dest.rglob("*.parquet")} == listed

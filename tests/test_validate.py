@@ -165,16 +165,42 @@ def test_duplicate_id_in_index(out):
     assert bad["unique-ids"] == [df.at[3, "sample_id"]]
 
 
-def test_labelled_id_without_tokens_fails_unless_a_stage_rejected_it(out):
+def _write_rejects(root, *rows) -> None:
+    pd.DataFrame([{"sample_id": sid, "stage": stage, "reason": reason, "message": "x"} for sid, stage, reason in rows],
+                 columns=["sample_id", "stage", "reason", "message"]).to_parquet(root / "manifests/rejects.parquet", index=False)
+
+
+def test_labelled_id_without_tokens_fails_unless_tokens_rejected_it(out):
     df = index_of(out)
     gone = df.at[5, "sample_id"]
     save_index(out, df.drop(index=5))
     bad = failed(validate(out))
     assert bad == {"manifest-coverage": [f"{gone} (in split manifest, no tokens)"]}
-    pd.DataFrame([{"sample_id": gone, "stage": "spectrogram", "reason": "silent", "message": "x"}]) \
-        .to_parquet(out / "manifests/rejects.parquet", index=False)
+    # a reject by a stage before `split` does not explain it: such an id should not be labelled
+    _write_rejects(out, (gone, "spectrogram", "silent"), (gone, "images", "image-too-large"))
+    assert failed(validate(out)) == {"manifest-coverage": [f"{gone} (in split manifest, no tokens)"]}
+    _write_rejects(out, (gone, "spectrogram", "silent"), (gone, "tokens", "unreadable-image"))
     report = validate(out)
-    assert report.ok and "1 labelled ids without tokens were rejected" in check(report, "manifest-coverage").detail
+    assert report.ok and "1 labelled ids without tokens were rejected by tokens" in check(report, "manifest-coverage").detail
+
+
+def test_a_stage_downstream_of_split_may_also_explain_a_missing_token(out):
+    """Read from the run's `_current.json` and each stage's `_DONE.json` inputs."""
+    import json
+
+    df = index_of(out)
+    gone = df.at[5, "sample_id"]
+    save_index(out, df.drop(index=5))
+    dirs = {"labels": ("labels/fp0", {}), "split": ("split/fp0", {"labels": "labels/fp0"}),
+            "filter": ("filter/fp0", {"split": "split/fp0"}), "late": ("late/fp0", {"filter": "filter/fp0"}),
+            "images": ("images/fp0", {})}
+    for stage, (rel, inputs) in dirs.items():
+        (out / rel).mkdir(parents=True, exist_ok=True)
+        (out / rel / "_DONE.json").write_text(json.dumps({"stage": stage, "inputs": inputs}))
+    (out / "manifests/_current.json").write_text(json.dumps({k: {"dir": v[0], "fingerprint": "fp0"} for k, v in dirs.items()}))
+    for stage, ok in (("late", True), ("filter", True), ("images", False), ("labels", False), ("split", False)):
+        _write_rejects(out, (gone, stage, "some-reason"))
+        assert validate(out).ok is ok, stage
 
 
 def test_missing_store_is_one_clear_failure(tmp_path):
