@@ -26,7 +26,7 @@ REJECT_CODES: dict[str, str] = {
     "missing-annotation": "audio file with no row in the static or dynamic annotation CSVs",
     "missing-audio": "song annotated in the CSVs but MEMD_audio/<id>.mp3 is absent",
     "bad-annotation": "the song's annotation rows exist but hold no usable value (NaN or out of range)",
-    "duplicate-annotation": "several annotation rows for one song id that disagree",
+    "duplicate-annotation": "annotation rows for one song id disagree in every kind (static and dynamic), so nothing usable is left",
     "duplicate-audio": "several audio files map to one song id (e.g. 8.mp3 and 008.mp3)",
     "bad-song-id": "file in MEMD_audio/ whose name is not <integer song id>.mp3",
     # --- any stage that opens audio ---
@@ -39,9 +39,9 @@ REJECT_CODES: dict[str, str] = {
     # --- clips / chunks ---
     "missing-static": "no usable static valence/arousal for a 46 s clip",
     "longer-than-target": "song longer than the clip length (46.0 s) and policy = 'pad'",
-    "missing-dynamic": "no dynamic valence/arousal frames for a song to chunk",
+    "missing-dynamic": "no dynamic frame with both valence and arousal for a song to chunk (absent, or conflicting rows blanked at ingest)",
     "too-short": "song shorter than start_s + pad_tail_min_s (15 + 4.5 s): it yields no chunk",
-    "under-annotated": "chunk with fewer than min_frames (8 of 10) annotated dynamic frames",
+    "under-annotated": "chunk with fewer than min_frames (8 of 10) dynamic frames that have both valence and arousal",
     # --- FoodPics ingest / images ---
     "missing-rating": "an image file whose number has no row in the ratings sheet",
     "non-food": "category column says non-food (or number >= 1000 when there is no category column)",
