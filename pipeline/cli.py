@@ -118,6 +118,12 @@ def run(
             log.event("run-done", summaries=[s.__dict__ for s in summaries])
     except EmoprepError as exc:
         _fail(exc)
+    except OSError as exc:
+        from emoprep.runner import ENVIRONMENT_ERRNOS
+        if exc.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        _fail(EmoprepError(f"{exc.strerror} while writing {exc.filename or out_root}: free space and run "
+                           "the same command again (finished items are kept, earlier outputs are intact)"))
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: finished items are committed; run the same command to resume")
         raise typer.Exit(130) from None
@@ -173,6 +179,29 @@ def validate(
     if not report.ok:
         err.print(f"[bold red]validation failed[/]: {len(report.failures)} check(s) failed")
         raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    out_root: Path = typer.Option(Path("emoprep-out"), "--out", help=OUT_HELP),
+    no_wait: bool = typer.Option(False, "--no-wait", help="Exit 2 instead of waiting when a run holds --out."),
+) -> None:
+    """(Re)build [cyan]report/[/] (index.html with plots, report.json, DATASET.md) from every finished stage, with run timings; prints where it is."""
+    from emoprep.lock import OutputLock
+    from emoprep.stages.report import build_report
+
+    out_root = out_root.resolve()
+    try:
+        if not (out_root / "manifests").is_dir():
+            raise ConfigError(f"nothing to report: {out_root} holds no manifests/; "
+                              f"run `emoprep run --out {out_root}` first")
+        with OutputLock(out_root, wait=not no_wait, on_wait=lambda m: err.print(f"[yellow]{m}[/]")):
+            index = build_report(out_root)
+    except EmoprepError as exc:
+        _fail(exc)
+    out.print(f"report: {index}", highlight=False, soft_wrap=True)
+    out.print(f"open it offline: file://{index}  (numbers: {index.parent / 'report.json'}, "
+              f"dataset card: {index.parent / 'DATASET.md'})", highlight=False, soft_wrap=True)
 
 
 @app.command("demo-data")

@@ -6,6 +6,7 @@ item ledger (resume), atomic commits, progress, counts, publishing the current m
 from __future__ import annotations
 
 import dataclasses
+import errno
 import signal
 import time
 import traceback
@@ -280,6 +281,9 @@ class Runner:
         return [final[k] for k in keys], resumed
 
     def _record(self, stage: str, item: WorkItem, result: Any) -> ItemRecord:
+        if isinstance(result, OSError) and result.errno in ENVIRONMENT_ERRNOS:
+            # Not the item's fault: rejecting it (and every item after it) would be wrong.
+            raise EnvironmentFault(stage, item.key, result)
         if isinstance(result, BaseException):
             reason = "worker-crashed" if isinstance(result, WorkerCrashed) else "internal-error"
             tb = "".join(traceback.format_exception(result)).strip()
@@ -308,6 +312,20 @@ class Runner:
         if not path.exists():
             raise DataError(f"stage {ps.name} has no manifest at {path}; run it first")
         return pq.read_table(path).to_pandas()
+
+
+# A full disk, a quota or a read-only output stops the run (finished items stay committed)
+# instead of turning every remaining item into a reject.
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+
+
+class EnvironmentFault(DataError):
+    def __init__(self, stage: str, key: str, exc: OSError):
+        what = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                errno.EROFS: "the output folder is read-only"}.get(exc.errno, exc.strerror)
+        super().__init__(f"{stage}: {what} while processing {key}"
+                         f"{f' (writing {exc.filename})' if exc.filename else ''}; finished items are "
+                         "committed and earlier outputs are intact: free space and run the same command again")
 
 
 def _needs_device(stage: Stage) -> bool:

@@ -310,3 +310,25 @@ def test_a_committed_item_whose_file_vanished_is_redone(tmp_path, data):
     run(out, data, executor=again)
     assert len(again.seen) == 7
     assert diff(snapshot(clean), snapshot(out)) == []
+
+
+def test_a_full_disk_stops_the_run_with_a_clear_message_and_keeps_outputs(tmp_path, data, monkeypatch):
+    out = tmp_path / "out"
+    run(out, data)
+    before = snapshot(out)
+    monkeypatch.setenv("TOY_ENOSPC_ON", "toy:6")
+    from emoprep.runner import EnvironmentFault
+    with pytest.raises(EnvironmentFault, match="no space left on the device while processing toy:6"):
+        run(out, data, ["square.power=5"])
+    after = snapshot(out)
+    assert all(after[k] == v for k, v in before.items())  # earlier outputs untouched
+    assert not any(k.startswith("manifests/") and after.get(k) != before.get(k) for k in after)
+    monkeypatch.delenv("TOY_ENOSPC_ON")
+    summary = {s.name: s for s in run(out, data, ["square.power=5"])}
+    assert summary["square"].resumed >= 1 and summary["square"].rejects == 0
+
+
+def test_full_disk_through_the_cli_is_exit_1(tmp_path, data):
+    proc = _cli(_toy_args(tmp_path / "out", data), env_extra={"TOY_ENOSPC_ON": "toy:2"})
+    assert proc.wait(60) == 1
+    assert "no space left on the device" in proc.stderr.read()

@@ -75,6 +75,9 @@ class Square(Stage):
             os._exit(3)  # a worker dying hard, as a segfaulting decoder would
         if os.environ.get("TOY_RAISE_ON") == item.key:
             raise RuntimeError("boom")
+        if os.environ.get("TOY_ENOSPC_ON") == item.key:
+            import errno
+            raise OSError(errno.ENOSPC, "No space left on device", "values/x.txt")
         result = item.payload["value"] ** ctx.params.power
         out = ctx.out_dir / "values" / f"{item.key.replace(':', '_')}.txt"
         with atomic_path(out) as tmp:
