@@ -24,11 +24,11 @@ REJECT_CODES: dict[str, str] = {
     "path-outside-root": "a path (symlink, '..') that would leave the dataset root",
     # --- DEAM ingest ---
     "missing-annotation": "audio file with no row in the static or dynamic annotation CSVs",
-    "missing-audio": "song annotated in the CSVs but MEMD_audio/<id>.mp3 is absent",
+    "missing-audio": "song annotated in the CSVs (or a generic table row) but its audio file (MEMD_audio/<id>.mp3, chorus/<id>.mp3, the row's path) is absent",
     "bad-annotation": "the song's annotation rows exist but hold no usable value (NaN or out of range)",
     "duplicate-annotation": "annotation rows for one song id disagree in every kind (static and dynamic), so nothing usable is left",
     "duplicate-audio": "several audio files map to one song id (e.g. 8.mp3 and 008.mp3)",
-    "bad-song-id": "file in MEMD_audio/ whose name is not <integer song id>.mp3",
+    "bad-song-id": "file in MEMD_audio/ (DEAM) or chorus/ (PMEmo) whose name is not <integer song id>.mp3",
     # --- any stage that opens audio ---
     "unreadable-audio": "file (or zip member) cannot be opened or decoded as audio",
     "empty-audio": "file is 0 bytes or holds no audio frames",
@@ -49,14 +49,20 @@ REJECT_CODES: dict[str, str] = {
     "missing-image": "a ratings row (or manifest row) whose image file is not there",
     "image-too-large": "more pixels than max_pixels (decompression-bomb guard); never decoded",
     "undecodable-image": "Pillow cannot identify, verify or fully decode the image (corrupt, truncated)",
-    "bad-id": "a sheet row whose Image_No is empty or not a whole number",
+    "bad-id": "a sheet row whose Image_No is empty or not a whole number; a generic table id that is empty or has '/', '\\', ':' or control characters",
     "unmatched-file": "an image file whose name is not a number",
     "source-changed": "the file's bytes differ from the content hash the ingest recorded",
     "unsupported-mode": "an image mode that cannot be converted to RGB (e.g. LAB without ICC)",
     # --- labels / split ---
     "missing-va": "valence or arousal is missing, NaN or not a number",
-    "va-out-of-range": "a raw VA value outside the declared scale (labels.method = 'fixed')",
+    "va-out-of-range": "a raw VA value outside the declared scale (labels.method = 'fixed'; generic.scale)",
     "missing-source-id": "a labelled row without source_id, so it cannot be grouped by song",
+    # --- salient / features / pairs (seed recipes) ---
+    "silent-audio": "every sample is 0: no salient segment to choose",
+    "shorter-than-window": "audio shorter than the stage's analysis window (salient with short_policy = 'reject'; features: one n_fft frame)",
+    "non-finite-features": "a librosa feature came out NaN or infinite for this clip",
+    "missing-label": "an item to pair has no value in the pairing label column",
+    "no-image-for-label": "no image with the audio item's label (in its split, with image_pool = 'same-split') to pair it with",
     # --- tokens ---
     "unlabelled": "an input with no label/split row (rejected or filtered upstream)",
     "no-image": "a split-manifest (labelled) id that no image-producing stage produced (rejected or dropped there)",
@@ -67,6 +73,8 @@ REJECT_CODES: dict[str, str] = {
     "missing-file": "the input file named by the manifest does not exist",
     "unreadable-image": "the 224-px PNG cannot be decoded",
     "non-finite-tokens": "the model produced NaN or infinite values for this input",
+    "no-input": "a split-manifest (labelled) id that no input stage of a tokens stage with an audio tokenizer produced",
+    "bad-audio-length": "an audio clip that is not the audio tokenizer's exact length (EnCodec: 46.0 s clips)",
 }
 
 

@@ -3,8 +3,11 @@
 The thesis min-max normalises valence and arousal per modality over the whole dataset
 (§2.1.1–2.1.2), then names an emotion class from the slope arousal/valence (eq. 2.1). Raw
 values and the (min, max) used are kept so the mapping can be inverted. `method = "fixed"`
-maps a declared scale per source instead (e.g. DEAM static 1–9), which does not move when the
-dataset changes.
+maps a declared scale instead (e.g. DEAM static 1–9), which does not move when the dataset
+changes. A scale is declared per source stage (`scales = {clips = [1.0, 9.0]}`) or per dataset,
+the sample-id prefix (`scales = {deam = [1.0, 9.0], pmemo = [0.0, 1.0]}`), so one source that
+merges datasets on different scales (e.g. `features` over DEAM and PMEmo) lands on one scale;
+a source's own scale wins over its rows' dataset scales.
 """
 from __future__ import annotations
 
@@ -71,7 +74,8 @@ class Labels(Stage):
         # sample lost in any earlier stage never enters the bounds or the split.
         sources: tuple[str, ...] = ("spectrogram", "images")
         method: Literal["minmax", "fixed"] = "minmax"
-        # method = "fixed": the declared raw scale of each source, e.g. {clips = [1.0, 9.0]}
+        # method = "fixed": the declared raw scale of each source stage or dataset (sample-id
+        # prefix), e.g. {clips = [1.0, 9.0]} or {deam = [1.0, 9.0], pmemo = [0.0, 1.0]}
         scales: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def inputs(self, params: Any) -> list[str]:
@@ -79,12 +83,6 @@ class Labels(Stage):
 
     def run(self, ctx) -> Outcome:
         p = ctx.params
-        if p.method == "fixed":
-            missing = [s for s in p.sources if s not in p.scales]
-            if missing:
-                from emoprep.errors import ConfigError
-                raise ConfigError(f"labels.method = 'fixed' needs labels.scales for {missing}, "
-                                  "e.g. --set 'labels.scales={clips=[1.0, 9.0]}'")
         candidates, rejects, seen = [], [], set()
         for source in p.sources:
             df = ctx.input_manifest(source)
@@ -100,7 +98,7 @@ class Labels(Stage):
                                                              f"arousal_raw={rec.get('arousal_raw')!r}"))
                     continue
                 if p.method == "fixed":
-                    lo, hi = p.scales[source]
+                    lo, hi = p.scales[scale_key(p.scales, source, sid)]
                     if not (lo <= v <= hi and lo <= a <= hi):
                         rejects.append(Reject(sid, "va-out-of-range",
                                               f"{source}: VA ({v}, {a}) outside the declared scale [{lo}, {hi}]"))
@@ -109,7 +107,8 @@ class Labels(Stage):
         bounds = self._bounds(candidates, p)
         rows = []
         for source, rec, v, a in candidates:
-            b = bounds[source if p.method == "fixed" else int(rec["modality"])]
+            b = bounds[scale_key(p.scales, source, str(rec["sample_id"])) if p.method == "fixed"
+                       else int(rec["modality"])]
             vn = minmax_to_unit(v, *b["valence"])
             an = minmax_to_unit(a, *b["arousal"])
             rows.append({
@@ -127,15 +126,31 @@ class Labels(Stage):
 
     @staticmethod
     def _bounds(candidates, p) -> dict[Any, dict[str, tuple[float, float]]]:
-        """(min, max) per modality (minmax) or per source (fixed), per dimension."""
+        """(min, max) per modality (minmax) or per declared scale used (fixed), per dimension."""
         if p.method == "fixed":
-            return {s: {"valence": tuple(p.scales[s]), "arousal": tuple(p.scales[s])} for s in p.sources}
+            used = {scale_key(p.scales, source, str(rec["sample_id"])) for source, rec, _, _ in candidates}
+            used |= {s for s in p.sources if s in p.scales}
+            return {k: {"valence": tuple(p.scales[k]), "arousal": tuple(p.scales[k])} for k in sorted(used)}
         out: dict[Any, dict[str, tuple[float, float]]] = {}
         for modality in sorted({int(rec["modality"]) for _, rec, _, _ in candidates}):
             vs = [v for _, rec, v, _ in candidates if int(rec["modality"]) == modality]
             as_ = [a for _, rec, _, a in candidates if int(rec["modality"]) == modality]
             out[modality] = {"valence": (min(vs), max(vs)), "arousal": (min(as_), max(as_))}
         return out
+
+
+def scale_key(scales: dict[str, Any], source: str, sample_id: str) -> str:
+    """The declared scale for a row of `source`: the source's own, else its dataset's (the
+    sample-id prefix, `pmemo` of `pmemo:12`). Raises ConfigError naming both when neither
+    is declared."""
+    if source in scales:
+        return source
+    dataset = sample_id.split(":", 1)[0]
+    if dataset in scales:
+        return dataset
+    from emoprep.errors import ConfigError
+    raise ConfigError(f"labels.method = 'fixed' needs labels.scales for source {source!r} or dataset "
+                      f"{dataset!r} (row {sample_id}), e.g. --set 'labels.scales={{{source}=[1.0, 9.0]}}'")
 
 
 def _num(value: Any) -> float | None:

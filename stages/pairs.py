@@ -1,0 +1,197 @@
+"""`pairs`: pair every audio item with an image of the same label (seed 002, Baione §4.2).
+
+Seed 002 builds its music-image pairs so: "for each audio file of the dataset, its
+corresponding image is sampled from those belonging to the same category of the audio
+file", with 80/10/10 splits. Here the category is a label column of the `source` manifest
+(the thesis's emotion class by default; a generic table's `label` works the same) and the
+splits come from the `split` stage upstream (grouped by song, stratified by modality and
+emotion), so:
+
+- a pair inherits its audio item's split: the chunks or segments of one song never straddle
+  splits;
+- with `image_pool = "same-split"` (default) the image is drawn from the images of the same
+  label AND split, so no image is seen in two splits; `"all"` draws from every image of the
+  label (more pairs on small data, at the price of images shared across splits);
+- deterministic from `seed`, independent of row order: within a pool (split, label) the
+  images are ordered by a keyed hash of their id and the audio items by a keyed hash of
+  theirs, and audio item r gets image r mod m. Images are thus reused evenly: when a pool
+  has n audio items and m images, each image is in ⌊n/m⌋ or ⌈n/m⌉ pairs (and n < m leaves
+  m − n images unused). Adding an item can change other pairs of its pool, not of others;
+- an audio item whose pool has no image is rejected `no-image-for-label`, one without a
+  label `missing-label`.
+
+Output: the manifest (one row per pair, sample id = the audio item's) with `audio_id`,
+`image_id`, `label`, `split`, the two files (`audio_path`, `image_path`, relative to the
+output root, from the `audio_paths` / `image_paths` stages) and both items' normalised VA;
+`pairs.csv` with the same pairs (seed 004's pairs-table shape); `pairs_summary.json` with
+counts per split and pool, image reuse and unused images.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import math
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pandas as pd
+
+from emoprep.atomic import atomic_write_json, atomic_write_text
+from emoprep.errors import ConfigError
+from emoprep.stage import Outcome, Reject, Stage, register
+from emoprep.stages.manifest_values import with_kinds
+
+KINDS = {"sample_id": "str", "source_id": "str", "modality": "int", "audio_id": "str", "image_id": "str",
+         "label": "str", "split": "str", "audio_path": "str", "image_path": "str",
+         "audio_valence": "float", "audio_arousal": "float", "image_valence": "float",
+         "image_arousal": "float", "pool_audio": "int", "pool_images": "int"}
+CSV_COLUMNS = ("audio_id", "image_id", "label", "split", "audio_path", "image_path")
+
+
+def keyed_order(ids: list[str], seed: int, role: str) -> list[str]:
+    """`ids` ordered by a keyed BLAKE2b hash of (seed, role, id): a seeded shuffle that does
+    not depend on the input order or the machine."""
+    def key(item_id: str) -> tuple[bytes, str]:
+        h = hashlib.blake2b(f"{role}\x00{item_id}".encode("utf-8"), digest_size=8,
+                            key=str(int(seed)).encode("ascii"), person=b"emoprep-pairs")
+        return h.digest(), item_id
+    return sorted(ids, key=key)
+
+
+def assign_images(audio_ids: list[str], image_ids: list[str], seed: int) -> dict[str, str]:
+    """Audio id → image id within one pool: r-th audio (keyed order) gets the (r mod m)-th
+    image (keyed order), so reuse is even. Empty when the pool has no image."""
+    if not image_ids:
+        return {}
+    images = keyed_order(image_ids, seed, "image")
+    return {a: images[r % len(images)] for r, a in enumerate(keyed_order(audio_ids, seed, "audio"))}
+
+
+def pool_key(split: str, label: str, image_pool: str) -> tuple[str, str]:
+    return (split if image_pool == "same-split" else "*", label)
+
+
+@register
+class Pairs(Stage):
+    name = "pairs"
+    version = "1"
+    default_inputs = ("split", "salient", "images")
+    description = "each audio item paired with an image of the same label, seeded, in its split (seed 002)"
+
+    @dataclass(frozen=True)
+    class Params:
+        source: str = "split"          # a manifest with both modalities, the label and split columns
+        label_column: str = "emotion"
+        audio_paths: str = "salient"   # stage whose `path` is each audio item's file ("" = none)
+        image_paths: str = "images"    # stage whose `path` is each image's file ("" = none)
+        seed: int = 0
+        image_pool: Literal["same-split", "all"] = "same-split"
+
+    def inputs(self, params: Any) -> list[str]:
+        return list(dict.fromkeys(s for s in (params.source, params.audio_paths, params.image_paths) if s))
+
+    def run(self, ctx: Any) -> Outcome:
+        q = ctx.params
+        if q.image_pool not in ("same-split", "all"):
+            raise ConfigError(f"pairs.image_pool must be 'same-split' or 'all', not {q.image_pool!r}")
+        df = ctx.input_manifest(q.source)
+        missing = [c for c in ("sample_id", "modality", q.label_column, "split") if c not in df.columns]
+        if missing:
+            raise ConfigError(f"pairs: the {q.source} manifest lacks {missing}; pair after the split stage "
+                              f"(pairs.source) and name the label with pairs.label_column")
+        items = [_item(r, q.label_column) for r in df.to_dict("records")]
+        audio = [i for i in items if i["modality"] == 1]
+        images = [i for i in items if i["modality"] == 0 and i["label"] is not None]
+        paths = {**self._paths(ctx, q.audio_paths), **self._paths(ctx, q.image_paths)}
+        pools: dict[tuple[str, str], list[str]] = {}
+        for im in images:
+            pools.setdefault(pool_key(im["split"], im["label"], q.image_pool), []).append(im["sample_id"])
+        outcome = Outcome()
+        by_id = {i["sample_id"]: i for i in items}
+        wanted: dict[tuple[str, str], list[str]] = {}
+        for a in audio:
+            if a["label"] is None:
+                outcome.rejects.append(Reject(a["sample_id"], "missing-label",
+                                              f"{q.source}: {a['sample_id']} has no {q.label_column}"))
+            else:
+                wanted.setdefault(pool_key(a["split"], a["label"], q.image_pool), []).append(a["sample_id"])
+        for key in sorted(wanted):
+            chosen = assign_images(wanted[key], pools.get(key, []), q.seed)
+            for aid in wanted[key]:
+                if aid not in chosen:
+                    outcome.rejects.append(Reject(aid, "no-image-for-label", _no_image(key, q)))
+                    continue
+                outcome.rows.append(_pair(by_id[aid], by_id[chosen[aid]], paths, len(wanted[key]),
+                                          len(pools[key])))
+        self._write(ctx, outcome.rows, pools, wanted, q)
+        return outcome
+
+    @staticmethod
+    def _paths(ctx: Any, stage: str) -> dict[str, str]:
+        if not stage:
+            return {}
+        df = ctx.input_manifest(stage)
+        if "path" not in df.columns:
+            raise ConfigError(f"pairs: the {stage} manifest has no path column (pairs.audio_paths / image_paths)")
+        return {str(s): str(p) for s, p in zip(df["sample_id"], df["path"]) if isinstance(p, str)}
+
+    def finalize(self, ctx: Any, rows: pd.DataFrame, rejects: list[Reject]) -> tuple[pd.DataFrame, list[Reject]]:
+        return with_kinds(rows, KINDS), rejects
+
+    @staticmethod
+    def _write(ctx: Any, rows: list[dict[str, Any]], pools: dict, wanted: dict, q: Any) -> None:
+        """pairs.csv and pairs_summary.json in the stage folder."""
+        from emoprep.store import natural_key
+
+        ordered = sorted(rows, key=lambda r: natural_key(r["sample_id"]))
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for r in ordered:
+            writer.writerow(["" if r[c] is None else r[c] for c in CSV_COLUMNS])
+        atomic_write_text(ctx.out_dir / "pairs.csv", buf.getvalue())
+        uses = Counter(r["image_id"] for r in rows)
+        all_images = {i for ids in pools.values() for i in ids}
+        per_pool = [{"split": k[0], "label": k[1], "audio": len(wanted.get(k, [])), "images": len(pools.get(k, [])),
+                     "pairs": sum(1 for r in rows if pool_key(r["split"], r["label"], q.image_pool) == k),
+                     "max_image_uses": max((uses[i] for i in pools.get(k, [])), default=0)}
+                    for k in sorted(set(pools) | set(wanted))]
+        atomic_write_json(ctx.out_dir / "pairs_summary.json", {
+            "label_column": q.label_column, "image_pool": q.image_pool, "seed": int(q.seed),
+            "pairs": dict(sorted(Counter(r["split"] for r in rows).items())),
+            "images_used": len(uses), "images_unused": len(all_images - set(uses)),
+            "max_image_uses": max(uses.values(), default=0), "pools": per_pool})
+
+
+def _item(rec: dict[str, Any], label_column: str) -> dict[str, Any]:
+    label = rec.get(label_column)
+    if label is not None and not isinstance(label, str) and math.isnan(float(label)):
+        label = None
+    return {"sample_id": str(rec["sample_id"]), "source_id": str(rec.get("source_id") or rec["sample_id"]),
+            "modality": int(rec["modality"]), "label": None if label is None or label == "" else str(label),
+            "split": str(rec["split"]), "valence": _num(rec.get("valence")), "arousal": _num(rec.get("arousal"))}
+
+
+def _pair(a: dict[str, Any], im: dict[str, Any], paths: dict[str, str], n_audio: int, n_images: int) -> dict[str, Any]:
+    return {"sample_id": a["sample_id"], "source_id": a["source_id"], "modality": 1,
+            "audio_id": a["sample_id"], "image_id": im["sample_id"], "label": a["label"], "split": a["split"],
+            "audio_path": paths.get(a["sample_id"]), "image_path": paths.get(im["sample_id"]),
+            "audio_valence": a["valence"], "audio_arousal": a["arousal"],
+            "image_valence": im["valence"], "image_arousal": im["arousal"],
+            "pool_audio": n_audio, "pool_images": n_images}
+
+
+def _no_image(key: tuple[str, str], q: Any) -> str:
+    where = f"in split {key[0]!r} " if q.image_pool == "same-split" else ""
+    return (f"no image with {q.label_column} = {key[1]!r} {where}to pair with"
+            + (" (image_pool = 'all' draws from every split)" if q.image_pool == "same-split" else ""))
+
+
+def _num(value: Any) -> float | None:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
