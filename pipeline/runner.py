@@ -187,6 +187,7 @@ class Runner:
             ps.sdir.cleanup_after_done()  # a crash between _DONE and cleanup leaves a ledger
             if self.published.current().get(ps.name, {}).get("fingerprint") != ps.sdir.fp:
                 self.published.publish(ps.name, ps.sdir, self.out_root)
+                ps.stage.on_current(self.out_root, ps.sdir.path)
             counts = done.get("counts", {})
             self.log.say(f"[dim]{ps.name}: up to date ({ps.sdir.fp}, {counts.get('rows', 0)} rows, "
                          f"{counts.get('rejects', 0)} rejects)[/]")
@@ -244,6 +245,7 @@ class Runner:
         })
         ps.sdir.cleanup_after_done()
         self.published.publish(ps.name, ps.sdir, self.out_root)
+        ps.stage.on_current(self.out_root, ps.sdir.path)
         ps.status = "done"
         self.log.event("stage-done", stage=ps.name, fingerprint=ps.fp, counts=counts, seconds=seconds)
         return StageSummary(ps.name, "ran", n_items, table.num_rows, len(rejects), resumed, seconds,

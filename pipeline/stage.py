@@ -184,6 +184,11 @@ class Stage:
         """Other things that decide outputs, e.g. model weight identity or compute dtype."""
         return {}
 
+    def on_current(self, out_root: Path, stage_dir: Path) -> None:
+        """Called when this stage's output folder becomes the current one (after a run, or
+        when an up-to-date folder is switched back to), e.g. to refresh a well-known copy
+        such as `<out>/report/`. Default: nothing."""
+
     def locate_root(self, params: Any, data_root: Path | None) -> Path:
         """Ingest stages: find their dataset under `data_root` (or the `root` parameter).
 

@@ -75,12 +75,18 @@ class Report(Stage):
             raise ConfigError("report.after is empty: name the recipe's final stage(s), e.g. after = [\"tokens\"]")
         return list(params.after)
 
+    def on_current(self, out_root: Path, stage_dir: Path) -> None:
+        """`<out>/report/` always shows the current report folder, also when a run switches
+        back to an earlier, up-to-date one."""
+        files = {p.name: p.read_bytes() for p in sorted(stage_dir.iterdir())
+                 if p.is_file() and not p.name.startswith(("_", ".")) and p.name not in ("manifest.parquet", "rejects.parquet")}
+        publish(stage_dir.parent, files)
+
     def run(self, ctx: StageContext) -> Outcome:
         start = {name: ctx.rel(path) for name, path in sorted(ctx.input_dirs.items())}
         files = build_files(ctx.out_root, upstream_closure(ctx.out_root, start), ctx.params, timings=False)
         for name, data in sorted(files.items()):
             atomic_write_bytes(ctx.out_dir / name, data)
-        publish(ctx.out_dir.parent, files)
         n_figs = sum(1 for n in files if n.endswith(".png"))
         ctx.info(f"report: {n_figs} figures, {ctx.rel(ctx.out_dir.parent / 'index.html')}")
         return Outcome(counters={"figures": n_figs})

@@ -332,3 +332,15 @@ def test_full_disk_through_the_cli_is_exit_1(tmp_path, data):
     proc = _cli(_toy_args(tmp_path / "out", data), env_extra={"TOY_ENOSPC_ON": "toy:2"})
     assert proc.wait(60) == 1
     assert "no space left on the device" in proc.stderr.read()
+
+
+def test_switching_back_to_an_up_to_date_folder_makes_it_current_again(tmp_path, data):
+    out = tmp_path / "out"
+    first = {s.name: s for s in run(out, data)}
+    run(out, data, ["total.offset=9"])
+    assert (out / "total-current.txt").read_text() != first["total"].fingerprint
+    again = {s.name: s for s in run(out, data)}
+    assert again["total"].status == "up-to-date"
+    assert (out / "total-current.txt").read_text() == first["total"].fingerprint
+    current = json.loads((out / "manifests" / "_current.json").read_text())
+    assert current["total"]["fingerprint"] == first["total"].fingerprint

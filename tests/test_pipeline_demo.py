@@ -47,14 +47,15 @@ def clean_run(demo, tmp_path_factory) -> tuple[Path, float]:
 def test_clean_run_accounts_for_every_input(clean_run):
     out, _ = clean_run
     current = json.loads((out / "manifests" / "_current.json").read_text())
-    assert set(current) == {"deam", "chunks", "spectrogram", "foodpics", "images", "labels", "split", "tokens"}
+    assert set(current) == {"deam", "chunks", "spectrogram", "foodpics", "images", "labels", "split", "tokens",
+                            "report"}
     rejects = pq.read_table(out / "manifests" / "rejects.parquet").to_pandas()
     for stage, entry in current.items():
         done = json.loads((out / entry["dir"] / "_DONE.json").read_text())
         rows = pq.read_table(out / entry["dir"] / "manifest.parquet").num_rows
         assert done["counts"]["rows"] == rows
         assert (rejects["stage"] == stage).sum() == done["counts"]["rejects"]
-        if stage not in ("chunks", "spectrogram", "tokens"):  # per-song / per-shard work items
+        if stage not in ("chunks", "spectrogram", "tokens", "report"):  # per-song / per-shard items
             assert done["counts"]["items"] == rows + done["counts"]["rejects"], stage
     # chunks: every song is kept (with its chunks) or rejected; chunk rows + chunk rejects
     # are the spectrogram's inputs
@@ -77,7 +78,7 @@ def test_second_run_is_a_quick_no_op(clean_run, demo):
     assert snapshot(out) == before
     proc = cli("status", "--data-root", str(demo), "--out", str(out), *TINY)
     stdout, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0 and stdout.count("done") == 8 and "stale" not in stdout
+    assert proc.returncode == 0 and stdout.count("done") == 9 and "stale" not in stdout
 
 
 def _kill_and_resume(tmp_path: Path, demo: Path, clean: Path, delays: list[float]) -> None:

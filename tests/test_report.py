@@ -36,6 +36,7 @@ def run_stage(root: Path, dirs: dict[str, str], after: tuple[str, ...] = ("token
                        input_dirs={a: root / dirs[a] for a in after}, manifests={})
     outcome = Report().run(ctx)
     assert not outcome.rows and not outcome.rejects
+    Report().on_current(root, out_dir)  # the runner calls this once the folder is current
     return out_dir
 
 

@@ -95,6 +95,9 @@ class Total(Stage):
     class Params:
         offset: int = 0
 
+    def on_current(self, out_root, stage_dir):
+        (out_root / "total-current.txt").write_text(stage_dir.name)
+
     def run(self, ctx):
         df = ctx.input_manifest("square")
         return Outcome(rows=[{"sample_id": "total", "value": int(df["result"].sum()) + ctx.params.offset}])
