@@ -20,9 +20,8 @@ TINY = ["--set", "tokens.tokenizer='vit-tiny-test'"]  # the real code path, a ti
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Path:
-    from emoprep.stages.demo import ensure_demo_data
-    return ensure_demo_data(tmp_path_factory.mktemp("demo") / "data")
+def demo(demo_data) -> Path:
+    return demo_data
 
 
 def cli(*args: str, **kw) -> subprocess.Popen:

@@ -257,13 +257,11 @@ def test_report_command_with_nothing_to_report_exits_2(tmp_path):
 # ---------------------------------------------------------------- the demo data, in a browser
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory) -> Path:
+def demo_run(tmp_path_factory, demo_data) -> Path:
     """The real DAG on the demo data up to the split, then the report stage. Labels read the
     chunks directly and no tokenizer runs: the report's code path is the same, the test
     stays fast (the demo data themselves take ~12 s)."""
-    from emoprep.stages.demo import ensure_demo_data
-
-    demo = ensure_demo_data(tmp_path_factory.mktemp("demo") / "data")
+    demo = demo_data
     out = tmp_path_factory.mktemp("run") / "out"
     proc = subprocess.run([str(EMOPREP), "run", "--data-root", str(demo), "--out", str(out), "-q",
                            "--stage", "report", "--set", "report.after=['split']",

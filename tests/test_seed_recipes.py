@@ -20,9 +20,8 @@ EMOPREP = Path(sys.executable).with_name("emoprep")
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Path:
-    from emoprep.stages.demo import ensure_demo_data
-    return ensure_demo_data(tmp_path_factory.mktemp("seed-demo") / "data")
+def demo(demo_data) -> Path:
+    return demo_data
 
 
 @pytest.fixture(scope="module")
