@@ -113,7 +113,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     threads = vit.set_threads(p.threads)
     loaded = vit.get_vit(p.tokenizer, p.weights, p.hf_model_id, p.seed, "cpu", p.autocast)
 
-    imgs = [np.asarray(Image.open(tmp / s["image_path"])) for s in item.payload["samples"]]
+    imgs = [np.asarray(Image.open(tmp / s["input_path"])) for s in item.payload["samples"]]
     pix = torch.from_numpy(np.stack([vit.pixel_values(a[None])[0] for a in imgs]))
     batches = [pix[i:i + args.batch_size] for i in range(0, len(pix), args.batch_size)]
 

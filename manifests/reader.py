@@ -49,13 +49,20 @@ def modality_code(modality: Any) -> int:
 class TokenDataset(Dataset):
     """One token store (or part of it) as a map-style PyTorch dataset.
 
-    `out_root`: the run's output root (or one store folder). `split`: a split name or a list
-    of them; `modality`: "image"/0 or "audio"/1. Item i is a dict:
-    `tokens` [T, D] (T = 197 with the CLS token first, 196 without; D = 768, or 771 with
-    `enhanced=True`, which appends [valence, arousal, modality] to every token as the thesis
-    did), `valence`, `arousal` (float32 in [-1, 1]), `modality` (int64), `sample_id` (str),
-    `index` (int). Nothing is read until an item is asked for; shard files are memory-mapped
-    once per process, so DataLoader workers share the page cache and not file handles.
+    `out_root`: the run's output root (or one store folder). `tokenizer`: which token set
+    (a run may hold several, e.g. thesis-v12's "encodec-24khz" and "vit-patch28-h2048").
+    `split`: a split name or a list of them; `modality`: "image"/0 or "audio"/1. Item i is a
+    dict: `tokens` [T, D], `valence`, `arousal` (float32 in [-1, 1]), `modality` (int64),
+    `sample_id` (str), `index` (int). `enhanced=True` appends [valence, arousal, modality]
+    to every token as the thesis did (D + 3). Per tokenizer:
+
+    - ViT-base/16: T = 197 (CLS first; 196 with `include_cls=False`), D = 768 (771 enhanced);
+    - vit-patch28-h2048: T = 65 (64 without CLS, the thesis's 64 tokens), D = 2048 (2051);
+    - encodec-24khz: T = 32 (one token per codebook), D = 3450 frames of int16 codes given
+      as float32 (3453 enhanced), the thesis's audio tokens.
+
+    Nothing is read until an item is asked for; shard files are memory-mapped once per
+    process, so DataLoader workers share the page cache and not file handles.
     """
 
     def __init__(self, out_root: str | os.PathLike[str], tokenizer: str = "vit-base-patch16-224",
@@ -73,7 +80,7 @@ class TokenDataset(Dataset):
         # the manifests' order (natural sort: deam:2:0 < deam:10:0), so item i = manifest row i
         order = sorted(range(len(df)), key=lambda i: natural_key(str(df["sample_id"].iat[i])))
         self.index = df.iloc[order].reset_index(drop=True)
-        self.arrays = ["cls", "patches"] if include_cls else ["patches"]
+        self.arrays = [a for a in store.arrays(self.index) if include_cls or a != "cls"]
         self.enhanced, self.dtype = enhanced, dtype
         self._files: dict[str, list[Path]] = {}
         self._codes: dict[str, np.ndarray] = {}
@@ -181,7 +188,8 @@ class BalancedBatchSampler(Sampler[list[int]]):
 VIEW_FILE = "_VIEW.json"
 VIEW_VERSION = 2
 VIEW_COLUMNS = ("sample_id", "source_id", "modality", "start_s", "end_s", "valence", "arousal",
-                "valence_raw", "arousal_raw", "emotion", "split", "tokenizer", "weights", "image_path")
+                "valence_raw", "arousal_raw", "emotion", "split", "tokenizer", "weights", "image_path",
+                "audio_path")
 
 
 def hf_parquet_view(out_root: str | os.PathLike[str], tokenizer: str = "vit-base-patch16-224",
@@ -189,8 +197,8 @@ def hf_parquet_view(out_root: str | os.PathLike[str], tokenizer: str = "vit-base
     """Write (once) a Parquet copy of a token store and return `data_files` for
     `datasets.load_dataset("parquet", data_files=...)`: {split: [file, ...]}.
 
-    Columns: the label columns, `cls` [D] and `patches` [P][D] as fixed-size lists in the
-    stored dtype (float16 by default). One file per (split, shard) keeps memory bounded.
+    Columns: the label columns, `cls` [D] and `patches` [P][D] (ViT) or `codes` [K][T]
+    (EnCodec, int16) as fixed-size lists in the stored dtype (float16 by default). One file per (split, shard) keeps memory bounded.
     The view is keyed by everything it writes (`view_key`: the tokens stage fingerprint and
     the index content — labels, split, shard checksums): an unchanged store is not
     rewritten; a new split or new labels give a new view. Default folder:
@@ -227,9 +235,8 @@ def view_key(index: pd.DataFrame, tokenizer: str) -> str:
     content (Arrow IPC bytes) of every index column the view is built from."""
     import pyarrow as pa
 
-    cols = [c for c in (*VIEW_COLUMNS, "shard", "row", "fingerprint",
-                        ts.path_column("cls"), ts.sha_column("cls"),
-                        ts.path_column("patches"), ts.sha_column("patches")) if c in index.columns]
+    arrays = [c for a in ts.ARRAY_ORDER for c in (ts.path_column(a), ts.sha_column(a))]
+    cols = [c for c in (*VIEW_COLUMNS, "shard", "row", "fingerprint", *arrays) if c in index.columns]
     table = pa.Table.from_pandas(index[cols].reset_index(drop=True), preserve_index=False)
     table = table.replace_schema_metadata(None)  # pandas' metadata names its own version
     sink = pa.BufferOutputStream()
@@ -257,8 +264,9 @@ def _write_view_part(path: Path, grp: pd.DataFrame, store: ts.StoreIndex) -> Non
     import pyarrow.parquet as pq
 
     rows = grp["row"].to_numpy(np.int64)
-    cols = {c: pa.array(grp[c].tolist()) for c in VIEW_COLUMNS if c in grp.columns}
-    for name in ("cls", "patches"):
+    cols = {c: pa.array(grp[c].tolist()) for c in VIEW_COLUMNS  # (another tokenizer's input column: absent)
+            if c in grp.columns and not (c.endswith("_path") and grp[c].isna().all())}
+    for name in store.arrays(grp):  # cls + patches (ViT) or codes (EnCodec), in the stored dtype
         arr = ts.open_array(store.resolve(grp[ts.path_column(name)].iloc[0]))
         cols[name] = _fixed_list(np.asarray(arr[rows]))
     with atomic_path(path) as tmp:

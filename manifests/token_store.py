@@ -1,14 +1,20 @@
 """The token store on disk: sharded NPY arrays plus a Parquet index (SPEC §5.3).
 
-Layout of one store (`tokens/<tokenizer>/<fingerprint>/`)::
+Layout of one store (`tokens/<tokenizer>/<fingerprint>/`; when one `tokens` stage writes
+several stores, `tokens/<a>+<b>/<fingerprint>/<tokenizer>/`)::
 
-    cls-00000.npy       [n, D]        one CLS token per sample of shard 0
-    patches-00000.npy   [n, P, D]     the patch tokens of the same samples, same row order
+    cls-00000.npy       [n, D]        ViT: one CLS token per sample of shard 0
+    patches-00000.npy   [n, P, D]     ViT: the patch tokens of the same samples, same row order
+    codes-00000.npy     [n, K, T]     EnCodec: int16 codes, K codebooks × T frames per sample
     ...
     index.parquet       one row per sample: sample_id, tokenizer, shard, row, shape, dtype,
                         weights, the label columns, `<array>_path` / `<array>_sha256` per array
     store.json          self-description: tokenizer, dtype, per-sample array shapes, weight
-                        identity, shard list with checksums
+                        identity, shard list with checksums (EnCodec: codebook size, rate, kbps)
+
+Which arrays a tokenizer has, with their per-sample shapes, is `KNOWN_LAYOUTS` (and each
+store's `store.json`); their stored dtype is `STORE_DTYPES` for ViT tokens and
+`KNOWN_DTYPES[tokenizer]` for codes.
 
 Paths in the index are relative to the run's output root (as in every manifest); the runner
 also publishes the index as `manifests/tokens.parquet`. A store folder copied elsewhere stays
@@ -22,6 +28,8 @@ Plain NumPy access (no torch)::
     patches = np.load("emoprep-out/" + r.patches_path, mmap_mode="r", allow_pickle=False)
     cls = np.load("emoprep-out/" + r.cls_path, mmap_mode="r", allow_pickle=False)
     tokens = np.concatenate([cls[r.row][None], patches[r.row]])      # [197, 768] float16
+    # EnCodec rows (tokenizer "encodec-24khz") have `codes_path` instead:
+    codes = np.load("emoprep-out/" + r.codes_path, mmap_mode="r", allow_pickle=False)[r.row]  # [32, 3450] int16
 
 NPY was chosen over a container format because every trainer can memory-map it with NumPy
 alone, its header states shape and dtype (self-describing), and its bytes are deterministic.
@@ -62,14 +70,25 @@ STORE_VERSION = 1
 INDEX_FILE = "index.parquet"
 STORE_FILE = "store.json"
 MANIFEST_NAME = "tokens"  # the runner publishes the index as manifests/tokens.parquet
-STORE_DTYPES = ("float16", "float32")
+STORE_DTYPES = ("float16", "float32")  # ViT tokens (`tokens.dtype`)
 
 # Per-sample array shapes of the tokenizers this package knows; `validate` checks stores
-# against them. A tokenizer module adds its entry here when it is written (EnCodec, patch 28).
+# against them (tests check them against the architectures in stages/vit.py, encodec.py).
 KNOWN_LAYOUTS: dict[str, dict[str, tuple[int, ...]]] = {
     "vit-base-patch16-224": {"cls": (768,), "patches": (196, 768)},
+    # thesis v1-2 images: patch 28 → 8 × 8 patches, hidden 2048 (random init, never ViT-base)
+    "vit-patch28-h2048": {"cls": (2048,), "patches": (64, 2048)},
+    # thesis v1-2 audio: EnCodec 24 kHz at 24 kbps on 46.0 s → 32 codebooks × 3450 frames
+    "encodec-24khz": {"codes": (32, 3450)},
     "vit-tiny-test": {"cls": (32,), "patches": (196, 32)},
+    "encodec-tiny-test": {"codes": (4, 750)},
 }
+# Stored dtypes of tokenizers whose arrays are not float tokens (default: STORE_DTYPES).
+KNOWN_DTYPES: dict[str, tuple[str, ...]] = {"encodec-24khz": ("int16",), "encodec-tiny-test": ("int16",)}
+# Codes must lie in [0, codebook size).
+KNOWN_CODEBOOKS: dict[str, int] = {"encodec-24khz": 1024, "encodec-tiny-test": 16}
+# Token order when a reader concatenates a sample's arrays.
+ARRAY_ORDER = ("cls", "patches", "codes")
 
 
 def shard_file(array: str, shard: int) -> str:
@@ -133,9 +152,10 @@ def write_store_files(out_dir: Path, index: pd.DataFrame, meta: dict[str, Any]) 
     atomic_write_json(Path(out_dir) / STORE_FILE, {"format": STORE_FORMAT, "version": STORE_VERSION, **meta})
 
 
-def store_meta(index: pd.DataFrame, tokenizer: str, dtype: str,
-               arrays: dict[str, tuple[int, ...]], weights: dict[str, Any]) -> dict[str, Any]:
-    """The `store.json` content for a finished index (shards and checksums from the rows)."""
+def store_meta(index: pd.DataFrame, tokenizer: str, dtype: str, arrays: dict[str, tuple[int, ...]],
+               weights: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The `store.json` content for a finished index (shards and checksums from the rows);
+    `extra` adds tokenizer facts (EnCodec: codebook size, sample rate, bandwidth, clip length)."""
     shards = []
     if len(index):
         for shard, grp in index.groupby("shard", sort=True):
@@ -144,7 +164,7 @@ def store_meta(index: pd.DataFrame, tokenizer: str, dtype: str,
             shards.append({"shard": int(shard), "n": int(len(grp)), "files": files})
     return {"tokenizer": tokenizer, "dtype": dtype,
             "arrays": {k: list(v) for k, v in arrays.items()},
-            "shape": sequence_shape(arrays), "weights": weights,
+            "shape": sequence_shape(arrays), "weights": weights, **(extra or {}),
             "n_samples": int(len(index)), "shards": shards}
 
 
@@ -309,10 +329,14 @@ class StoreIndex:
             return self.root / Path(rel_path).name
         return self.root / rel_path
 
-    def arrays(self) -> list[str]:
-        """Array names present in the index (`cls`, `patches`, ...), from its path columns."""
-        return [c[: -len("_path")] for c in self.df.columns
-                if c.endswith("_path") and c != "path" and sha_column(c[: -len("_path")]) in self.df.columns]
+    def arrays(self, rows: pd.DataFrame | None = None) -> list[str]:
+        """Array names (`cls`, `patches`, `codes`, ...) that `rows` (default: the whole index)
+        point at: path + sha columns with a value, in token order."""
+        df = self.df if rows is None else rows
+        names = [c[: -len("_path")] for c in df.columns
+                 if c.endswith("_path") and c != "path" and sha_column(c[: -len("_path")]) in df.columns
+                 and df[c].notna().any()]
+        return sorted(names, key=lambda a: (ARRAY_ORDER.index(a) if a in ARRAY_ORDER else len(ARRAY_ORDER), a))
 
 
 def load_index(root: str | Path, tokenizer: str | None = None) -> StoreIndex:
@@ -338,8 +362,12 @@ def load_index(root: str | Path, tokenizer: str | None = None) -> StoreIndex:
 
 
 def _single_store(root: Path, tokenizer: str | None) -> Path:
-    pattern = f"tokens/{tokenizer}/*/{STORE_FILE}" if tokenizer else f"tokens/*/*/{STORE_FILE}"
-    found = sorted(p.parent for p in root.glob(pattern) if (p.parent / "_DONE.json").is_file())
+    """The one finished store folder under `root/tokens/`: `tokens/<tokenizer>/<fp>/`, or
+    `tokens/<a>+<b>/<fp>/<tokenizer>/` written by a stage with several tokenizers."""
+    tok = tokenizer or "*"
+    found = sorted(p.parent for p in root.glob(f"tokens/{tok}/*/{STORE_FILE}") if (p.parent / "_DONE.json").is_file())
+    found += sorted(p.parent for p in root.glob(f"tokens/*/*/{tok}/{STORE_FILE}")
+                    if (p.parent.parent / "_DONE.json").is_file())
     if len(found) != 1:
         what = "no finished token store" if not found else f"{len(found)} token stores"
         raise FileNotFoundError(f"{what} under {root}/tokens and no manifests/tokens.parquet; "

@@ -4,12 +4,15 @@ Checks, each reported with pass / fail / warn / skip and the offending ids or sh
 
 - `token-index`      the token index is there and readable
 - `unique-ids`       no sample id twice (per tokenizer; and in the split manifest)
-- `index-shapes`     every row's recorded shape/dtype is the tokenizer's (197 × 768 float16 …)
+- `index-shapes`     every row's recorded shape/dtype is the tokenizer's (197 × 768 float16,
+                     65 × 2048 for the patch-28 ViT, 32 × 3450 int16 for EnCodec) and names
+                     a file and checksum for each of the tokenizer's arrays
 - `shard-files`      every shard file exists and is a complete NPY (a truncated file fails here)
 - `shard-checksums`  shard bytes match the SHA-256 recorded in the index
 - `token-shapes`     array shapes and dtypes match the tokenizer's layout and the index
 - `ids-have-tokens`  every index row points at an existing row of its shard
 - `finite-values`    no NaN / inf in any token
+- `code-range`       codes (integer arrays) lie in [0, codebook size)
 - `va-range`         normalised valence and arousal are finite and in [-1, 1]
 - `modality-flags`   flags match the source (deam:/pmemo: → 1 audio, foodpics: → 0 image;
                      other prefixes must be consistent) and the split manifest
@@ -36,9 +39,10 @@ from emoprep.manifests import token_store as ts
 PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"
 SOURCE_MODALITY = {"deam": 1, "pmemo": 1, "foodpics": 0}
 RANDOM_INIT = "random-init"
+# Every token index has these; the array columns (`cls_path`, `codes_sha256`, …) depend on
+# the tokenizer and are checked per tokenizer.
 INDEX_COLUMNS = ("sample_id", "tokenizer", "shard", "row", "shape", "dtype", "weights", "source_id",
-                 "modality", "valence", "arousal", "split", "cls_path", "cls_sha256",
-                 "patches_path", "patches_sha256")
+                 "modality", "valence", "arousal", "split")
 
 
 @dataclass
@@ -109,36 +113,58 @@ def _read_manifest(out_root: Path, name: str) -> pd.DataFrame | None:
 
 # ---- per tokenizer: ids, shapes, shards ---------------------------------------------------
 
-def _expected_layout(tokenizer: str, store: ts.StoreIndex, rows: pd.DataFrame) -> dict[str, tuple[int, ...]] | None:
-    """Per-sample array shapes: known tokenizers from the table, others from store.json."""
-    if tokenizer in ts.KNOWN_LAYOUTS:
-        return ts.KNOWN_LAYOUTS[tokenizer]
-    path = rows[ts.path_column("patches")].iloc[0] if ts.path_column("patches") in rows else None
-    meta_dir = store.resolve(path).parent if path else None
-    if meta_dir is not None and (meta_dir / ts.STORE_FILE).is_file():
-        return {k: tuple(v) for k, v in ts.read_store_json(meta_dir)["arrays"].items()}
+def _store_meta(store: ts.StoreIndex, rows: pd.DataFrame) -> dict[str, Any] | None:
+    """The `store.json` next to the rows' first shard file (None when there is none)."""
+    for name in store.arrays(rows):
+        folder = store.resolve(str(rows[ts.path_column(name)].dropna().iloc[0])).parent
+        if (folder / ts.STORE_FILE).is_file():
+            try:
+                return ts.read_store_json(folder)
+            except (OSError, ValueError):
+                return None
     return None
+
+
+def _expected(tokenizer: str, store: ts.StoreIndex, rows: pd.DataFrame
+              ) -> tuple[dict[str, tuple[int, ...]] | None, tuple[str, ...], int | None]:
+    """(per-sample array shapes, allowed stored dtypes, codebook size or None): known
+    tokenizers from the tables in token_store, others from their store.json."""
+    if tokenizer in ts.KNOWN_LAYOUTS:
+        return (ts.KNOWN_LAYOUTS[tokenizer], ts.KNOWN_DTYPES.get(tokenizer, ts.STORE_DTYPES),
+                ts.KNOWN_CODEBOOKS.get(tokenizer))
+    meta = _store_meta(store, rows) or {}
+    layout = {k: tuple(v) for k, v in meta["arrays"].items()} if "arrays" in meta else None
+    dtypes = (str(meta["dtype"]),) if "dtype" in meta else ts.STORE_DTYPES
+    return layout, dtypes, meta.get("codebook_size")
 
 
 def _check_tokenizer(report: ValidationReport, store: ts.StoreIndex, tokenizer: str, rows: pd.DataFrame) -> None:
     dup = rows.loc[rows["sample_id"].duplicated(keep=False), "sample_id"].astype(str).tolist()
     report.add("unique-ids", dup, "every sample id once", "{n} ids appear more than once", tokenizer)
 
-    layout = _expected_layout(tokenizer, store, rows)
+    layout, dtypes, codebook = _expected(tokenizer, store, rows)
+    arrays = list(layout) if layout else store.arrays(rows)
     want_shape = ts.sequence_shape(layout) if layout else None
     bad_index = []
-    for sid, shape, dtype in zip(rows["sample_id"], rows["shape"], rows["dtype"]):
-        shape = [int(x) for x in shape]
-        if (want_shape is not None and shape != want_shape) or dtype not in ts.STORE_DTYPES:
-            bad_index.append(f"{sid} (shape {shape}, dtype {dtype})")
+    for r in rows.itertuples(index=False):
+        shape = [int(x) for x in r.shape]
+        if (want_shape is not None and shape != want_shape) or r.dtype not in dtypes:
+            bad_index.append(f"{r.sample_id} (shape {shape}, dtype {r.dtype})")
+    for name in arrays:
+        for col in (ts.path_column(name), ts.sha_column(name)):
+            lacking = rows["sample_id"] if col not in rows else rows.loc[rows[col].isna(), "sample_id"]
+            bad_index += [f"{sid} (no {col})" for sid in lacking.astype(str)]
     report.add("index-shapes", bad_index,
                f"all rows {want_shape or 'consistent'} {'/'.join(sorted(set(rows['dtype'])))}",
-               "{n} rows with a shape or dtype other than " + f"{want_shape} float16/float32", tokenizer)
+               "{n} rows with a shape, dtype or array column other than " +
+               f"{want_shape} {'/'.join(dtypes)} with {', '.join(arrays)}", tokenizer)
 
     problems: dict[str, list[str]] = defaultdict(list)
     for _shard, grp in rows.groupby("shard", sort=True):
-        for name in store.arrays():
-            _check_shard_array(problems, store, name, grp, layout)
+        for name in arrays:
+            cols = [ts.path_column(name), ts.sha_column(name)]
+            if all(c in grp and grp[c].notna().all() for c in cols):  # else reported by index-shapes
+                _check_shard_array(problems, store, name, grp, layout, codebook)
     report.add("shard-files", problems["files"], "every shard file complete",
                "{n} shard files missing or unreadable", tokenizer)
     report.add("shard-checksums", problems["sha"], "every shard matches its SHA-256",
@@ -147,13 +173,18 @@ def _check_tokenizer(report: ValidationReport, store: ts.StoreIndex, tokenizer: 
                "{n} shard arrays with a wrong shape or dtype", tokenizer)
     report.add("ids-have-tokens", problems["ids"], "every index row has its tokens",
                "{n} index rows without tokens", tokenizer)
-    report.add("finite-values", problems["finite"], "no NaN or inf",
-               "{n} samples with NaN or inf tokens", tokenizer)
+    if any(np.issubdtype(np.dtype(d), np.floating) for d in dtypes) or problems["finite"]:
+        report.add("finite-values", problems["finite"], "no NaN or inf",
+                   "{n} samples with NaN or inf tokens", tokenizer)
+    if codebook is not None or problems["codes"]:
+        report.add("code-range", problems["codes"], f"every code in [0, {codebook})",
+                   "{n} samples with codes outside " + f"[0, {codebook})", tokenizer)
 
 
-def _check_shard_array(problems: dict[str, list[str]], store: ts.StoreIndex, name: str,
-                       grp: pd.DataFrame, layout: dict[str, tuple[int, ...]] | None) -> None:
-    """One array file of one shard: readable, checksum, shape/dtype, rows present, finite."""
+def _check_shard_array(problems: dict[str, list[str]], store: ts.StoreIndex, name: str, grp: pd.DataFrame,
+                       layout: dict[str, tuple[int, ...]] | None, codebook: int | None = None) -> None:
+    """One array file of one shard: readable, checksum, shape/dtype, rows present, finite
+    (float tokens) or within the codebook (integer codes)."""
     rel = str(grp[ts.path_column(name)].iloc[0])
     ids = grp["sample_id"].astype(str).tolist()
     if grp[ts.path_column(name)].nunique() > 1:
@@ -182,11 +213,18 @@ def _check_shard_array(problems: dict[str, list[str]], store: ts.StoreIndex, nam
                         for sid, r, ok in zip(ids, rows, in_range) if not ok]
     dup_rows = grp.loc[grp["row"].duplicated(keep=False), "sample_id"].astype(str)
     problems["ids"] += [f"{sid} (shares row with another id in {rel})" for sid in dup_rows]
-    if np.issubdtype(arr.dtype, np.floating) and in_range.any():
-        sel = arr[rows[in_range]].reshape(int(in_range.sum()), -1)
+    if not in_range.any():
+        return
+    sel = arr[rows[in_range]].reshape(int(in_range.sum()), -1)
+    kept = [sid for sid, ok in zip(ids, in_range) if ok]
+    if np.issubdtype(arr.dtype, np.floating):
         finite = np.isfinite(sel).all(axis=1)
-        kept = [sid for sid, ok in zip(ids, in_range) if ok]
         problems["finite"] += [f"{sid} ({name} in {rel})" for sid, ok in zip(kept, finite) if not ok]
+    elif np.issubdtype(arr.dtype, np.integer):
+        low, high = sel.min(axis=1), sel.max(axis=1)
+        top = codebook if codebook is not None else np.iinfo(arr.dtype).max + 1
+        problems["codes"] += [f"{sid} ({name} in {rel}: {lo}..{hi})" for sid, lo, hi in zip(kept, low, high)
+                              if lo < 0 or hi >= top]
 
 
 # ---- labels, modality, splits ------------------------------------------------------------

@@ -171,3 +171,56 @@ def tiny_recipe(split_seed: int = 0, shard_size: int = 8, **tokens: Any) -> Any:
         "split": {"seed": split_seed, "method": "hash"},
         "tokens": {"tokenizer": "vit-tiny-test", "sources": ["fake-pngs"], "shard_size": shard_size,
                    "num_workers": 0, **tokens}})
+
+
+# ---- audio clips for the EnCodec tokenizer (thesis v1-2) ----------------------------------
+
+def clip_label_rows(n_songs: int = 4, n_images: int = 3, seed: int = 0, first_song: int = 2) -> pd.DataFrame:
+    """Label rows as `labels` writes them for thesis-v12: whole-song clips `deam:<id>` (audio)
+    and FoodPics images."""
+    rows = label_rows(n_songs=n_songs, chunks=1, n_images=n_images, seed=seed, first_song=first_song)
+    audio = rows["modality"] == 1
+    rows.loc[audio, "sample_id"] = rows.loc[audio, "source_id"]
+    rows.loc[audio, "start_s"], rows.loc[audio, "end_s"] = 0.0, 46.0
+    return rows
+
+
+def clip_signal(n: int, rate: int, seed: int) -> np.ndarray:
+    """A few seconds of 'music': a gliding tone, a second partial, a beat envelope and noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / rate
+    f0 = rng.uniform(110, 440)
+    x = 0.3 * np.sin(2 * np.pi * (f0 + rng.uniform(-50, 50) * t) * t) + 0.1 * np.sin(2 * np.pi * 2.5 * f0 * t)
+    x *= 0.6 + 0.4 * np.sin(2 * np.pi * rng.uniform(1, 4) * t) ** 2
+    return (x + 0.02 * rng.standard_normal(n)).astype(np.float32)
+
+
+def write_clips(out_root: Path, labels: pd.DataFrame, clip_s: float = 0.5, rate: int = 44100,
+                seed: int = 3) -> pd.DataFrame:
+    """A FLAC (PCM_24, mono, exactly clip_s × rate samples, as the `clips` stage writes them)
+    per audio label row; returns the `clips` manifest (sample_id, source_id, modality, path,
+    sample_rate)."""
+    import soundfile as sf
+
+    rows = []
+    for k, r in enumerate(labels[labels["modality"] == 1].sort_values("sample_id").itertuples()):
+        rel = f"clips/fp0/audio/{r.sample_id.split(':')[1]}.flac"
+        (out_root / rel).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(out_root / rel, clip_signal(int(round(clip_s * rate)), rate, seed + k), rate,
+                 format="FLAC", subtype="PCM_24")
+        rows.append({"sample_id": r.sample_id, "source_id": r.source_id, "modality": 1, "path": rel,
+                     "sample_rate": rate})
+    return pd.DataFrame(rows)
+
+
+V12_TINY = {"tokenizers": {"clips": "encodec-tiny-test", "images": "vit-tiny-test"},
+            "sources": ("clips", "images")}
+
+
+def v12_inputs(out_root: Path, n_songs: int = 4, n_images: int = 3, **kw: Any) -> dict[str, pd.DataFrame]:
+    """Labels → split, clip FLACs and image PNGs: the manifests a thesis-v12 tokens stage reads."""
+    labels = clip_label_rows(n_songs=n_songs, n_images=n_images)
+    split = split_rows(labels, out_root)
+    clips = write_clips(out_root, labels, **kw)
+    images = write_pngs(out_root, labels[labels["modality"] == 0])["images"]
+    return {"clips": clips, "images": images, "split": split}
