@@ -81,9 +81,23 @@ class ValidationReport:
 
 
 def validate(out_root: str | Path, require_pretrained: bool = False) -> ValidationReport:
-    """Run every check on `out_root`; never raises for bad data (it is reported instead)."""
+    """Run every check on `out_root`; never raises for bad data (it is reported instead).
+
+    The stage manifests are checked for every recipe; the token checks run when the
+    output holds a token store, and a recipe that ends before tokens (the seed recipes)
+    is validated on its manifests and files alone."""
     out_root = Path(out_root)
     report = ValidationReport(str(out_root))
+    current = _current(out_root)
+    if current:
+        _check_stage_manifests(report, out_root, current)
+    if current and "tokens" not in current:
+        report.checks.append(Check("token-index", SKIP, "no token store in this output (the recipe ends before "
+                                                       "tokens); stage manifests checked above"))
+        split = _read_manifest(out_root, "split")
+        if split is not None and {"valence", "arousal", "split", "source_id"} <= set(split.columns):
+            _check_labels(report, split, None, index_name="split")
+        return report
     try:
         store = ts.load_index(out_root)
     except (OSError, ValueError) as exc:
@@ -104,6 +118,55 @@ def validate(out_root: str | Path, require_pretrained: bool = False) -> Validati
     _check_coverage(report, index, split, rejects, stages_after_split(out_root))
     _check_weights(report, index, require_pretrained)
     return report
+
+
+def _current(out_root: Path) -> dict[str, dict[str, str]]:
+    import json
+
+    try:
+        return json.loads((out_root / "manifests" / "_current.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _check_stage_manifests(report: ValidationReport, out_root: Path, current: dict[str, dict[str, str]]) -> None:
+    """Every current stage: its manifest is readable, ids are unique, `_DONE.json` counts
+    match the manifest and its rejects, and every output file a row names exists."""
+    import json
+
+    if not current:
+        report.checks.append(Check("stage-manifests", FAIL, f"no finished stage in {out_root}/manifests/_current.json"))
+        return
+    rejects = _read_manifest(out_root, "rejects")
+    bad_counts, dup_ids, missing_files, unreadable = [], [], [], []
+    for stage, entry in sorted(current.items()):
+        folder = out_root / entry["dir"]
+        try:
+            df = pd.read_parquet(folder / "manifest.parquet")
+            done = json.loads((folder / "_DONE.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            unreadable.append(f"{stage}: {type(exc).__name__}: {exc}")
+            continue
+        counts = done.get("counts", {})
+        n_rej = int((rejects["stage"] == stage).sum()) if rejects is not None and "stage" in rejects else 0
+        if counts.get("rows") != len(df) or counts.get("rejects") != n_rej:
+            bad_counts.append(f"{stage}: _DONE.json says {counts.get('rows')} rows / {counts.get('rejects')} "
+                              f"rejects, found {len(df)} / {n_rej}")
+        if "sample_id" in df:
+            dup_ids += [f"{sid} ({stage})" for sid in df.loc[df["sample_id"].duplicated(), "sample_id"]]
+        for col in [c for c in df.columns if c == "path" or c.endswith("_path")]:
+            if col in ("audio_path", "image_path"):  # raw data, relative to the dataset root
+                continue
+            for sid, rel in zip(df.get("sample_id", df.index), df[col]):
+                if isinstance(rel, str) and rel and not (out_root / rel).is_file():
+                    missing_files.append(f"{sid} ({stage}.{col}: {rel})")
+    report.add("stage-manifests", unreadable, f"{len(current)} stage manifests readable",
+               "{n} stage outputs unreadable")
+    report.add("stage-counts", bad_counts, "_DONE.json counts match manifests and rejects",
+               "{n} stages whose counts disagree with their manifest or rejects")
+    report.add("stage-unique-ids", dup_ids, "sample ids unique within each stage", "{n} duplicate ids")
+    report.add("output-files", missing_files, "every output file a manifest names exists",
+               "{n} manifest rows name a missing file")
 
 
 def _read_manifest(out_root: Path, name: str) -> pd.DataFrame | None:
@@ -229,16 +292,18 @@ def _check_shard_array(problems: dict[str, list[str]], store: ts.StoreIndex, nam
 
 # ---- labels, modality, splits ------------------------------------------------------------
 
-def _label_frames(index: pd.DataFrame, split: pd.DataFrame | None) -> list[tuple[str, pd.DataFrame]]:
-    frames = [("tokens", index)]
+def _label_frames(index: pd.DataFrame, split: pd.DataFrame | None,
+                  index_name: str = "tokens") -> list[tuple[str, pd.DataFrame]]:
+    frames = [(index_name, index)]
     if split is not None:
         frames.append(("split", split))
     return frames
 
 
-def _check_labels(report: ValidationReport, index: pd.DataFrame, split: pd.DataFrame | None) -> None:
+def _check_labels(report: ValidationReport, index: pd.DataFrame, split: pd.DataFrame | None,
+                  index_name: str = "tokens") -> None:
     bad_va, bad_mod, bad_split = [], [], []
-    for where, df in _label_frames(index, split):
+    for where, df in _label_frames(index, split, index_name):
         for col in ("valence", "arousal"):
             v = pd.to_numeric(df[col], errors="coerce").to_numpy(np.float64)
             bad = ~(np.isfinite(v) & (v >= -1.0) & (v <= 1.0))

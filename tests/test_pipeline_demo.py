@@ -135,3 +135,15 @@ def test_spectrograms_of_demo_chunks_match_riffusion_within_its_own_rounding(cle
         exact = np.asarray(rr.image_from_float_audio(audio, exact=True)[0], dtype=int)
         assert np.abs(ours.astype(int) - riff).max() <= 1, path
         assert (ours != exact).mean() <= (riff != exact).mean() + 1e-3, path
+
+
+def test_validate_catches_a_missing_output_file_and_a_count_mismatch(clean_run, tmp_path):
+    import shutil
+    out, _ = clean_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy, symlinks=True)
+    assert subprocess.run([str(EMOPREP), "validate", "--out", str(copy)], capture_output=True).returncode == 0
+    spec = pq.read_table(copy / "manifests" / "spectrogram.parquet").to_pandas()
+    (copy / spec["path"].iloc[3]).unlink()
+    res = subprocess.run([str(EMOPREP), "validate", "--out", str(copy)], capture_output=True, text=True)
+    assert res.returncode == 1 and spec["sample_id"].iloc[3] in res.stdout and "output-files" in res.stdout

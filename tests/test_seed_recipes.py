@@ -33,6 +33,8 @@ def run(recipe: str, demo: Path, out: Path) -> str:
     proc = subprocess.run([str(EMOPREP), "run", "--recipe", recipe, "--data-root", str(demo), "--out", str(out), "-q"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
+    check = subprocess.run([str(EMOPREP), "validate", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert check.returncode == 0, check.stdout + check.stderr   # each recipe's outputs validate
     return proc.stdout
 
 
