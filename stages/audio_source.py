@@ -23,14 +23,7 @@ import numpy as np
 from emoprep.errors import ConfigError
 from emoprep.stages.audio_io import ZIP_SEP, AudioError, Decoded, decode_mono, fit_length
 from emoprep.stages.images import resolve_in_root
-
-
-def _num(value: Any) -> float | None:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
+from emoprep.stages.manifest_values import finite_float
 
 
 def _frames(values: Any) -> list[float | None] | None:
@@ -44,7 +37,7 @@ def row_va(rec: dict[str, Any]) -> tuple[float | None, float | None]:
     static value (`static_valence_raw`, ingest manifests)."""
     for v_col, a_col in (("valence_raw", "arousal_raw"), ("static_valence_raw", "static_arousal_raw")):
         if v_col in rec or a_col in rec:
-            return _num(rec.get(v_col)), _num(rec.get(a_col))
+            return finite_float(rec.get(v_col)), finite_float(rec.get(a_col))
     return None, None
 
 
@@ -85,11 +78,11 @@ def _payload(rec: dict[str, Any], source: str, kind: str, ref: str) -> dict[str,
         "sample_id": sid, "source_id": str(rec.get("source_id") or sid),
         "dataset": sid.split(":", 1)[0], "source": source, "kind": kind, "ref": ref,
         "valence_raw": v, "arousal_raw": a,
-        "start_s": _num(rec.get("start_s")) or 0.0,
-        "sample_rate": int(rec["sample_rate"]) if _num(rec.get("sample_rate")) else None,
+        "start_s": finite_float(rec.get("start_s")) or 0.0,
+        "sample_rate": int(rec["sample_rate"]) if finite_float(rec.get("sample_rate")) else None,
     }
     dv, da = _frames(rec.get("dyn_valence")), _frames(rec.get("dyn_arousal"))
-    if dv is not None and da is not None and _num(rec.get("dyn_hz")):
+    if dv is not None and da is not None and finite_float(rec.get("dyn_hz")):
         p.update(dyn_valence=dv, dyn_arousal=da, dyn_t0_s=float(rec["dyn_t0_s"]), dyn_hz=float(rec["dyn_hz"]))
     return p
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from emoprep.atomic import atomic_write_json
 from emoprep.stage import Outcome, Reject, Stage, register
+from emoprep.stages.manifest_values import finite_float
 
 POSITIVE = ("excited", "delighted", "happy", "content", "relaxed", "calm")
 NEGATIVE = ("tired", "bored", "depressed", "frustrated", "angry", "tense")
@@ -88,7 +89,7 @@ class Labels(Stage):
             df = ctx.input_manifest(source)
             for rec in df.to_dict("records"):
                 sid = str(rec["sample_id"])
-                v, a = _num(rec.get("valence_raw")), _num(rec.get("arousal_raw"))
+                v, a = finite_float(rec.get("valence_raw")), finite_float(rec.get("arousal_raw"))
                 if sid in seen:
                     rejects.append(Reject(sid, "duplicate-id", f"{sid} appears in more than one of {p.sources}"))
                     continue
@@ -114,7 +115,7 @@ class Labels(Stage):
             rows.append({
                 "sample_id": rec["sample_id"], "source_id": rec.get("source_id"),
                 "modality": int(rec["modality"]), "label_source": source,
-                "start_s": _num(rec.get("start_s")), "end_s": _num(rec.get("end_s")),
+                "start_s": finite_float(rec.get("start_s")), "end_s": finite_float(rec.get("end_s")),
                 "valence_raw": v, "arousal_raw": a, "valence": vn, "arousal": an,
                 "valence_min": b["valence"][0], "valence_max": b["valence"][1],
                 "arousal_min": b["arousal"][0], "arousal_max": b["arousal"][1],
@@ -151,12 +152,3 @@ def scale_key(scales: dict[str, Any], source: str, sample_id: str) -> str:
     from emoprep.errors import ConfigError
     raise ConfigError(f"labels.method = 'fixed' needs labels.scales for source {source!r} or dataset "
                       f"{dataset!r} (row {sample_id}), e.g. --set 'labels.scales={{{source}=[1.0, 9.0]}}'")
-
-
-def _num(value: Any) -> float | None:
-    """A finite float, or None for missing / NaN / non-numeric."""
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(x) or math.isinf(x) else x

@@ -25,6 +25,15 @@ import pandas as pd
 KINDS = ("str", "int", "float", "bool", "floats")
 
 
+def finite_float(value: Any) -> float | None:
+    """A finite float, or None for missing / NaN / infinite / non-numeric values."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
 def _float_list(value: Any) -> Any:
     """A list cell as a float64 array (Arrow infers list<double> even when it is empty)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):

@@ -41,7 +41,7 @@ import pandas as pd
 from emoprep.atomic import atomic_write_json, atomic_write_text
 from emoprep.errors import ConfigError
 from emoprep.stage import Outcome, Reject, Stage, register
-from emoprep.stages.manifest_values import with_kinds
+from emoprep.stages.manifest_values import finite_float, with_kinds
 
 KINDS = {"sample_id": "str", "source_id": "str", "modality": "int", "audio_id": "str", "image_id": "str",
          "label": "str", "split": "str", "audio_path": "str", "image_path": "str",
@@ -171,7 +171,7 @@ def _item(rec: dict[str, Any], label_column: str) -> dict[str, Any]:
         label = None
     return {"sample_id": str(rec["sample_id"]), "source_id": str(rec.get("source_id") or rec["sample_id"]),
             "modality": int(rec["modality"]), "label": None if label is None or label == "" else str(label),
-            "split": str(rec["split"]), "valence": _num(rec.get("valence")), "arousal": _num(rec.get("arousal"))}
+            "split": str(rec["split"]), "valence": finite_float(rec.get("valence")), "arousal": finite_float(rec.get("arousal"))}
 
 
 def _pair(a: dict[str, Any], im: dict[str, Any], paths: dict[str, str], n_audio: int, n_images: int) -> dict[str, Any]:
@@ -187,11 +187,3 @@ def _no_image(key: tuple[str, str], q: Any) -> str:
     where = f"in split {key[0]!r} " if q.image_pool == "same-split" else ""
     return (f"no image with {q.label_column} = {key[1]!r} {where}to pair with"
             + (" (image_pool = 'all' draws from every split)" if q.image_pool == "same-split" else ""))
-
-
-def _num(value: Any) -> float | None:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None

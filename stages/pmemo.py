@@ -30,7 +30,7 @@ from emoprep.atomic import atomic_write_json
 from emoprep.errors import ConfigError
 from emoprep.stage import Outcome, Reject, Stage, WorkItem, register, runtime
 from emoprep.stages.audio_io import AudioError, probe
-from emoprep.stages.manifest_values import with_kinds
+from emoprep.stages.manifest_values import finite_float, with_kinds
 from emoprep.stages.pmemo_csv import (HZ, T0_S, DynamicTable, MetadataTable, PmemoFormatError,
                                       StaticTable, decode_text, parse_dynamic, parse_metadata,
                                       parse_static)
@@ -194,7 +194,7 @@ def static_payload(ann: PmemoAnnotations, sid: int, issues: list[str]) -> dict[s
         return None
     std = ann.static_std.values.get(sid, {}) if sid not in ann.static_std.conflicts else {}
     return {"valence": rec["valence"], "arousal": rec["arousal"],
-            "valence_std": _finite(std.get("valence")), "arousal_std": _finite(std.get("arousal"))}
+            "valence_std": finite_float(std.get("valence")), "arousal_std": finite_float(std.get("arousal"))}
 
 
 def dynamic_payload(ann: PmemoAnnotations, sid: int, issues: list[str]) -> tuple[list, list] | None:
@@ -220,10 +220,6 @@ def dynamic_payload(ann: PmemoAnnotations, sid: int, issues: list[str]) -> tuple
 
 def _none_for_nan(x: np.ndarray) -> list[float | None]:
     return [float(v) if math.isfinite(v) else None for v in x]
-
-
-def _finite(x: Any) -> float | None:
-    return float(x) if x is not None and math.isfinite(float(x)) else None
 
 
 # ---- the stage ------------------------------------------------------------------------------
