@@ -29,7 +29,7 @@ from emoprep.manifests.schema import REJECT_CODES
 from emoprep.recipe import Recipe
 from emoprep.runlog import RunLog
 from emoprep.stage import Reject, Stage, StageContext, WorkItem, get_stage
-from emoprep.store import (MANIFEST, REJECTS, ItemRecord, Ledger, Published, StageDir,
+from emoprep.store import (LEDGER, MANIFEST, REJECTS, ItemRecord, Ledger, Published, StageDir,
                            natural_key, outputs_intact, rejects_to_table, rows_to_table,
                            write_table)
 
@@ -184,7 +184,8 @@ class Runner:
         t0 = time.time()
         if ps.sdir.is_done() and not force:
             done = ps.sdir.read_done() or {}
-            ps.sdir.cleanup_after_done()  # a crash between _DONE and cleanup leaves a ledger
+            if (ps.sdir.path / LEDGER).is_dir():  # a crash between _DONE and its cleanup
+                ps.sdir.cleanup_after_done()
             if self.published.current().get(ps.name, {}).get("fingerprint") != ps.sdir.fp:
                 self.published.publish(ps.name, ps.sdir, self.out_root)
                 ps.stage.on_current(self.out_root, ps.sdir.path)

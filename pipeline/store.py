@@ -225,8 +225,10 @@ class StageDir:
         sweep_temp_files(self.path)
 
     def cleanup_after_done(self) -> None:
-        Ledger(self.path).remove()
+        # Sweep first, drop the ledger last: a folder that still has a ledger may still
+        # hold orphans, so the runner only needs to look again when the ledger is there.
         sweep_temp_files(self.path)
+        Ledger(self.path).remove()
 
     def write_done(self, info: dict[str, Any]) -> None:
         atomic_write_json(self.done_file, info)
