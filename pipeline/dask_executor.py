@@ -14,7 +14,7 @@ import uuid
 from typing import Iterable, Iterator
 
 from emoprep.executors import process_item, run_windowed
-from emoprep.stage import ItemContext, Outcome, WorkItem
+from emoprep.stage import ItemContext, Outcome, WorkItem, get_stage
 
 SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                      "NUMBA_NUM_THREADS": "1"}
@@ -44,6 +44,12 @@ class DaskExecutor:
     def workers(self) -> int:
         return max(1, len(self.client.scheduler_info().get("workers", {})))
 
+    @property
+    def gpu_workers(self) -> int:
+        """Workers started with `--resources GPU=1` (one per GPU): model stages go there."""
+        infos = self.client.scheduler_info().get("workers", {}).values()
+        return sum(1 for w in infos if w.get("resources", {}).get("GPU", 0) >= 1)
+
     def map_unordered(self, stage_name: str, items: Iterable[WorkItem],
                       ctx: ItemContext) -> Iterator[tuple[WorkItem, Outcome | BaseException]]:
         from distributed import wait
@@ -51,8 +57,14 @@ class DaskExecutor:
 
         run_id = uuid.uuid4().hex[:8]
 
+        # A model stage holds one GPU per task: each GPU worker builds its model once (the
+        # stage caches it per process) and gets whole shards, never a slice of a batch.
+        gpu = get_stage(stage_name).uses_device and ctx.device == "cuda" and self.gpu_workers > 0
+        resources = {"GPU": 1} if gpu else None
+        window = self.gpu_workers if gpu else self.workers
+
         def submit(item: WorkItem, attempt: int):
-            return self.client.submit(process_item, stage_name, item, ctx, pure=False,
+            return self.client.submit(process_item, stage_name, item, ctx, pure=False, resources=resources,
                                       key=f"{stage_name}-{run_id}-{attempt}-{item.key}")
 
         def wait_any(futures: list) -> Iterable:
@@ -68,8 +80,7 @@ class DaskExecutor:
             finally:
                 fut.release()
 
-        yield from run_windowed(items, submit, wait_any, outcome,
-                                self.workers * self.window_per_worker)
+        yield from run_windowed(items, submit, wait_any, outcome, window * self.window_per_worker)
 
     def close(self) -> None:
         self.client.close()

@@ -14,13 +14,15 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, Sized
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from emoprep import __version__
+from emoprep.assemble import assemble
 from emoprep.atomic import sweep_temp_files
+from emoprep.device_pool import DevicePoolExecutor, visible_gpus
 from emoprep.errors import ConfigError, DataError
 from emoprep.executors import InlineExecutor, WorkerCrashed
 from emoprep.filehash import FileHasher
@@ -29,9 +31,8 @@ from emoprep.manifests.schema import REJECT_CODES
 from emoprep.recipe import Recipe
 from emoprep.runlog import RunLog
 from emoprep.stage import Reject, Stage, StageContext, WorkItem, get_stage
-from emoprep.store import (LEDGER, MANIFEST, REJECTS, ItemRecord, Ledger, Published, StageDir,
-                           natural_key, outputs_intact, rejects_to_table, rows_to_table,
-                           write_table)
+from emoprep.store import (LEDGER, MANIFEST, REJECTS, ItemRecord, Ledger, ManifestFiles, Published,
+                           StageDir, natural_key, outputs_intact, rejects_to_table, write_table)
 
 LEDGER_FLUSH_SECONDS = 2.0
 LEDGER_FLUSH_ITEMS = 500
@@ -81,7 +82,7 @@ def resolve_device(device: str) -> str:
 
 class Runner:
     def __init__(self, recipe: Recipe, out_root: Path, data_root: Path | None = None,
-                 device: str = "auto", log: RunLog | None = None):
+                 device: str = "auto", log: RunLog | None = None, device_slots: list[str] | None = None):
         self.recipe = recipe
         self.out_root = out_root.resolve()
         self.data_root = data_root.resolve() if data_root else None
@@ -91,6 +92,8 @@ class Runner:
         self.hasher = FileHasher(self.out_root / ".cache" / "filehash.json")
         self.roots: dict[str, Path] = {}
         self.published = Published(self.out_root)
+        # GPU processes for model stages (CUDA indices); None = every visible GPU.
+        self.device_slots = device_slots
 
     @property
     def device(self) -> str:
@@ -200,27 +203,22 @@ class Runner:
         self.log.say(f"[bold]{ps.name}[/]: running ({why})")
         self.log.event("stage-start", stage=ps.name, fingerprint=ps.fp, reasons=ps.reasons)
         ps.sdir.prepare(force)
-        manifests = {i: self.load_manifest(planned[i]) for i in ps.inputs}
+        manifests = self.input_manifests(ps, planned)
         ctx = self._context(ps.stage, ps.params, ps.sdir.path, ps.inputs, planned, manifests)
 
         items = ps.stage.plan(ctx)
         resumed = 0
         if items is None:
-            outcome = ps.stage.run(ctx)
-            records = [ItemRecord.from_outcome("__stage__", outcome)]
-            n_items = len(records[0].rows) + len(records[0].rejects)
+            built = assemble(Ledger(ps.sdir.path), wanted=set(),
+                             extra=[ItemRecord.from_outcome("__stage__", ps.stage.run(ctx))])
+            n_items = built.table.num_rows + len(built.rejects)
         else:
-            items = list(items)
-            records, resumed = self._run_items(ps, items, ctx, executor, progress)
-            n_items = len(items)
-
-        rows = [r for rec in records for r in rec.rows]
-        rejects = [Reject(*x) for rec in records for x in rec.rejects]
-        counters: Counter[str] = Counter()
-        for rec in records:
-            counters.update(rec.counters)
-        df = rows_to_table(rows).to_pandas()
-        df, rejects = ps.stage.finalize(ctx, df, rejects)
+            n_items, resumed, wanted = self._run_items(ps, items, ctx, executor, progress)
+            built = assemble(Ledger(ps.sdir.path), wanted)
+        counters = built.counters
+        df = built.table.to_pandas()
+        built.table = None  # only the DataFrame from here on
+        df, rejects = ps.stage.finalize(ctx, df, built.rejects)
         table = self._final_table(ps, df)
         reasons = Counter(r.reason for r in rejects)
         undocumented = sorted(set(reasons) - set(REJECT_CODES))
@@ -252,26 +250,37 @@ class Runner:
         return StageSummary(ps.name, "ran", n_items, table.num_rows, len(rejects), resumed, seconds,
                             ps.sdir.fp, dict(reasons))
 
-    def _run_items(self, ps: PlannedStage, items: list[WorkItem], ctx: StageContext,
-                   executor: Any, progress: Any) -> tuple[list[ItemRecord], int]:
-        keys = [it.key for it in items]
-        dupes = [k for k, n in Counter(keys).items() if n > 1]
-        if dupes:
-            raise DataError(f"stage {ps.name}: duplicate work item keys {dupes[:5]} (a stage bug)")
+    def _run_items(self, ps: PlannedStage, items: Iterable[WorkItem], ctx: StageContext,
+                   executor: Any, progress: Any) -> tuple[int, int, set[str]]:
+        """Stream the planned items through the executor, committing results to the ledger
+        as they come; items whose committed outputs are intact are skipped (resume).
+        Returns (items planned, items resumed, their keys)."""
         ledger = Ledger(ps.sdir.path)
-        done = {k: rec for k, rec in ledger.load().items()
-                if outputs_intact(rec, self.out_root, ps.sdir.path)}
-        wanted = set(keys)
-        resumed = len(wanted & set(done))
-        todo = [it for it in items if it.key not in done]
-        if resumed:
-            self.log.say(f"  {ps.name}: resuming, {resumed} of {len(items)} items already done")
-        ex = executor if (ps.stage.parallel and len(todo) > 1) else InlineExecutor()
-        task = progress.add_task(ps.name, total=len(items), completed=resumed) if progress else None
+        done = intact_keys(ledger, self.out_root, ps.sdir.path)
+        total = len(items) if isinstance(items, Sized) else None
+        if done:
+            self.log.say(f"  {ps.name}: resuming, {len(done)} items already done")
+        wanted: set[str] = set()
+        resumed = 0
+
+        def todo() -> Iterator[WorkItem]:
+            nonlocal resumed
+            for item in items:
+                if item.key in wanted:
+                    raise DataError(f"stage {ps.name}: duplicate work item key {item.key!r} (a stage bug)")
+                wanted.add(item.key)
+                if item.key in done:
+                    resumed += 1
+                else:
+                    yield item
+
+        many = total is None or total - len(done) > 1
+        ex, own = self._executor_for(ps, executor, many)
+        task = progress.add_task(ps.name, total=total, completed=len(done)) if progress else None
         buffer: list[ItemRecord] = []
         last = time.time()
         try:
-            for item, result in ex.map_unordered(ps.name, todo, ctx.item_context()):
+            for item, result in ex.map_unordered(ps.name, todo(), ctx.item_context()):
                 buffer.append(self._record(ps.name, item, result))
                 if progress is not None:
                     progress.advance(task)
@@ -280,8 +289,26 @@ class Runner:
                     buffer, last = [], time.time()
         finally:
             ledger.append(buffer)  # commit what finished, also on Ctrl-C
-        final = ledger.load()  # later batches win: a redone item replaces its stale record
-        return [final[k] for k in keys], resumed
+            if own:
+                ex.close()
+        return len(wanted), resumed, wanted
+
+    def _executor_for(self, ps: PlannedStage, executor: Any, many: bool) -> tuple[Any, bool]:
+        """Where this stage's items run, and whether the runner owns (must close) it.
+
+        A model stage on CUDA goes to GPU-resourced dask workers when the cluster has
+        them, else to one local process per GPU when there are several; on one GPU or the
+        CPU it runs here (one model, all cores). Other stages use the chosen executor."""
+        if not many:
+            return InlineExecutor(), False
+        if ps.stage.uses_device and (self.device == "cuda" or self.device_slots is not None):
+            if getattr(executor, "gpu_workers", 0):
+                return executor, False
+            slots = self.device_slots if self.device_slots is not None else visible_gpus()
+            if len(slots) > 1:
+                self.log.say(f"  {ps.name}: one process per GPU ({', '.join(slots)})")
+                return DevicePoolExecutor(slots), True
+        return (executor if ps.stage.parallel else InlineExecutor()), False
 
     def _record(self, stage: str, item: WorkItem, result: Any) -> ItemRecord:
         if isinstance(result, OSError) and result.errno in ENVIRONMENT_ERRNOS:
@@ -310,11 +337,21 @@ class Runner:
             table = table.drop(["fingerprint"])
         return table.append_column("fingerprint", pa.array([ps.sdir.fp] * table.num_rows, pa.string()))
 
-    def load_manifest(self, ps: PlannedStage):
-        path = ps.sdir.path / MANIFEST
-        if not path.exists():
-            raise DataError(f"stage {ps.name} has no manifest at {path}; run it first")
-        return pq.read_table(path).to_pandas()
+    def input_manifests(self, ps: PlannedStage, planned: dict[str, PlannedStage]) -> ManifestFiles:
+        paths = {i: planned[i].sdir.path / MANIFEST for i in ps.inputs}
+        for name, path in paths.items():
+            if not path.exists():
+                raise DataError(f"stage {name} has no manifest at {path}; run it first")
+        return ManifestFiles(paths)
+
+
+def intact_keys(ledger: Ledger, out_root: Path, stage_dir: Path) -> set[str]:
+    """Keys whose newest committed record still has its output files (streams the ledger)."""
+    intact: dict[str, bool] = {}
+    for records in ledger.iter_batches():
+        for rec in records:
+            intact[rec.key] = outputs_intact(rec, out_root, stage_dir)
+    return {k for k, ok in intact.items() if ok}
 
 
 # A full disk, a quota or a read-only output stops the run (finished items stay committed)

@@ -24,7 +24,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar, Iterable, Iterator
 
 import pandas as pd
 
@@ -112,10 +112,27 @@ class StageContext(ItemContext):
         object.__setattr__(self, "hasher", hasher)
 
     def input_manifest(self, name: str) -> pd.DataFrame:
-        """The manifest (kept rows) of upstream stage `name`, as the runner loaded it."""
+        """The manifest (kept rows) of upstream stage `name`, whole (loaded on first use)."""
         if name not in self._manifests:
             raise KeyError(f"stage {self.stage!r} did not declare input {name!r}")
         return self._manifests[name]
+
+    def iter_manifest(self, name: str, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+        """The same rows, one Parquet row group at a time, in manifest order (sorted by
+        sample_id): for plans that must not hold a 10× manifest in memory."""
+        if name not in self._manifests:
+            raise KeyError(f"stage {self.stage!r} did not declare input {name!r}")
+        batches = getattr(self._manifests, "iter_batches", None)
+        if batches is not None:
+            yield from batches(name, columns)
+            return
+        df = self._manifests[name]
+        yield df if columns is None else df.loc[:, [c for c in columns if c in df.columns]]
+
+    def manifest_columns(self, name: str) -> list[str]:
+        """Column names of an input manifest without reading its rows."""
+        columns = getattr(self._manifests, "columns", None)
+        return columns(name) if columns is not None else list(self.input_manifest(name).columns)
 
     def item_context(self) -> ItemContext:
         return ItemContext(stage=self.stage, params=self.params, out_root=self.out_root,

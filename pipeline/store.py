@@ -10,14 +10,14 @@ then `_DONE.json` is written last and the ledger removed.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from collections.abc import Mapping
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -31,6 +31,8 @@ LEDGER = "_ledger"
 MANIFEST = "manifest.parquet"
 REJECTS = "rejects.parquet"
 REJECT_COLUMNS = ("sample_id", "stage", "reason", "message")
+# Manifests are written (and streamed back by later stages) in row groups of this size.
+ROW_GROUP_ROWS = 8192
 
 
 # ---------------------------------------------------------------- values
@@ -86,16 +88,24 @@ class Ledger:
     def __init__(self, stage_dir: Path):
         self.dir = stage_dir / LEDGER
 
-    def load(self) -> dict[str, ItemRecord]:
-        records: dict[str, ItemRecord] = {}
+    def iter_batches(self) -> Iterator[list[ItemRecord]]:
+        """The committed batches in commit order, one at a time (memory: one batch)."""
         if not self.dir.is_dir():
-            return records
+            return
         for batch in sorted(self.dir.glob("batch-*.jsonl")):
+            records = []
             for line in batch.read_text(encoding="utf-8").splitlines():
                 if line.strip():
                     d = json.loads(line)
-                    records[d["key"]] = ItemRecord(d["key"], d["rows"], d["rejects"], d["counters"])
-        return records
+                    records.append(ItemRecord(d["key"], d["rows"], d["rejects"], d["counters"]))
+            yield records
+
+    def load(self) -> dict[str, ItemRecord]:
+        """Every key's newest record (small ledgers and tests; the runner streams)."""
+        return {rec.key: rec for records in self.iter_batches() for rec in records}
+
+    def keys(self) -> set[str]:
+        return {rec.key for records in self.iter_batches() for rec in records}
 
     def append(self, records: list[ItemRecord]) -> None:
         if not records:
@@ -125,34 +135,6 @@ def outputs_intact(record: ItemRecord, out_root: Path, stage_dir: Path) -> bool:
 
 # ---------------------------------------------------------------- tables
 
-def rows_to_table(rows: list[dict[str, Any]], fingerprint: str | None = None) -> pa.Table:
-    """Rows (dicts) to an Arrow table: `sample_id` first, other columns in first-seen order,
-    types inferred from all values; rows sorted naturally by `sample_id`."""
-    rows = sorted(rows, key=lambda r: natural_key(str(r.get("sample_id", ""))))
-    names: list[str] = []
-    seen: set[str] = set()
-    for r in rows:
-        for k in r:
-            if k not in seen:
-                seen.add(k)
-                names.append(k)
-    if "sample_id" in seen:
-        names.remove("sample_id")
-        names.insert(0, "sample_id")
-    cols = {n: pa.array([_nan_to_none_scalar(r.get(n)) for r in rows]) for n in names}
-    if fingerprint is not None:
-        cols["fingerprint"] = pa.array([fingerprint] * len(rows), pa.string())
-    return pa.table(cols) if cols else pa.table({"sample_id": pa.array([], pa.string())})
-
-
-def _nan_to_none_scalar(v: Any) -> Any:
-    # A scalar NaN means "missing": store it as null so the column type stays stable.
-    # (NaN inside lists, e.g. dynamic frames, is data and is kept.)
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    return v
-
-
 def rejects_to_table(rejects: Iterable[Reject], stage: str) -> pa.Table:
     items = sorted(rejects, key=lambda r: (natural_key(r.sample_id), r.reason, r.message))
     return pa.table({
@@ -170,7 +152,8 @@ def write_table(table: pa.Table, path: Path, metadata: dict[str, str] | None = N
         meta.update({k.encode(): v.encode() for k, v in metadata.items()})
         table = table.replace_schema_metadata(meta)
     with atomic_path(path, fsync=True) as tmp:
-        pq.write_table(table, tmp, compression="zstd", write_statistics=True)
+        pq.write_table(table, tmp, compression="zstd", write_statistics=True,
+                       row_group_size=ROW_GROUP_ROWS)
 
 
 def read_table(path: Path) -> pa.Table:
@@ -213,7 +196,7 @@ class StageDir:
                 and (self.path / MANIFEST).exists())
 
     def in_progress_items(self) -> int:
-        return len(Ledger(self.path).load()) if (self.path / LEDGER).is_dir() else 0
+        return len(Ledger(self.path).keys()) if (self.path / LEDGER).is_dir() else 0
 
     def prepare(self, force: bool) -> None:
         """Make the folder ready for (re)building: wipe on --force, sweep orphan temp files."""
@@ -269,6 +252,39 @@ class Published:
         else:
             table = rejects_to_table([], "")
         write_table(table, self.dir / "rejects.parquet")
+
+
+class ManifestFiles(Mapping):
+    """The upstream manifests of a stage being planned: each read whole on first use
+    (`ctx.input_manifest`) or streamed one row group at a time (`ctx.iter_manifest`), so
+    a stage that streams never holds a whole upstream manifest."""
+
+    def __init__(self, paths: dict[str, Path]):
+        self.paths = dict(paths)
+        self._loaded: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._loaded:
+            self._loaded[name] = pq.read_table(self.paths[name]).to_pandas()
+        return self._loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.paths
+
+    def columns(self, name: str) -> list[str]:
+        return list(pq.read_schema(self.paths[name]).names)
+
+    def iter_batches(self, name: str, columns: list[str] | None = None) -> Iterator[Any]:
+        pf = pq.ParquetFile(self.paths[name])
+        cols = None if columns is None else [c for c in columns if c in pf.schema_arrow.names]
+        for i in range(pf.num_row_groups):
+            yield pf.read_row_group(i, columns=cols).to_pandas()
 
 
 def disk_free_bytes(path: Path) -> int:

@@ -14,6 +14,7 @@ MP3 encoding, so libm differences between machines do not leak into the files).
 from __future__ import annotations
 
 import math
+import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -402,10 +403,23 @@ def scale_specs(seed: int = 0, stereo: bool = False) -> list[SongSpec]:
             for k, i in enumerate(ids)]
 
 
+def _same_bytes(src: Path, dst: Path) -> None:
+    """`dst` holds `src`'s bytes: a hard link where the filesystem allows, else a copy."""
+    if dst.exists():
+        return
+    with atomic_path(dst) as tmp:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+
+
 def write_deam_scale_tree(root: Path, n_scale: int = 1, seed: int = 0, workers: int = 2,
                           stereo: bool = False, only_ids: Iterable[int] | None = None) -> dict[str, Any]:
     """A DEAM-scale tree: `n_scale` copies of the real id set (copy j adds 10,000·j to each
-    id; its audio is a byte copy of copy 0's, so 10× costs disk, not encoding time).
+    id; its audio has copy 0's bytes (hard-linked), so 10× costs neither encoding time nor disk).
+    Audio already in `root` is kept (a killed build resumes; a bench can seed copy 0 from
+    a 1× tree).
     `only_ids` keeps a subset of the base ids (quick tests of the layout)."""
     root = Path(root)
     base = scale_specs(seed, stereo)
@@ -414,13 +428,13 @@ def write_deam_scale_tree(root: Path, n_scale: int = 1, seed: int = 0, workers: 
         base = [s for s in base if s.song_id in keep]
     jobs = [(str(root / AUDIO_DIR / f"{s.song_id}.mp3"), asdict(s), "cheap", seed * 100_003 + s.song_id)
             for s in base]
-    _run_jobs(jobs, workers)
+    # Files are written atomically, so one that exists is whole: a killed build resumes.
+    _run_jobs([j for j in jobs if not Path(j[0]).exists()], workers)
     specs = list(base)
     for j in range(1, n_scale):
         for s in base:
             sid = s.song_id + 10_000 * j
-            with atomic_path(root / AUDIO_DIR / f"{sid}.mp3") as tmp:
-                shutil.copyfile(root / AUDIO_DIR / f"{s.song_id}.mp3", tmp)
+            _same_bytes(root / AUDIO_DIR / f"{s.song_id}.mp3", root / AUDIO_DIR / f"{sid}.mp3")
             specs.append(SongSpec(**{**asdict(s), "song_id": sid}))
     # ids > 2000 of every copy go to the 13-column file, as in DEAM
     static = specs

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -10,7 +12,7 @@ import toy_stages  # noqa: F401
 from test_engine import make_data, run
 from treecmp import diff, snapshot
 
-from emoprep.dask_executor import DaskExecutor
+from emoprep.dask_executor import DaskExecutor, worker_pids
 
 TESTS = Path(__file__).resolve().parent
 
@@ -38,3 +40,26 @@ def test_dask_outputs_equal_inline_outputs_and_a_killed_item_is_accounted(tmp_pa
     assert summary["square"].reasons == {"worker-crashed": 1}
     kept = pq.read_table(tmp_path / "crash" / "manifests" / "square.parquet").column("sample_id").to_pylist()
     assert len(kept) == 29 and "toy:7" not in kept
+
+
+def test_a_worker_killed_from_outside_mid_run_loses_nothing(tmp_path, dask_env):
+    """SIGKILL one dask worker while items are in flight: the nanny restarts it, the items it
+    held are retried, and the run ends with every item accounted for and the same bytes."""
+    data = make_data(tmp_path / "data", n=40)
+    sets = ["square.sleep_s=0.15"]
+    run(tmp_path / "inline", data, sets)
+    ex = DaskExecutor(workers=2)
+    try:
+        before = worker_pids(ex.client)
+        victim = sorted(before.values())[0]
+        killer = threading.Timer(1.0, os.kill, (victim, signal.SIGKILL))
+        killer.start()
+        summary = {s.name: s for s in run(tmp_path / "dask", data, sets, executor=ex)}
+        killer.join()
+        after = worker_pids(ex.client)
+    finally:
+        ex.close()
+    assert victim not in after.values()  # the kill happened, and a fresh worker took over
+    assert summary["square"].rows == 40 and summary["square"].reasons == {}
+    assert summary["square"].seconds > 1.0  # still running when the worker died
+    assert diff(snapshot(tmp_path / "inline"), snapshot(tmp_path / "dask")) == []

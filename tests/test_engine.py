@@ -184,8 +184,8 @@ def _cli(args, env_extra=None, **kw):
     env = {**os.environ, "EMOPREP_PLUGINS": "toy_stages",
            "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     env.update(env_extra or {})
-    return subprocess.Popen([str(EMOPREP), *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+    kw.setdefault("stderr", subprocess.PIPE)
+    return subprocess.Popen([str(EMOPREP), *args], env=env, stdout=subprocess.PIPE, text=True, **kw)
 
 
 def _toy_args(out: Path, data: Path, *extra: str) -> list[str]:
@@ -232,13 +232,18 @@ def test_second_run_on_the_same_output_waits_or_exits_2(tmp_path, data):
         proc = _cli(_toy_args(out, data, "--no-wait"))
         assert proc.wait(60) == 2
         assert "in use by another emoprep run" in proc.stderr.read()
-        waiting = _cli(_toy_args(out, data))
-        time.sleep(2.0)
+        log = (tmp_path / "waiting.err").open("w+")
+        waiting = _cli(_toy_args(out, data), stderr=log)
+        deadline = time.time() + 120  # a loaded machine may take a while to start Python
+        while "waiting" not in (tmp_path / "waiting.err").read_text() and time.time() < deadline:
+            assert waiting.poll() is None, "the second run ended while the lock was held"
+            time.sleep(0.1)
+        assert "waiting" in (tmp_path / "waiting.err").read_text()
+        time.sleep(0.5)
         assert waiting.poll() is None  # still waiting for the lock
     finally:
         lock.release()
     assert waiting.wait(60) == 0
-    assert "waiting" in waiting.stderr.read()
     assert (out / "manifests" / "total.parquet").exists()
 
 

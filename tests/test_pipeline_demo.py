@@ -107,6 +107,20 @@ def test_sigkill_real_dag_many_points(tmp_path, demo, clean_run):
     _kill_and_resume(tmp_path, demo, clean, [rng.uniform(0.5, seconds) for _ in range(20)])
 
 
+def test_dask_cluster_of_two_processes_gives_the_local_executors_bytes(tmp_path, demo, clean_run):
+    """The whole DAG on a dask LocalCluster (2 worker processes, 1 thread each) writes the
+    same tree as the local process pool (`_DONE.json` "run", which names the executor, aside)."""
+    clean, _ = clean_run
+    out = tmp_path / "dask"
+    proc = cli(*run_args(out, demo), "--executor", "dask", "--workers", "2")
+    _, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err
+    assert diff(snapshot(clean), snapshot(out)) == []
+    done = json.loads((out / json.loads((out / "manifests" / "_current.json").read_text())
+                       ["spectrogram"]["dir"] / "_DONE.json").read_text())
+    assert done["run"]["executor"] == "dask" and done["run"]["workers"] == 2
+
+
 def test_wrong_data_root_names_the_expected_layout(tmp_path):
     (tmp_path / "nothing").mkdir()
     proc = cli("run", "--data-root", str(tmp_path / "nothing"), "--out", str(tmp_path / "out"))

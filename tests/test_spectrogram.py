@@ -314,9 +314,12 @@ def run_items(ctx: StageContext):
 
 def test_plan_groups_chunks_by_song(chunk_tree):
     root, chunks = chunk_tree
-    items = list(sp.Spectrogram().plan(make_ctx(root, chunks)))
-    assert [i.key for i in items] == ["deam:10", "deam:11", "deam:2"]
-    assert [c["sample_id"] for c in items[2].payload["chunks"]] == ["deam:2:0", "deam:2:1", "deam:2:2"]
+    for order in (chunks, chunks.iloc[::-1], chunks.sample(frac=1.0, random_state=3)):
+        # contiguous songs stream; scattered ones are grouped whole: same items either way
+        items = list(sp.Spectrogram().plan(make_ctx(root, order)))
+        assert sorted(i.key for i in items) == ["deam:10", "deam:11", "deam:2"]
+        by_key = {i.key: i for i in items}
+        assert [c["sample_id"] for c in by_key["deam:2"].payload["chunks"]] == ["deam:2:0", "deam:2:1", "deam:2:2"]
     for item in items:  # payloads are plain values (they cross process boundaries)
         for chunk in item.payload["chunks"]:
             assert all(v is None or type(v) in (str, int, float) for v in chunk.values())

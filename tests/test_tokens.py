@@ -359,6 +359,30 @@ def test_runner_builds_a_valid_store_and_skips_it_next_time(tmp_path, monkeypatc
         assert sha(outs["a"] / rel) == sha(outs["b"] / rel), rel
 
 
+def test_one_process_per_gpu_slot_gives_the_inline_bytes(tmp_path, monkeypatch):
+    """Several GPUs: each slot is its own spawned process that builds its own model and
+    takes whole shards. Two CPU stand-in slots ('' hides CUDA) must write exactly what one
+    in-process model writes, and the main process must not compute a single shard."""
+    from emoprep.executors import InlineExecutor
+    from emoprep.runner import Runner
+    from emoprep.stages import tokens as tokens_mod
+
+    install_fake_upstream(monkeypatch.setitem)
+    recipe = tiny_recipe()
+    Runner(recipe, tmp_path / "inline", None, "cpu").run("tokens", InlineExecutor())
+
+    def not_here(*a, **k):
+        raise AssertionError("a shard was computed in the main process")
+
+    monkeypatch.setattr(tokens_mod, "compute_object", not_here)
+    summary = Runner(recipe, tmp_path / "gpus", None, "cpu", device_slots=["", ""]).run("tokens", InlineExecutor())
+    assert summary[-1].status == "ran" and summary[-1].rows == 26 and summary[-1].rejects == 0
+    index = pd.read_parquet(tmp_path / "inline" / "manifests/tokens.parquet")
+    assert len(index["cls_path"].unique()) > 2  # several shards to deal out
+    for rel in [*index["cls_path"].unique(), *index["patches_path"].unique(), "manifests/tokens.parquet"]:
+        assert sha(tmp_path / "inline" / rel) == sha(tmp_path / "gpus" / rel), rel
+
+
 # ---- accounting: every labelled id ends as a token row or a tokens reject ----------------
 
 def test_labelled_ids_without_an_image_are_rejected_and_accounted_for(small_run):
