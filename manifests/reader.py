@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -63,6 +63,10 @@ class TokenDataset(Dataset):
 
     Nothing is read until an item is asked for; shard files are memory-mapped once per
     process, so DataLoader workers share the page cache and not file handles.
+
+    A damaged store raises `token_store.StoreError` (a DataError and ValueError) naming the
+    file: at construction for the index (missing columns, unusable values, paths leaving
+    the root), when an item is read for its shard (truncated, not numeric NPY, short).
     """
 
     def __init__(self, out_root: str | os.PathLike[str], tokenizer: str = "vit-base-patch16-224",
@@ -70,6 +74,7 @@ class TokenDataset(Dataset):
                  enhanced: bool = False, include_cls: bool = True, dtype: torch.dtype = torch.float32):
         store = ts.load_index(out_root, tokenizer)
         df = store.df
+        ts.check_index(df, out_root, ts.READER_COLUMNS + (("split",) if split is not None else ()))
         if split is not None:
             df = df[df["split"].isin([split] if isinstance(split, str) else list(split))]
         if modality is not None:
@@ -85,7 +90,11 @@ class TokenDataset(Dataset):
         self._files: dict[str, list[Path]] = {}
         self._codes: dict[str, np.ndarray] = {}
         for name in self.arrays:
-            codes, uniques = pd.factorize(self.index[ts.path_column(name)], sort=True)
+            paths = self.index[ts.path_column(name)]
+            if paths.isna().any():  # factorize would give code -1: another row's file
+                raise ts.StoreError(f"{out_root}: {int(paths.isna().sum())} rows have no "
+                                    f"{ts.path_column(name)}, e.g. {self.index.loc[paths.isna(), 'sample_id'].iloc[0]}")
+            codes, uniques = pd.factorize(paths, sort=True)
             self._files[name] = [store.resolve(u) for u in uniques]
             self._codes[name] = codes
         self._rows = self.index["row"].to_numpy(np.int64)
@@ -114,8 +123,16 @@ class TokenDataset(Dataset):
         """Tokens of item i as float32 NumPy [T, D(+3)] (no torch needed by the caller)."""
         parts = []
         for name in self.arrays:
-            a = self._map(self._files[name][self._codes[name][i]])[self._rows[i]]
+            path = self._files[name][self._codes[name][i]]
+            shard = self._map(path)
+            if self._rows[i] >= len(shard):
+                raise ts.StoreError(f"{path}: {self.sample_ids[i]} is row {self._rows[i]} of a shard "
+                                    f"with {len(shard)} rows (truncated or replaced shard?)")
+            a = shard[self._rows[i]]
             parts.append(np.asarray(a, dtype=np.float32).reshape(-1, a.shape[-1]))
+        if len({p.shape[1] for p in parts}) > 1:
+            raise ts.StoreError(f"{self.sample_ids[i]}: arrays {self.arrays} differ in token width "
+                                f"{[p.shape[1] for p in parts]}")
         tok = np.concatenate(parts) if len(parts) > 1 else parts[0]
         if self.enhanced:
             tok = np.concatenate([tok, np.broadcast_to(self._extra[i], (len(tok), len(ENHANCED_EXTRA)))], axis=1)
@@ -205,6 +222,7 @@ def hf_parquet_view(out_root: str | os.PathLike[str], tokenizer: str = "vit-base
     `<out_root>/hf/<tokenizer>/<key>/`.
     """
     store = ts.load_index(out_root, tokenizer)
+    ts.check_index(store.df, out_root, ts.READER_COLUMNS + ("split", "shard"))
     df = store.df.sort_values(["shard", "row"], kind="stable").reset_index(drop=True)
     key = view_key(df, tokenizer)
     dest = Path(dest) if dest is not None else (
@@ -226,8 +244,16 @@ def hf_parquet_view(out_root: str | os.PathLike[str], tokenizer: str = "vit-base
         data_files.setdefault(str(split), []).append(rel)
     atomic_write_json(marker, {"key": key, "tokenizer": tokenizer, "data_files": data_files})
     for rel in old_parts - {f for files in data_files.values() for f in files}:
-        (dest / rel).unlink(missing_ok=True)  # e.g. a split name that no longer exists
+        if _view_part_name(rel):  # a tampered _VIEW.json must not delete files elsewhere
+            (dest / rel).unlink(missing_ok=True)  # e.g. a split name that no longer exists
     return {s: [str(dest / f) for f in files] for s, files in data_files.items()}
+
+
+def _view_part_name(rel: Any) -> bool:
+    """Is `rel` a part file name this module writes (`<split>/part-<n>.parquet`)?"""
+    parts = PurePosixPath(rel).parts if isinstance(rel, str) else ()
+    return (len(parts) == 2 and parts[0] not in ("", ".", "..") and parts[1].startswith("part-")
+            and parts[1].endswith(".parquet"))
 
 
 def view_key(index: pd.DataFrame, tokenizer: str) -> str:
@@ -267,7 +293,11 @@ def _write_view_part(path: Path, grp: pd.DataFrame, store: ts.StoreIndex) -> Non
     cols = {c: pa.array(grp[c].tolist()) for c in VIEW_COLUMNS  # (another tokenizer's input column: absent)
             if c in grp.columns and not (c.endswith("_path") and grp[c].isna().all())}
     for name in store.arrays(grp):  # cls + patches (ViT) or codes (EnCodec), in the stored dtype
-        arr = ts.open_array(store.resolve(grp[ts.path_column(name)].iloc[0]))
+        shard_path = store.resolve(grp[ts.path_column(name)].iloc[0])
+        arr = ts.open_array(shard_path)
+        if grp[ts.path_column(name)].nunique() > 1 or rows.max(initial=-1) >= len(arr):
+            raise ts.StoreError(f"{shard_path}: the index's rows of this shard do not fit it "
+                                f"({len(arr)} rows, index asks up to row {rows.max(initial=-1)})")
         cols[name] = _fixed_list(np.asarray(arr[rows]))
     with atomic_path(path) as tmp:
         pq.write_table(pa.table(cols), tmp, row_group_size=64)

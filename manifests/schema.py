@@ -21,7 +21,7 @@ REJECT_CODES: dict[str, str] = {
     "worker-crashed": "the worker process died twice while processing this item (e.g. a decoder segfault, out of memory)",
     "no-output": "the stage returned neither an output nor a reason for this item (a stage bug)",
     "duplicate-id": "the same sample id appears more than once with different content",
-    "path-outside-root": "a path (symlink, '..') that would leave the dataset root",
+    "path-outside-root": "a path from a table, manifest or folder listing (absolute, '..', a symlink) that would leave the dataset root (or the output root, for audio read from an upstream stage); never read",
     # --- DEAM ingest ---
     "missing-annotation": "audio file with no row in the static or dynamic annotation CSVs",
     "missing-audio": "song annotated in the CSVs (or a generic table row) but its audio file (MEMD_audio/<id>.mp3, chorus/<id>.mp3, the row's path) is absent",
@@ -33,6 +33,7 @@ REJECT_CODES: dict[str, str] = {
     "unreadable-audio": "file (or zip member) cannot be opened or decoded as audio",
     "empty-audio": "file is 0 bytes or holds no audio frames",
     "truncated-audio": "decoding stops well before the length the file's header announces",
+    "absurd-sample-rate": "the audio header announces a rate outside 1 kHz-768 kHz (corrupt or hand-made; never resampled)",
     "short-audio": "a chunk file shorter than the span it should hold",
     "wrong-sample-rate": "a chunk file at another rate than the transform's (riffusion needs 44.1 kHz)",
     "non-finite-audio": "audio samples that are NaN or infinite",

@@ -57,13 +57,14 @@ import os
 import shutil
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from emoprep.atomic import TMP_PREFIX, atomic_path, atomic_write_json, canonical_json, tmp_name_for
+from emoprep.errors import DataError
 
 STORE_FORMAT = "emoprep-token-store"
 STORE_VERSION = 1
@@ -89,6 +90,14 @@ KNOWN_DTYPES: dict[str, tuple[str, ...]] = {"encodec-24khz": ("int16",), "encode
 KNOWN_CODEBOOKS: dict[str, int] = {"encodec-24khz": 1024, "encodec-tiny-test": 16}
 # Token order when a reader concatenates a sample's arrays.
 ARRAY_ORDER = ("cls", "patches", "codes")
+# Index columns every reader needs (plus `<array>_path` / `<array>_sha256` per array).
+READER_COLUMNS = ("sample_id", "row", "modality", "valence", "arousal")
+
+
+class StoreError(DataError, ValueError):
+    """A token store that cannot be read as it is: an index lacking columns or holding
+    values of the wrong kind, a shard file that is missing, truncated or not a numeric NPY
+    array, a path that leads out of the store's root. The message names the file."""
 
 
 def shard_file(array: str, shard: int) -> str:
@@ -299,8 +308,16 @@ def sha256_file(path: Path) -> str:
 
 
 def open_array(path: Path) -> np.ndarray:
-    """Memory-map one shard array read-only (never unpickles)."""
-    return np.load(path, mmap_mode="r", allow_pickle=False)
+    """Memory-map one shard array read-only (never unpickles). StoreError when the file is
+    missing, truncated, not NPY, or not a numeric array of rows ([n, ...], n ≥ 0)."""
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise StoreError(f"{path}: not a readable NPY shard ({type(exc).__name__}: {exc})") from None
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf" or arr.ndim < 2:
+        raise StoreError(f"{path}: expected a numeric array [rows, ...], found "
+                         f"{getattr(arr, 'dtype', type(arr).__name__)} {getattr(arr, 'shape', '')}")
+    return arr
 
 
 def read_array_checked(path: Path) -> tuple[np.ndarray, str]:
@@ -324,10 +341,17 @@ class StoreIndex:
     root: Path
     standalone: bool = False
 
-    def resolve(self, rel_path: str) -> Path:
-        if self.standalone:
-            return self.root / Path(rel_path).name
-        return self.root / rel_path
+    def resolve(self, rel_path: Any) -> Path:
+        """The file an index path names. StoreError for anything but a plain relative path
+        that stays inside `root` (absolute, `..`, empty, not a string, a symlink leading out):
+        an index edited by hand or by an attacker must not make a reader open other files."""
+        pure = PurePosixPath(rel_path) if isinstance(rel_path, str) and "\x00" not in rel_path else None
+        if pure is None or not pure.parts or pure.is_absolute() or ".." in pure.parts:
+            raise StoreError(f"index path {rel_path!r}: not a path inside the store root {self.root}")
+        path = self.root / (pure.name if self.standalone else pure)
+        if path.exists() and not path.resolve().is_relative_to(self.root.resolve()):
+            raise StoreError(f"index path {rel_path!r} leads out of the store root {self.root} (a symlink)")
+        return path
 
     def arrays(self, rows: pd.DataFrame | None = None) -> list[str]:
         """Array names (`cls`, `patches`, `codes`, ...) that `rows` (default: the whole index)
@@ -347,18 +371,65 @@ def load_index(root: str | Path, tokenizer: str | None = None) -> StoreIndex:
     `store.json`). Rows are filtered to `tokenizer` when given."""
     root = Path(root)
     if (root / STORE_FILE).is_file():
-        idx = StoreIndex(pd.read_parquet(root / INDEX_FILE), root, standalone=True)
+        idx = StoreIndex(_read_index(root / INDEX_FILE), root, standalone=True)
     elif (root / "manifests" / f"{MANIFEST_NAME}.parquet").is_file():
-        idx = StoreIndex(pd.read_parquet(root / "manifests" / f"{MANIFEST_NAME}.parquet"), root)
+        idx = StoreIndex(_read_index(root / "manifests" / f"{MANIFEST_NAME}.parquet"), root)
     else:
-        idx = StoreIndex(pd.read_parquet(_single_store(root, tokenizer) / INDEX_FILE), root)
+        idx = StoreIndex(_read_index(_single_store(root, tokenizer) / INDEX_FILE), root)
     if tokenizer is not None:
-        known = sorted(set(idx.df["tokenizer"])) if "tokenizer" in idx.df else []
+        if "tokenizer" not in idx.df.columns:
+            raise StoreError(f"the token index in {root} has no 'tokenizer' column")
+        known = sorted(set(map(str, idx.df["tokenizer"])))
         idx.df = idx.df[idx.df["tokenizer"] == tokenizer].reset_index(drop=True)
         if idx.df.empty:
             raise FileNotFoundError(f"no tokens for tokenizer {tokenizer!r} in {root} "
                                     f"(tokenizers there: {', '.join(known) or 'none'})")
     return idx
+
+
+def _read_index(path: Path) -> pd.DataFrame:
+    """A Parquet index; StoreError naming it when it is not readable Parquet."""
+    try:
+        return pd.read_parquet(path)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
+        raise StoreError(f"{path}: not a readable Parquet index ({type(exc).__name__}: {exc})") from None
+
+
+def check_index(df: pd.DataFrame, where: Any, columns: tuple[str, ...] = READER_COLUMNS) -> None:
+    """StoreError naming `where` unless the index has `columns` with usable values: a
+    non-empty sample_id, a whole `row` ≥ 0, `modality` 0 or 1, finite `valence`/`arousal`
+    in [-1, 1] (the readers' documented contract), and an integer `shard` when required."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise StoreError(f"{where}: the token index lacks columns {missing}")
+    checks = {"sample_id": lambda s: s.notna() & (s.astype(str) != ""),
+              "row": lambda s: _whole(s) & (_num(s) >= 0),
+              "shard": lambda s: _whole(s) & (_num(s) >= 0),
+              "modality": lambda s: _num(s).isin([0, 1]),
+              "valence": lambda s: _num(s).between(-1.0, 1.0),
+              "arousal": lambda s: _num(s).between(-1.0, 1.0),
+              # split names become folder names (the HF view): plain names only
+              "split": lambda s: s.isna() | s.astype(str).str.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")}
+    for col in columns:
+        ok = checks[col](df[col]) if col in checks else pd.Series(True, index=df.index)
+        if not bool(ok.all()):
+            bad = df.loc[~ok.to_numpy(bool), col].head(3).tolist()
+            raise StoreError(f"{where}: column {col!r} has {int((~ok).sum())} unusable values, e.g. {bad}")
+
+
+def _num(s: pd.Series) -> pd.Series:
+    """A numeric column as float64 (missing → NaN); a column of another type (text, bools,
+    objects) is all NaN: numbers must be stored as numbers."""
+    if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
+        return pd.Series(np.nan, index=s.index)
+    return s.astype("float64")
+
+
+def _whole(s: pd.Series) -> pd.Series:
+    x = _num(s)
+    return np.isfinite(x) & (x == np.floor(x)) & (x < 2 ** 53)
 
 
 def _single_store(root: Path, tokenizer: str | None) -> Path:

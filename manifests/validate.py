@@ -179,7 +179,10 @@ def _read_manifest(out_root: Path, name: str) -> pd.DataFrame | None:
 def _store_meta(store: ts.StoreIndex, rows: pd.DataFrame) -> dict[str, Any] | None:
     """The `store.json` next to the rows' first shard file (None when there is none)."""
     for name in store.arrays(rows):
-        folder = store.resolve(str(rows[ts.path_column(name)].dropna().iloc[0])).parent
+        try:
+            folder = store.resolve(str(rows[ts.path_column(name)].dropna().iloc[0])).parent
+        except ts.StoreError:  # reported by shard-files
+            continue
         if (folder / ts.STORE_FILE).is_file():
             try:
                 return ts.read_store_json(folder)

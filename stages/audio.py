@@ -149,7 +149,7 @@ def _reject(sample_id: str, reason: str, message: str, **counters: int) -> Outco
 @register
 class Clips(Stage):
     name = "clips"
-    version = "1"
+    version = "2"  # 2: absurd rates, truncated FLAC, symlinks out of the root rejected
     libraries = ("soundfile", "soxr", "numpy")
     default_inputs = ("deam",)
     description = "46.0 s mono 44.1 kHz clips of whole songs with static VA (thesis v1-2)"
@@ -222,7 +222,7 @@ def _nan_none(x: Any) -> float | None:
 @register
 class Chunks(Stage):
     name = "chunks"
-    version = "2"
+    version = "3"  # 3: absurd rates, truncated FLAC, symlinks out of the root rejected
     libraries = ("soundfile", "soxr", "numpy")
     default_inputs = ("deam",)
     description = "5.0 s chunks from 15 s with the mean dynamic VA of their frames (thesis v3)"

@@ -30,6 +30,10 @@ ZIP_SEP = "::"
 # estimated lengths of VBR files without a Xing header); a real truncation loses far more.
 TRUNCATION_TOLERANCE = 0.02
 TRUNCATION_SLACK_FRAMES = 2 * 1152
+# Real recordings use 8 kHz (telephone) to 768 kHz (the fastest audio converters). A header
+# outside [1 kHz, 768 kHz] is corrupt or hand-made, and resampling from it would cost absurd
+# memory (1 Hz → 44.1 kHz multiplies the samples by 44,100): `absurd-sample-rate`.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 768_000
 
 
 class AudioError(Exception):
@@ -55,12 +59,38 @@ def split_ref(ref: str) -> tuple[str, str | None]:
     return ref, None
 
 
+# The audio folders of the dataset layouts (deam_layout.AUDIO_DIR, pmemo.AUDIO_DIR).
+LINKABLE_AUDIO_DIRS = frozenset({"MEMD_audio", "chorus"})
+
+
 def _safe_join(root: Path, rel: str) -> Path:
-    """`root / rel`, refusing references that leave the dataset root (absolute, `..`)."""
+    """`root / rel`, refusing references that leave the root (absolute, `..`, a symlink
+    pointing out of it) with `path-outside-root`, before anything is read.
+
+    A dataset's own audio folder (`MEMD_audio/` of DEAM, `chorus/` of PMEmo) may itself be
+    a symlink, as when the audio sits on another disk: files must then stay inside its
+    target. Any other linked folder (in an output root, in a generic dataset) is refused."""
     parts = PurePosixPath(rel).parts
     if not parts or PurePosixPath(rel).is_absolute() or ".." in parts:
-        raise AudioError("unreadable-audio", f"{rel}: reference leaves the dataset root")
-    return Path(root).joinpath(*parts)
+        raise AudioError("path-outside-root", f"{rel}: reference leaves the dataset root")
+    path = Path(root).joinpath(*parts)
+    target = path.resolve()
+    bases = [Path(root).resolve()]
+    if len(parts) > 1 and parts[0] in LINKABLE_AUDIO_DIRS and Path(root, parts[0]).is_symlink():
+        bases.append(Path(root, parts[0]).resolve())
+    if not any(target.is_relative_to(base) for base in bases):
+        raise AudioError("path-outside-root", f"{rel}: a symlink leading out of the dataset root")
+    return path
+
+
+def leaves_root(root: Path, ref: str) -> bool:
+    """Does the file part of `ref` lead out of `root` ('..', absolute, a symlink)? Stages
+    reject such files `path-outside-root` and never read them, not even to hash them."""
+    try:
+        _safe_join(root, split_ref(ref)[0])
+    except AudioError:
+        return True
+    return False
 
 
 _ZIPS: dict[tuple, zipfile.ZipFile] = {}
@@ -148,7 +178,15 @@ def probe(root: Path, ref: str) -> AudioInfo:
             raise AudioError("unreadable-audio", f"{ref}: not decodable audio ({_short(exc)})") from None
     if info.frames <= 0 or info.samplerate <= 0 or info.channels <= 0:
         raise AudioError("empty-audio", f"{ref}: no audio frames ({info.frames} frames)")
+    check_sample_rate(ref, int(info.samplerate))
     return AudioInfo(int(info.frames), int(info.samplerate), int(info.channels), str(info.format))
+
+
+def check_sample_rate(ref: str, rate: int) -> None:
+    """AudioError `absurd-sample-rate` unless MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE."""
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise AudioError("absurd-sample-rate", f"{ref}: the header announces {rate:,} Hz, outside "
+                         f"{MIN_SAMPLE_RATE:,}–{MAX_SAMPLE_RATE:,} Hz (a corrupt or hand-made header)")
 
 
 @dataclass(frozen=True)
@@ -174,7 +212,8 @@ def decode_mono(root: Path, ref: str, sample_rate: int) -> Decoded:
     every boundary when a file is read in blocks (`SoundFile.read(n)` repeatedly, `blocks()`),
     which we measured as a 0.07 RMS error against the encoded signal (0.005 for a single
     read). The output length is exactly round(frames × rate / source rate), so durations
-    survive resampling. Raises AudioError: `unreadable-audio`, `empty-audio`, `truncated-audio`.
+    survive resampling. Raises AudioError: `unreadable-audio`, `empty-audio`, `truncated-audio`,
+    `absurd-sample-rate`, `path-outside-root`.
     """
     import soundfile as sf
     import soxr
@@ -183,7 +222,11 @@ def decode_mono(root: Path, ref: str, sample_rate: int) -> Decoded:
         try:
             with sf.SoundFile(src) as fh:
                 sr, channels, announced = int(fh.samplerate), int(fh.channels), int(fh.frames)
-                data = fh.read(dtype="float32", always_2d=True)
+                check_sample_rate(ref, sr)
+                try:
+                    data = fh.read(dtype="float32", always_2d=True)
+                except Exception as exc:
+                    raise _failed_midway(ref, src, sr, announced, exc) from None
         except AudioError:
             raise
         except Exception as exc:
@@ -201,6 +244,29 @@ def decode_mono(root: Path, ref: str, sample_rate: int) -> Decoded:
         mono = soxr.resample(mono, sr, sample_rate, quality="HQ")
     n_out = int(round(n_src * sample_rate / sr))
     return Decoded(fit_length(mono, n_out), sample_rate, sr, n_src, channels)
+
+
+def _failed_midway(ref: str, src: BinaryIO, sr: int, announced: int, exc: Exception) -> AudioError:
+    """The error for a stream that opened but failed while decoding: `truncated-audio` when
+    well under the announced frames decode before the failure (e.g. a FLAC cut mid-frame:
+    libFLAC "lost sync"), else `unreadable-audio`. The good frames are counted by a second,
+    block-wise read; only the count is used (block reads of MP3 give wrong samples, see
+    decode_mono, but the right number of them)."""
+    import soundfile as sf
+
+    n_ok = 0
+    try:
+        src.seek(0)
+        with sf.SoundFile(src) as fh:
+            while got := len(fh.read(1 << 13, dtype="float32", always_2d=True)):
+                n_ok += got
+    except Exception:
+        pass
+    if n_ok < announced * (1 - TRUNCATION_TOLERANCE) - TRUNCATION_SLACK_FRAMES:
+        return AudioError("truncated-audio", f"{ref}: decoding fails after {n_ok} of the {announced} frames "
+                          f"its header announces ({n_ok / sr:.2f} of {announced / sr:.2f} s; {_short(exc)}); "
+                          "the file is cut short or damaged")
+    return AudioError("unreadable-audio", f"{ref}: not decodable audio ({_short(exc)})")
 
 
 def downmix(block: np.ndarray) -> np.ndarray:

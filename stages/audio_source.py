@@ -14,6 +14,7 @@ dynamic frames when the row has them.
 """
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from emoprep.errors import ConfigError
-from emoprep.stages.audio_io import ZIP_SEP, AudioError, Decoded, decode_mono, fit_length
+from emoprep.stages.audio_io import ZIP_SEP, AudioError, Decoded, decode_mono, fit_length, read_ref_bytes
 from emoprep.stages.images import resolve_in_root
 from emoprep.stages.manifest_values import finite_float
 
@@ -119,8 +120,9 @@ def _load_npy(out_root: Path, p: dict[str, Any], sample_rate: int) -> Decoded:
     rate = p.get("sample_rate")
     if not rate:
         raise AudioError("unreadable-audio", f"{p['ref']}: NPY audio without a sample_rate column")
+    data = read_ref_bytes(out_root, p["ref"])  # AudioError path-outside-root for '..', symlinks
     try:
-        x = np.load(out_root / p["ref"], allow_pickle=False)
+        x = np.load(io.BytesIO(data), allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise AudioError("unreadable-audio", f"{p['ref']}: cannot read ({type(exc).__name__})") from None
     x = np.asarray(x, dtype=np.float32).reshape(-1)

@@ -26,7 +26,7 @@ import pandas as pd
 from emoprep.atomic import atomic_write_json
 from emoprep.errors import ConfigError
 from emoprep.stage import Outcome, Reject, Stage, WorkItem, register, runtime
-from emoprep.stages.audio_io import AudioError, probe, read_ref_bytes, split_ref
+from emoprep.stages.audio_io import AudioError, leaves_root, probe, read_ref_bytes, split_ref
 from emoprep.stages.deam_annotations import (Annotations, clean_dynamic, load_annotations,
                                              song_frames, static_ok)
 from emoprep.stages.deam_audit import (STATIC_FIXES, StaticFix, apply_static_fix, audit_blocks,
@@ -54,7 +54,7 @@ MANIFEST_KINDS = {
 @register
 class Deam(Stage):
     name = "deam"
-    version = "2"
+    version = "3"  # 3: hostile-input hardening (non-UTF-8 names, inf values, symlinks, rates)
     libraries = ("soundfile", "pandas", "numpy")
     datasets = ("deam",)
     description = "DEAM ingest: index audio + annotations, probe audio, audit static vs dynamic"
@@ -87,8 +87,10 @@ class Deam(Stage):
 
     def source_signature(self, ctx: Any) -> Any:
         layout = self._layout(ctx)
-        files = {rel: ctx.hasher.hash(layout.root / rel) for rel in layout.plain_files()}
+        files = {rel: "outside-root" if leaves_root(layout.root, rel) else ctx.hasher.hash(layout.root / rel)
+                 for rel in layout.plain_files()}
         files.update({rel: ctx.hasher.hash(layout.root / rel) for rel in layout.zips})
+        files.update({rel: "undecodable-name" for rel in layout.undecodable})
         return {"dataset": "deam", "files": dict(sorted(files.items()))}
 
     # -- per song
@@ -100,7 +102,7 @@ class Deam(Stage):
         ann = load_annotations(layout)
         audio: dict[int, list[str]] = {}
         items: list[WorkItem] = []
-        for ref in layout.audio:
+        for ref in [*layout.audio, *layout.undecodable]:  # a name that is not UTF-8 is no id
             sid, fname = audio_song_id(ref)
             if sid is None:
                 items.append(WorkItem(key=f"deam:{fname}", payload={"bad_name": ref}))
@@ -118,7 +120,7 @@ class Deam(Stage):
                              "static_conflict": ann.static_conflicts.get(sid),
                              "dynamic_conflict": ann.dynamic_conflicts.get(sid), "issues": [],
                              "duplicates_merged": int(ann.identical_duplicates.get(sid, 0))}
-        if len(refs) == 1 and split_ref(refs[0])[1] is None:
+        if len(refs) == 1 and split_ref(refs[0])[1] is None and not leaves_root(layout.root, refs[0]):
             p["content_hash"] = ctx.hasher.hash(layout.root / refs[0])
         if sid in ann.static.index and sid not in ann.static_conflicts:
             row = ann.static.loc[sid]

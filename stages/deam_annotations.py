@@ -208,9 +208,10 @@ def song_frames(ann: Annotations, sid: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def clean_dynamic(frames: np.ndarray) -> tuple[np.ndarray, int]:
-    """Frames outside [-1, 1] become NaN (they cannot be DEAM ratings); returns how many."""
+    """Frames outside [-1, 1] (infinite ones too) become NaN (they cannot be DEAM ratings);
+    returns how many."""
     frames = np.asarray(frames, dtype=float).copy()
-    bad = np.isfinite(frames) & ((frames < DYNAMIC_RANGE[0]) | (frames > DYNAMIC_RANGE[1]))
+    bad = ~np.isnan(frames) & ~((frames >= DYNAMIC_RANGE[0]) & (frames <= DYNAMIC_RANGE[1]))
     frames[bad] = np.nan
     return frames, int(bad.sum())
 

@@ -31,17 +31,22 @@ def _text(src: str | os.PathLike[str] | bytes) -> str:
         return data.decode("cp1252", errors="replace")
 
 
-def _csv_rows(text: str) -> list[tuple[int, list[str]]]:
+def _csv_rows(text: str, name: str = "CSV") -> list[tuple[int, list[str]]]:
     """(line number, stripped cells) for each non-blank row; the delimiter is sniffed from the
-    header among , ; and tab (CRLF, quotes and padding are handled by the csv module)."""
+    header among , ; and tab (CRLF, quotes and padding are handled by the csv module).
+    A file the csv module cannot read (a field over its 128 KiB limit: a stray quote that
+    swallows the rest of the file) raises AnnotationFormatError naming it."""
     first = next((ln for ln in text.splitlines() if ln.strip()), "")
     delim = max((",", ";", "\t"), key=first.count) if first else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
     out = []
-    for row in reader:
-        cells = [c.strip() for c in row]
-        if any(cells):
-            out.append((reader.line_num, cells))
+    try:
+        for row in reader:
+            cells = [c.strip() for c in row]
+            if any(cells):
+                out.append((reader.line_num, cells))
+    except csv.Error as exc:
+        raise AnnotationFormatError(f"{name}: not readable as CSV near line {reader.line_num} ({exc})") from None
     return out
 
 
@@ -51,21 +56,26 @@ def normalise_column(name: str) -> str:
 
 
 _ID_NAMES = ("song_id", "songid", "id")
+# Ids above 2**53 cannot be told apart once read as floats (and overflow int64 columns).
+MAX_ID = 2 ** 53
 
 
 def _parse_id(cell: str) -> int | None:
+    """`12`, `12.0` → 12; None for anything that is not a whole number in [0, MAX_ID)."""
     try:
         value = float(cell)
     except ValueError:
         return None
-    return int(value) if math.isfinite(value) and value == int(value) else None
+    return int(value) if math.isfinite(value) and 0 <= value < MAX_ID and value == int(value) else None
 
 
 def _to_float(cell: str) -> float:
+    """A value cell → float; NaN when empty, not a number or not finite (`inf`, `1e999`)."""
     try:
-        return float(cell) if cell else math.nan
+        value = float(cell) if cell else math.nan
     except ValueError:
         return math.nan
+    return value if math.isfinite(value) else math.nan
 
 
 def parse_static_csv(src: str | os.PathLike[str] | bytes, name: str = "static CSV") -> pd.DataFrame:
@@ -74,7 +84,7 @@ def parse_static_csv(src: str | os.PathLike[str] | bytes, name: str = "static CS
     the 2015 file's min/max columns), `source_line`. Cells that are not numbers become NaN;
     lines without an integer id are skipped. Both are listed in `df.attrs["problems"]`.
     Raises AnnotationFormatError when the header lacks song_id / valence_mean / arousal_mean."""
-    rows = _csv_rows(_text(src))
+    rows = _csv_rows(_text(src), name)
     if not rows:
         raise AnnotationFormatError(f"{name}: empty file")
     header = [normalise_column(c) for c in rows[0][1]]
@@ -113,7 +123,7 @@ def parse_dynamic_csv(src: str | os.PathLike[str] | bytes, name: str = "dynamic 
     """A DEAM dynamic CSV (wide: `song_id,sample_15000ms,sample_15500ms,...`) → a DataFrame
     indexed by song_id whose columns are the frame times in ms. Missing trailing cells (songs
     shorter than the longest) are NaN. Raises AnnotationFormatError on an unknown header."""
-    rows = _csv_rows(_text(src))
+    rows = _csv_rows(_text(src), name)
     if not rows:
         raise AnnotationFormatError(f"{name}: empty file")
     header = [normalise_column(c) for c in rows[0][1]]
@@ -145,6 +155,9 @@ def parse_dynamic_csv(src: str | os.PathLike[str] | bytes, name: str = "dynamic 
         except ValueError:
             row[: len(cells)] = [_to_float(c) for c in cells]
             problems.append(f"{name}:{line}: cells that are not numbers read as NaN")
+        if np.isinf(row).any():
+            row[np.isinf(row)] = np.nan
+            problems.append(f"{name}:{line}: infinite values read as NaN")
         ids.append(sid)
         values.append(row)
     df = pd.DataFrame(np.vstack(values) if values else np.zeros((0, n)),
@@ -179,7 +192,7 @@ def parse_metadata_csv(src: str | os.PathLike[str] | bytes, name: str = "metadat
     year = m.group(1) if m else None
     records = []
     try:
-        rows = _csv_rows(_text(src))
+        rows = _csv_rows(_text(src), name)
         header = [normalise_column(c) for c in rows[0][1]] if rows else []
         id_col = next((i for i, h in enumerate(header) if h in _ID_NAMES), None)
         if id_col is None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from emoprep.errors import ConfigError
 from emoprep.stages.audio_io import make_ref, open_zip, split_ref
-from emoprep.stages.manifest_values import error_text
+from emoprep.stages.manifest_values import error_text, is_utf8_name, printable_name
 
 AUDIO_DIR = "MEMD_audio"
 SONG_LEVEL = "annotations/annotations averaged per song/song_level"
@@ -44,6 +44,8 @@ class DeamLayout:
     root: Path
     audio: list[str] = field(default_factory=list)     # MEMD_audio/*.mp3 (files or members)
     ignored: list[str] = field(default_factory=list)   # other files in MEMD_audio/
+    # files in MEMD_audio/ whose names are not UTF-8, \xNN-escaped: rejected by name, never read
+    undecodable: list[str] = field(default_factory=list)
     static: list[str] = field(default_factory=list)
     dynamic: dict[str, str] = field(default_factory=dict)
     metadata: list[str] = field(default_factory=list)
@@ -111,14 +113,18 @@ def _audio_entry_ok(name: str) -> bool:
     return not name.startswith((".", "~"))
 
 
-def _list_audio_dir(folder: Path, root: Path) -> tuple[list[str], list[str]]:
-    audio, ignored = [], []
+def _list_audio_dir(folder: Path, root: Path) -> tuple[list[str], list[str], list[str]]:
+    """(.mp3 files, other files, names that are not UTF-8 in printable form)."""
+    audio, ignored, undecodable = [], [], []
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         if not entry.is_file() or not _audio_entry_ok(entry.name):
             continue
         rel = _rel(Path(entry.path), root)
+        if not is_utf8_name(rel):
+            undecodable.append(printable_name(rel))
+            continue
         (audio if entry.name.lower().endswith(".mp3") else ignored).append(rel)
-    return audio, ignored
+    return audio, ignored, undecodable
 
 
 def _audio_dir(root: Path) -> Path | None:
@@ -153,7 +159,7 @@ def find_layout(root: Path) -> DeamLayout | None:
     used_zips: set[str] = set()
     adir = _audio_dir(root)
     if adir is not None:
-        layout.audio, layout.ignored = _list_audio_dir(adir, root)
+        layout.audio, layout.ignored, layout.undecodable = _list_audio_dir(adir, root)
     elif (ix := index("DEAM_audio.zip")) is not None:
         zrel, members = ix
         for key in sorted(members):
@@ -233,7 +239,8 @@ def audio_song_id(ref: str) -> tuple[int | None, str]:
     rel, member = split_ref(ref)
     fname = PurePosixPath(member or rel).name
     stem = fname.rsplit(".", 1)[0]
-    return (int(stem) if stem.isdigit() else None), fname
+    # ASCII digits only: str.isdigit() accepts '²', which int() refuses
+    return (int(stem) if stem.isascii() and stem.isdigit() else None), fname
 
 
 def check_zip(path: Path, digest: str) -> dict[str, Any]:

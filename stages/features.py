@@ -108,7 +108,7 @@ def clip_features(y: np.ndarray, sr: int = 22050, n_mfcc: int = 20, n_fft: int =
 @register
 class Features(Stage):
     name = "features"
-    version = "1"
+    version = "2"  # 2: hostile-input hardening of the audio reader
     libraries = ("librosa", "numpy", "scipy", "soundfile", "soxr")
     default_inputs = ("deam", "pmemo")
     description = "librosa MFCC/chroma/spectral/ZCR/RMS/tonnetz mean+std and tempo, one row per clip (seed 003)"

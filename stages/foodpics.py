@@ -55,7 +55,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterable
 
-from emoprep.errors import ConfigError
+from emoprep.errors import ConfigError, DataError
 from emoprep.stage import Outcome, Reject, Stage, WorkItem, register, runtime
 from emoprep.stages.images import (
     DEFAULT_MAX_PIXELS,
@@ -65,7 +65,7 @@ from emoprep.stages.images import (
     nfc,
     resolve_in_root,
 )
-from emoprep.stages.manifest_values import error_text, with_kinds
+from emoprep.stages.manifest_values import error_text, printable_name, with_kinds
 
 THESIS_VALENCE = ("Valence_omnivore_Male", "Valence_omnivore_Female",
                   "Valence_Vegetarian_Male", "Valence_Vegetarian_Female")
@@ -74,6 +74,7 @@ THESIS_AROUSAL = ("Arousal_omnivore_Male", "Arousal_omnivore_Female",
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 SHEET_EXTS = (".xlsx", ".xlsm", ".csv", ".tsv")
 HEADER_SEARCH_ROWS = 100
+MAX_IMAGE_NO = 2 ** 53  # larger numbers cannot be told apart once read as floats
 CSV_SNIFF_BYTES = 1 << 16
 SKIP_DIRS = ("__MACOSX",)
 LAYOUT = ("a folder holding the ratings sheet (.xlsx or .csv with an `Image_No` header cell, "
@@ -120,11 +121,12 @@ def parse_number(cell: Any) -> float | None:
 
 
 def parse_image_no(cell: Any) -> int | None:
-    """A sheet id cell → non-negative int ('0001', 12, 12.0, '12,0'); None otherwise."""
+    """A sheet id cell → int in [0, MAX_IMAGE_NO) ('0001', 12, 12.0, '12,0'); None otherwise."""
     if isinstance(cell, str) and re.fullmatch(r"[0-9]+", nfc(cell).strip()):
-        return int(nfc(cell).strip())
+        number = int(nfc(cell).strip())
+        return number if number < MAX_IMAGE_NO else None
     value = parse_number(cell)
-    if value is None or value < 0 or value != int(value):
+    if value is None or not 0 <= value < MAX_IMAGE_NO or value != int(value):
         return None
     return int(value)
 
@@ -239,12 +241,20 @@ def _xlsx_sheet(path: Path, id_column: str, worksheet: str = "",
 def read_sheet(path: Path, id_column: str, worksheet: str = "", header_only: bool = False) -> Sheet | None:
     """Parse a ratings sheet; None when no `id_column` header cell is found.
 
-    `header_only` reads just enough to find the header (layout detection)."""
+    `header_only` reads just enough to find the header (layout detection). A file that cannot
+    be parsed is not the sheet while detecting (None); once chosen, it is a DataError naming it.
+    """
     suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv"):
-        return _csv_sheet(path, id_column, CSV_SNIFF_BYTES if header_only else None)
-    if suffix in (".xlsx", ".xlsm"):
-        return _xlsx_sheet(path, id_column, worksheet, HEADER_SEARCH_ROWS if header_only else None)
+    try:
+        if suffix in (".csv", ".tsv"):
+            return _csv_sheet(path, id_column, CSV_SNIFF_BYTES if header_only else None)
+        if suffix in (".xlsx", ".xlsm"):
+            return _xlsx_sheet(path, id_column, worksheet, HEADER_SEARCH_ROWS if header_only else None)
+    except Exception as exc:  # openpyxl and csv raise many types on broken files
+        if header_only:
+            return None
+        raise DataError(f"{path.name}: the ratings sheet cannot be read ({type(exc).__name__}: "
+                        f"{error_text(exc)})") from None
     return None
 
 
@@ -354,7 +364,7 @@ def scan_images(root: Path) -> list[ImageEntry]:
         for p in sorted(folder.iterdir()):
             if not (_visible(p) and p.suffix.lower() in IMAGE_EXTS and p.is_file()):
                 continue
-            rel = nfc(p.relative_to(root).as_posix())
+            rel = printable_name(nfc(p.relative_to(root).as_posix()))  # bytes that are not UTF-8 escaped
             inside = p.resolve().is_relative_to(root_resolved)
             entries.append(ImageEntry(rel, p, image_number(p.name), inside))
     entries.sort(key=lambda e: e.rel)
@@ -501,7 +511,7 @@ def manifest_kinds(params: Any) -> dict[str, str]:
 @register
 class FoodPics(Stage):
     name = "foodpics"
-    version = "2"
+    version = "3"  # 3: unreadable sheets, non-UTF-8 names, huge image numbers
     libraries = ("pillow", "pandas", "openpyxl")
     datasets = ("foodpics",)
     description = "FoodPics Extended: ratings sheet + numbered images → food-only manifest"

@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from emoprep.errors import ConfigError
+from emoprep.errors import ConfigError, DataError
 from emoprep.stage import Outcome, Reject, Stage, WorkItem, register, runtime
 from emoprep.stages.audio_io import AudioError, probe
 from emoprep.stages.images import (DEFAULT_MAX_PIXELS, ImageTooLarge, UndecodableImage,
@@ -125,7 +125,7 @@ def id_problem(item_id: str) -> str | None:
 @register
 class Generic(Stage):
     name = "generic"
-    version = "1"
+    version = "2"  # 2: malformed tables, paths out of the root
     libraries = ("pillow", "soundfile")
     datasets = ("generic",)
     description = "generic id,path,valence,arousal[,label] table of images or audio with a declared VA scale"
@@ -189,7 +189,11 @@ class Generic(Stage):
     def _rows(self, ctx: Any) -> tuple[dict[str, int | None], list[dict[str, Any]]]:
         """Column positions and one record per table row (cells by role)."""
         p = ctx.params
-        header, rows = read_table(decode_table(self._table(ctx).read_bytes()))
+        table = self._table(ctx)
+        try:
+            header, rows = read_table(decode_table(table.read_bytes()))
+        except csv.Error as exc:  # a field over the csv module's limit: a stray quote
+            raise DataError(f"generic table {table.name}: not readable as CSV ({exc})") from None
         cols = {role: column_index(header, getattr(p, f"{role}_column"))
                 for role in ("id", "path", "valence", "arousal", "label", "source")}
         if cols["id"] is None or cols["path"] is None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path, PurePosixPath
 from typing import Any, Mapping
 
 import numpy as np
@@ -90,6 +91,20 @@ def kinds_like(df: pd.DataFrame) -> dict[str, str]:
     return out
 
 
+def output_file(out_root: str | Path, rel: Any) -> Path:
+    """The file a manifest `path` (relative to the output root) names. ValueError, naming
+    `rel` only, for anything but a plain relative path that stays inside the root (absolute,
+    `..`, empty, a symlink leading out): a hand-edited manifest must not make a stage read
+    files elsewhere. Stages reject such rows `bad-path`."""
+    pure = PurePosixPath(rel) if isinstance(rel, str) and "\x00" not in rel else None
+    if pure is None or not pure.parts or pure.is_absolute() or ".." in pure.parts:
+        raise ValueError(f"{rel!r} is not a path inside the output root")
+    path = Path(out_root).joinpath(*pure.parts)
+    if not path.resolve().is_relative_to(Path(out_root).resolve()):
+        raise ValueError(f"{rel}: a symlink leading out of the output root")
+    return path
+
+
 _OBJECT_REPR = re.compile(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>")
 
 
@@ -102,3 +117,16 @@ def error_text(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.filename is not None:
         return type(exc).__name__
     return _OBJECT_REPR.sub("", str(exc))
+
+
+def printable_name(name: str) -> str:
+    """A file name as storable text. Linux allows any bytes in names; Python hands the ones
+    that are not UTF-8 over as lone surrogates, which Parquet, JSON and fingerprints cannot
+    encode (a run would crash on one such file). They become `\\xNN` escapes here, so the
+    file can be named in a reject; the escaped name no longer opens the file."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def is_utf8_name(name: str) -> bool:
+    """Can `name` (as os.listdir gives it) be stored and reopened as it is?"""
+    return printable_name(name) == name

@@ -19,7 +19,7 @@ was not used.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -29,8 +29,8 @@ import pandas as pd
 from emoprep.atomic import atomic_write_json
 from emoprep.errors import ConfigError
 from emoprep.stage import Outcome, Reject, Stage, WorkItem, register, runtime
-from emoprep.stages.audio_io import AudioError, probe
-from emoprep.stages.manifest_values import finite_float, with_kinds
+from emoprep.stages.audio_io import AudioError, leaves_root, probe
+from emoprep.stages.manifest_values import finite_float, is_utf8_name, printable_name, with_kinds
 from emoprep.stages.pmemo_csv import (HZ, T0_S, DynamicTable, MetadataTable, PmemoFormatError,
                                       StaticTable, decode_text, parse_dynamic, parse_metadata,
                                       parse_static)
@@ -71,6 +71,8 @@ class PmemoLayout:
     static_std: str | None
     dynamic: str | None
     metadata: str | None
+    # files in chorus/ whose names are not UTF-8, \xNN-escaped: rejected by name, never read
+    undecodable: list[str] = field(default_factory=list)
 
     @property
     def has_annotations(self) -> bool:
@@ -93,13 +95,17 @@ def find_layout(root: Path) -> PmemoLayout | None:
     adir = Path(root) / AUDIO_DIR
     if not adir.is_dir():
         return None
-    audio, ignored = [], []
+    audio, ignored, undecodable = [], [], []
     for p in sorted(adir.iterdir(), key=lambda p: p.name):
         if not p.is_file() or p.name.startswith((".", "~")):
             continue
+        if not is_utf8_name(p.name):
+            undecodable.append(f"{AUDIO_DIR}/{printable_name(p.name)}")
+            continue
         (audio if p.suffix.lower() == ".mp3" else ignored).append(f"{AUDIO_DIR}/{p.name}")
     return PmemoLayout(Path(root), audio, ignored, _find(root, STATIC_FILE), _find(root, STATIC_STD_FILE),
-                       _find(root, DYNAMIC_FILE), METADATA_FILE if (Path(root) / METADATA_FILE).is_file() else None)
+                       _find(root, DYNAMIC_FILE), METADATA_FILE if (Path(root) / METADATA_FILE).is_file() else None,
+                       undecodable)
 
 
 def _subdirs(folder: Path) -> list[Path]:
@@ -141,7 +147,8 @@ def locate_pmemo_root(root_param: str, data_root: Path | None) -> Path:
 def audio_music_id(ref: str) -> int | None:
     """`chorus/12.mp3` → 12; None when the stem is not a number."""
     stem = PurePosixPath(ref).name.rsplit(".", 1)[0]
-    return int(stem) if stem.isdigit() else None
+    # ASCII digits only: str.isdigit() accepts '²', which int() refuses
+    return int(stem) if stem.isascii() and stem.isdigit() else None
 
 
 # ---- the annotations ------------------------------------------------------------------------
@@ -226,7 +233,7 @@ def _none_for_nan(x: np.ndarray) -> list[float | None]:
 @register
 class Pmemo(Stage):
     name = "pmemo"
-    version = "1"
+    version = "2"  # 2: hostile-input hardening (frameTime cap, ids, names, symlinks)
     libraries = ("soundfile", "numpy")
     datasets = ("pmemo",)
     description = "PMEmo 2019 ingest: chorus clips + static/dynamic VA (0–1) + metadata, audio probed"
@@ -247,14 +254,17 @@ class Pmemo(Stage):
 
     def source_signature(self, ctx: Any) -> Any:
         layout = self._layout(ctx)
-        return {"dataset": "pmemo", "files": {rel: ctx.hasher.hash(layout.root / rel) for rel in layout.files()}}
+        return {"dataset": "pmemo", "files": {
+            **{rel: "outside-root" if leaves_root(layout.root, rel) else ctx.hasher.hash(layout.root / rel)
+               for rel in layout.files()},
+            **{rel: "undecodable-name" for rel in layout.undecodable}}}
 
     def plan(self, ctx: Any) -> list[WorkItem]:
         layout = self._layout(ctx)
         ann = load_annotations(layout)
         audio: dict[int, list[str]] = {}
         items: list[WorkItem] = []
-        for ref in layout.audio:
+        for ref in [*layout.audio, *layout.undecodable]:  # a name that is not UTF-8 is no id
             sid = audio_music_id(ref)
             if sid is None:
                 items.append(WorkItem(f"pmemo:{PurePosixPath(ref).name}", {"bad_name": ref}))
@@ -277,7 +287,7 @@ class Pmemo(Stage):
         dyn = dynamic_payload(ann, sid, issues)
         if dyn is not None:
             p["dyn_valence"], p["dyn_arousal"] = dyn
-        if len(refs) == 1:
+        if len(refs) == 1 and not leaves_root(layout.root, refs[0]):
             p["content_hash"] = ctx.hasher.hash(layout.root / refs[0])
         return p
 

@@ -32,6 +32,10 @@ import numpy as np
 T0_S = 15.0   # the first dynamic frame (PMEmo discards the first 15 s)
 HZ = 2.0      # dynamic frames per second
 FRAME_TOLERANCE_S = 0.01  # a frameTime this close to the 2 Hz grid is on it
+# PMEmo's choruses last under a minute; a frameTime beyond an hour is a broken cell, and
+# honouring it would allocate a frame array as long as the number says.
+MAX_FRAME_TIME_S = 3600.0
+MAX_ID = 2 ** 53  # larger ids cannot be told apart once read as floats
 
 METADATA_NUMERIC = {"duration": "song_duration_s", "chorusstarttime": "chorus_start_s",
                     "chorusendtime": "chorus_end_s"}
@@ -60,7 +64,8 @@ def squash(name: str) -> str:
 
 def csv_rows(text: str, strip: bool = True) -> list[tuple[int, list[str]]]:
     """(line number, cells) of every non-blank row (CRLF and quotes handled); cells are
-    stripped unless `strip` is False."""
+    stripped unless `strip` is False. Raises csv.Error for a field over the csv module's
+    limit (a stray quote swallowing the rest of the file)."""
     reader = csv.reader(io.StringIO(text, newline=""))
     out = []
     for row in reader:
@@ -69,13 +74,24 @@ def csv_rows(text: str, strip: bool = True) -> list[tuple[int, list[str]]]:
     return out
 
 
+def _annotation_rows(text: str, name: str) -> list[tuple[int, list[str]]]:
+    """`csv_rows` for an annotation file: unreadable CSV is a PmemoFormatError naming it."""
+    try:
+        rows = csv_rows(text)
+    except csv.Error as exc:
+        raise PmemoFormatError(f"{name}: not readable as CSV ({exc})") from None
+    if not rows:
+        raise PmemoFormatError(f"{name}: empty file")
+    return rows
+
+
 def parse_id(cell: str) -> int | None:
-    """`12`, `12.0` → 12; anything else (empty, negative, fractional, text) → None."""
+    """`12`, `12.0` → 12; anything else (empty, negative, fractional, text, ≥ MAX_ID) → None."""
     try:
         value = float(cell)
     except ValueError:
         return None
-    return int(value) if math.isfinite(value) and value >= 0 and value == int(value) else None
+    return int(value) if math.isfinite(value) and 0 <= value < MAX_ID and value == int(value) else None
 
 
 def parse_float(cell: str | None) -> float:
@@ -124,9 +140,7 @@ class StaticTable:
 
 def parse_static(text: str, name: str, kind: str = "mean") -> StaticTable:
     """`static_annotations.csv` (kind "mean") or `static_annotations_std.csv` (kind "std")."""
-    rows = csv_rows(text)
-    if not rows:
-        raise PmemoFormatError(f"{name}: empty file")
+    rows = _annotation_rows(text, name)
     wanted = {"musicid": "musicId", f"arousal{kind}": f"Arousal({kind})", f"valence{kind}": f"Valence({kind})"}
     cols = _columns(rows[0][1], wanted, name)
     out = StaticTable()
@@ -172,8 +186,9 @@ class DynamicTable:
 
 
 def frame_index(time_s: float, t0_s: float = T0_S, hz: float = HZ) -> int | None:
-    """Index of a frame time on the grid t0 + k / hz, or None when off the grid or before t0."""
-    if not math.isfinite(time_s):
+    """Index of a frame time on the grid t0 + k / hz, or None when off the grid, before t0
+    or after MAX_FRAME_TIME_S."""
+    if not math.isfinite(time_s) or time_s > MAX_FRAME_TIME_S:
         return None
     k = round((time_s - t0_s) * hz)
     if k < 0 or abs(time_s - (t0_s + k / hz)) > FRAME_TOLERANCE_S:
@@ -187,9 +202,7 @@ def parse_dynamic(text: str, name: str) -> DynamicTable:
     A line whose frameTime is not on that grid, or whose id is not an id, is skipped and
     listed; two lines for one frame with different values make the song's dynamic
     annotation a conflict (the stage then does not use it)."""
-    rows = csv_rows(text)
-    if not rows:
-        raise PmemoFormatError(f"{name}: empty file")
+    rows = _annotation_rows(text, name)
     wanted = {"musicid": "musicId", "frametime": "frameTime", "arousalmean": "Arousal(mean)",
               "valencemean": "Valence(mean)"}
     cols = _columns(rows[0][1], wanted, name)
@@ -202,7 +215,7 @@ def parse_dynamic(text: str, name: str) -> DynamicTable:
         if sid is None or k is None:
             what = "musicId" if sid is None else "frameTime"
             out.problems.append(f"{name} line {line}: {what} {_cell(cells, cols[what])!r} "
-                                f"is not {'an id' if sid is None else f'on the {HZ:g} Hz grid from {T0_S:g} s'}")
+                                f"is not {'an id' if sid is None else f'on the {HZ:g} Hz grid from {T0_S:g} s to {MAX_FRAME_TIME_S:g} s'}")
             continue
         va = (parse_float(_cell(cells, cols["Valence(mean)"])), parse_float(_cell(cells, cols["Arousal(mean)"])))
         song = frames.setdefault(sid, {})

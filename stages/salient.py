@@ -125,7 +125,7 @@ def most_salient(y: np.ndarray, sr: int, window_s: float = 30.0, hop_s: float = 
 @register
 class Salient(Stage):
     name = "salient"
-    version = "1"
+    version = "2"  # 2: hostile-input hardening of the audio reader
     libraries = ("librosa", "soundfile", "soxr", "numpy")
     default_inputs = ("deam",)
     description = "most salient window per song (mean RMS x mean spectral contrast), kept as audio (seed 004)"

@@ -30,7 +30,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterable, Iterator, Literal
 from urllib.parse import quote
 
 import numpy as np
@@ -38,6 +38,7 @@ import numpy as np
 from emoprep.atomic import atomic_path
 from emoprep.errors import DataError
 from emoprep.stage import Outcome, Reject, Stage, WorkItem, register
+from emoprep.stages.manifest_values import output_file
 
 # Reason codes this stage emits (stable; the first two are shared with stages/audio_io.py).
 UNREADABLE_AUDIO = "unreadable-audio"      # missing file, not audio, corrupt/truncated file
@@ -45,6 +46,7 @@ EMPTY_AUDIO = "empty-audio"                # zero samples
 SHORT_AUDIO = "short-audio"                # riffusion: too short for the STFT's reflect padding
 WRONG_SAMPLE_RATE = "wrong-sample-rate"    # riffusion: rate differs from the transform's
 NON_FINITE_AUDIO = "non-finite-audio"      # NaN or infinite samples (float WAV / NPY chunks)
+BAD_PATH = "bad-path"                      # the manifest path leaves the output root
 REASON_CODES = (UNREADABLE_AUDIO, EMPTY_AUDIO, SHORT_AUDIO, WRONG_SAMPLE_RATE, NON_FINITE_AUDIO)
 
 CHUNK_COLUMNS = ("sample_id", "source_id", "modality", "start_s", "end_s", "path")
@@ -399,27 +401,30 @@ class Spectrogram(Stage):
     """Chunks → spectrogram images (riffusion) or seed-001 mel arrays; one work item per song."""
 
     name = "spectrogram"
-    version = "2"  # 2: rows carry the chunk's label columns
+    version = "3"  # 2: rows carry the chunk's label columns; 3: bad-path rejects
     Params = SpectrogramParams
     libraries = ("numpy", "scipy", "pillow", "soundfile", "soxr", "librosa")
     default_inputs = ("chunks",)
     description = "riffusion spectrogram images (224 px PNG) or seed-001 z-scored mel clips"
 
-    def plan(self, ctx) -> list[WorkItem]:
-        chunks = ctx.input_manifest("chunks")
-        missing = [c for c in CHUNK_COLUMNS if c not in chunks.columns]
+    def plan(self, ctx) -> Iterable[WorkItem]:
+        """One item per song. Streams the chunks manifest row group by row group when each
+        song's chunks are contiguous in it (always so for manifests the runner writes: they
+        are sorted by sample_id), so 10× DEAM is never held in memory as dicts."""
+        names = ctx.manifest_columns("chunks")
+        missing = [c for c in CHUNK_COLUMNS if c not in names]
         if missing:
             raise DataError(f"spectrogram: the chunks manifest lacks columns {missing} "
                             f"(expected {list(CHUNK_COLUMNS)}, CONTRIBUTING.md)")
+        columns = list(CHUNK_COLUMNS) + [c for c in OPTIONAL_CHUNK_COLUMNS + LABEL_COLUMNS if c in names]
+        chunks = (chunk for batch in ctx.iter_manifest("chunks", columns)
+                  for chunk in _chunk_dicts(batch))
+        if _songs_contiguous(ctx):
+            return _song_items(chunks)
         groups: dict[str, list[dict[str, Any]]] = {}
-        columns = list(CHUNK_COLUMNS) + [c for c in OPTIONAL_CHUNK_COLUMNS + LABEL_COLUMNS
-                                         if c in chunks.columns]
-        for rec in chunks.loc[:, columns].to_dict("records"):
-            chunk = {k: _plain(v) for k, v in rec.items()}
-            song = chunk["source_id"] if isinstance(chunk["source_id"], str) else chunk["sample_id"]
-            groups.setdefault(str(song), []).append(chunk)
-        return [WorkItem(key=song, payload={"chunks": sorted(items, key=_chunk_order)})
-                for song, items in sorted(groups.items())]
+        for chunk in chunks:
+            groups.setdefault(_song_of(chunk), []).append(chunk)
+        return [_song_item(song, items) for song, items in sorted(groups.items())]
 
     def process(self, item: WorkItem, ctx) -> Outcome:
         p: SpectrogramParams = ctx.params
@@ -477,6 +482,47 @@ class Spectrogram(Stage):
         return out
 
 
+def _chunk_dicts(batch) -> Iterator[dict[str, Any]]:
+    for rec in batch.to_dict("records"):
+        yield {k: _plain(v) for k, v in rec.items()}
+
+
+def _song_of(chunk: dict[str, Any]) -> str:
+    return str(chunk["source_id"] if isinstance(chunk["source_id"], str) else chunk["sample_id"])
+
+
+def _song_item(song: str, chunks: list[dict[str, Any]]) -> WorkItem:
+    return WorkItem(key=song, payload={"chunks": sorted(chunks, key=_chunk_order)})
+
+
+def _songs_contiguous(ctx) -> bool:
+    """Are each song's rows one run in the manifest? (reads two columns only)"""
+    seen: set[str] = set()
+    current = None
+    for batch in ctx.iter_manifest("chunks", ["sample_id", "source_id"]):
+        for chunk in _chunk_dicts(batch):
+            song = _song_of(chunk)
+            if song != current:
+                if song in seen:
+                    return False
+                seen.add(song)
+                current = song
+    return True
+
+
+def _song_items(chunks: Iterable[dict[str, Any]]) -> Iterator[WorkItem]:
+    """Consecutive chunks of one song → one item, as the rows stream by."""
+    song, group = None, []
+    for chunk in chunks:
+        if _song_of(chunk) != song and group:
+            yield _song_item(song, group)
+            group = []
+        song = _song_of(chunk)
+        group.append(chunk)
+    if group:
+        yield _song_item(song, group)
+
+
 def _chunk_order(chunk: dict[str, Any]) -> tuple:
     start = chunk.get("start_s")
     return (start if start is not None else math.inf, str(chunk["sample_id"]))
@@ -497,7 +543,11 @@ def _chunk_path(chunk: dict[str, Any]) -> str:
 def _load_chunk_any_rate(chunk: dict[str, Any], ctx) -> tuple[np.ndarray, int]:
     rel = _chunk_path(chunk)
     rate = chunk.get("sample_rate")
-    return read_audio(ctx.abs(rel), rel, int(rate) if rate is not None else None)
+    try:
+        path = output_file(ctx.out_root, rel)
+    except ValueError as exc:
+        raise AudioProblem(BAD_PATH, f"{chunk['sample_id']}: chunks manifest path {exc}") from None
+    return read_audio(path, rel, int(rate) if rate is not None else None)
 
 
 def _load_chunk(chunk: dict[str, Any], ctx, sample_rate: int) -> np.ndarray:

@@ -256,7 +256,7 @@ def test_decode_failures_have_reason_codes(tmp_path):
     (tmp_path / "empty.mp3").write_bytes(b"")
     (tmp_path / "text.mp3").write_text("hello")
     cases = {"trunc.mp3": "truncated-audio", "empty.mp3": "empty-audio", "text.mp3": "unreadable-audio",
-             "missing.mp3": "unreadable-audio", "../escape.mp3": "unreadable-audio"}
+             "missing.mp3": "unreadable-audio", "../escape.mp3": "path-outside-root"}
     for ref, reason in cases.items():
         with pytest.raises(AudioError) as err:
             decode_mono(tmp_path, ref, 44100)

@@ -208,6 +208,26 @@ def _mini_tree(root: Path, ids=(2, 3), annotations=True) -> Path:
     return root
 
 
+def test_audio_folder_symlinked_to_another_disk_is_read_but_file_links_may_not_leave_it(tmp_path):
+    """`MEMD_audio` itself may be a symlink (the audio lives elsewhere); a file link inside
+    it that leads out of both the root and that folder is still `path-outside-root`."""
+    from emoprep.stages import deam_layout, pmemo
+    from emoprep.stages.audio_io import LINKABLE_AUDIO_DIRS
+
+    assert LINKABLE_AUDIO_DIRS == {deam_layout.AUDIO_DIR, pmemo.AUDIO_DIR}
+    root = _mini_tree(tmp_path / "root", ids=(2, 3, 4))
+    elsewhere = tmp_path / "disk2" / "MEMD_audio"
+    elsewhere.parent.mkdir()
+    (root / "MEMD_audio").rename(elsewhere)
+    (root / "MEMD_audio").symlink_to(elsewhere, target_is_directory=True)
+    mp3(tmp_path / "secret" / "x.mp3", seconds=1.0)
+    (elsewhere / "4.mp3").unlink()
+    (elsewhere / "4.mp3").symlink_to(tmp_path / "secret" / "x.mp3")
+    run = ingest(root, tmp_path / "out")
+    assert sorted(run.rows["sample_id"]) == ["deam:2", "deam:3"]
+    assert [(r.sample_id, r.reason) for r in run.rejects] == [("deam:4", "path-outside-root")]
+
+
 def test_locate_root_plain_wrapper_and_split_wrappers(tmp_path):
     plain = _mini_tree(tmp_path / "a")
     assert locate_deam_root("", plain) == plain
