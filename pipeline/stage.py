@@ -93,8 +93,11 @@ class ItemContext:
         return Path(path).resolve().relative_to(self.out_root.resolve()).as_posix()
 
     def abs(self, rel_path: str) -> Path:
-        """Resolve a manifest `path` (relative to the output root) to a file."""
-        return self.out_root / rel_path
+        """Resolve a manifest `path` (relative to the output root) to a file; ValueError
+        when it would lead out of the output root (emoprep.paths.output_file)."""
+        from emoprep.paths import output_file
+
+        return output_file(self.out_root, rel_path)
 
 
 class StageContext(ItemContext):

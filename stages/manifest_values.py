@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path, PurePosixPath
 from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
+
 
 # kind -> Arrow type the runner writes: str -> large_string, int -> int64, float -> double,
 # bool -> bool, floats -> list<double>. Missing values are null in every kind.
@@ -89,20 +89,6 @@ def kinds_like(df: pd.DataFrame) -> dict[str, str]:
         elif pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype):
             out[str(name)] = "str"
     return out
-
-
-def output_file(out_root: str | Path, rel: Any) -> Path:
-    """The file a manifest `path` (relative to the output root) names. ValueError, naming
-    `rel` only, for anything but a plain relative path that stays inside the root (absolute,
-    `..`, empty, a symlink leading out): a hand-edited manifest must not make a stage read
-    files elsewhere. Stages reject such rows `bad-path`."""
-    pure = PurePosixPath(rel) if isinstance(rel, str) and "\x00" not in rel else None
-    if pure is None or not pure.parts or pure.is_absolute() or ".." in pure.parts:
-        raise ValueError(f"{rel!r} is not a path inside the output root")
-    path = Path(out_root).joinpath(*pure.parts)
-    if not path.resolve().is_relative_to(Path(out_root).resolve()):
-        raise ValueError(f"{rel}: a symlink leading out of the output root")
-    return path
 
 
 _OBJECT_REPR = re.compile(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>")

@@ -38,7 +38,7 @@ import numpy as np
 from emoprep.atomic import atomic_path
 from emoprep.errors import DataError
 from emoprep.stage import Outcome, Reject, Stage, WorkItem, register
-from emoprep.stages.manifest_values import output_file
+from emoprep.paths import output_file
 
 # Reason codes this stage emits (stable; the first two are shared with stages/audio_io.py).
 UNREADABLE_AUDIO = "unreadable-audio"      # missing file, not audio, corrupt/truncated file

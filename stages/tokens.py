@@ -57,6 +57,7 @@ from emoprep.errors import ConfigError
 from emoprep.filehash import hash_file
 from emoprep.fingerprint import library_version
 from emoprep.manifests import token_store as ts
+from emoprep.paths import output_file
 from emoprep.stage import Outcome, Reject, Stage, WorkItem, register, runtime
 from emoprep.stages import vit, weights
 from emoprep.stages.tokenizers import ARRAY_ORDER, FAMILIES, InputShard, collate_inputs, family_of
@@ -76,7 +77,7 @@ MISSING, UNREADABLE = "missing", "unreadable"
 @register
 class Tokens(Stage):
     name = "tokens"
-    version = "2"
+    version = "3"  # 3: inputs linked out of the output root are bad-path rejects
     libraries = tuple(sorted({lib for fam in FAMILIES for lib in fam.libraries}))
     default_inputs = ("spectrogram", "images", "split")
     description = ("Tokens of every labelled input, one sharded-NPY store per tokenizer: ViT (CLS + patches) "
@@ -133,6 +134,8 @@ class Tokens(Stage):
         inputs = _source_rows(ctx, p.sources)
         labels = ctx.input_manifest("split").drop_duplicates("sample_id").set_index("sample_id")
         samples, rejects = match_labels(inputs, labels)
+        samples, escaping = inside_output_root(samples, ctx.out_root)
+        rejects += escaping
         audio = any(family_of(t).input_column == "audio_path" for t in names)
         rejects += without_image(labels.index, inputs, p.sources, "no-input" if audio else "no-image")
         items = []
@@ -436,6 +439,20 @@ def without_image(labelled: Any, inputs: pd.DataFrame, sources: Any, reason: str
     return [Reject(sid, reason, f"{sid}: in the split manifest but no {what} in stage(s) {where} "
                                 "(rejected or dropped there; see that stage's rejects)")
             for sid in sorted({str(s) for s in labelled} - have, key=natural_key)]
+
+
+def inside_output_root(samples: list[dict[str, Any]], out_root: Path) -> tuple[list[dict[str, Any]], list[Reject]]:
+    """Drop samples whose file leads out of the output root through a symlink (`..` and
+    absolute paths are already `bad-path` in match_labels): rejected, never read."""
+    kept, rejects = [], []
+    for s in samples:
+        try:
+            output_file(out_root, s["input_path"])
+        except ValueError as exc:
+            rejects.append(Reject(s["sample_id"], "bad-path", f"{exc} (stage {s['stage']})"))
+        else:
+            kept.append(s)
+    return kept, rejects
 
 
 def _safe_rel(path: str) -> bool:

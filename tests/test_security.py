@@ -406,6 +406,23 @@ def test_tokens_refuses_manifest_paths_out_of_the_output_root():
     assert {(r.sample_id, r.reason) for r in rejects} == {("a", "bad-path"), ("b", "bad-path")}
 
 
+def test_tokens_refuses_a_symlink_in_the_output_root_that_leads_out(tmp_path):
+    from emoprep.stages.tokens import inside_output_root
+
+    out = tmp_path / "out"
+    (out / "images" / "fp").mkdir(parents=True)
+    (tmp_path / "secret.png").write_bytes(b"x")
+    (out / "images" / "fp" / "a.png").symlink_to(tmp_path / "secret.png")
+    (out / "images" / "fp" / "b.png").write_bytes(b"y")
+    samples = [{"sample_id": sid, "input_path": f"images/fp/{sid}.png", "stage": "images"} for sid in "ab"]
+    kept, rejects = inside_output_root(samples, out)
+    assert [s["sample_id"] for s in kept] == ["b"]
+    assert [(r.sample_id, r.reason) for r in rejects] == [("a", "bad-path")]
+    ctx = stage_ctx("tokens", None, tmp_path, {})
+    with pytest.raises(ValueError, match="out of the output root"):
+        ctx.item_context().abs("images/fp/a.png")
+
+
 def test_token_reader_never_opens_index_paths_out_of_the_root(tmp_path):
     from _token_fixtures import build_store
 
