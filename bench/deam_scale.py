@@ -137,7 +137,7 @@ def scale_run(a: argparse.Namespace) -> list[str]:
         f"peak memory of the process tree: RSS sum {gib(mem.peak_rss)}, PSS sum {gib(mem.peak_pss)}, "
         f"CLI process {gib(mem.peak_main)}, {mem.peak_procs} processes",
         f"no-op re-run: {noop:.2f} s",
-        f"rejects: " + ", ".join(f"{s} {d['counts']['rejects']}" for s, d in stages.items()),
+        "rejects: " + ", ".join(f"{s} {d['counts']['rejects']}" for s, d in stages.items()),
     ]
     if not a.keep:
         shutil.rmtree(out, ignore_errors=True)

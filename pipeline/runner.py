@@ -5,7 +5,6 @@ item ledger (resume), atomic commits, progress, counts, publishing the current m
 """
 from __future__ import annotations
 
-import dataclasses
 import errno
 import signal
 import time
@@ -17,7 +16,6 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sized
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from emoprep import __version__
 from emoprep.assemble import assemble
@@ -30,7 +28,7 @@ from emoprep.fingerprint import components, explain_change, fingerprint
 from emoprep.manifests.schema import REJECT_CODES
 from emoprep.recipe import Recipe
 from emoprep.runlog import RunLog
-from emoprep.stage import Reject, Stage, StageContext, WorkItem, get_stage
+from emoprep.stage import Stage, StageContext, WorkItem, get_stage
 from emoprep.store import (LEDGER, MANIFEST, REJECTS, ItemRecord, Ledger, ManifestFiles, Published,
                            StageDir, natural_key, outputs_intact, rejects_to_table, write_table)
 

@@ -19,7 +19,6 @@ file runs in well under a minute on two slow cores.
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import math
 import os
@@ -29,7 +28,6 @@ import tempfile
 import unicodedata
 from pathlib import Path
 from typing import Any, Callable
-from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -37,6 +35,7 @@ import pytest
 from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from spies import opened_files
 
 from emoprep.errors import ConfigError, DataError
 from emoprep.manifests import token_store as ts
@@ -735,19 +734,6 @@ def damage(root: Path, outside: Path, marker: Path, ops: list[tuple]) -> None:
         index_path.write_bytes(raw_index)
 
 
-@contextlib.contextmanager
-def recording_opens():
-    """Every path opened through `open` / `io.open` (np.load, pathlib) in the block."""
-    seen: list[Path] = []
-    real = io.open
-
-    def spy(file, *a, **kw):
-        if isinstance(file, (str, bytes, os.PathLike)):
-            seen.append(Path(os.fsdecode(file)))
-        return real(file, *a, **kw)
-
-    with mock.patch("io.open", spy), mock.patch("builtins.open", spy):
-        yield seen
 
 
 @settings(FUZZ, max_examples=30)
@@ -760,7 +746,7 @@ def test_damaged_token_store_gives_a_store_error_and_reads_nothing_outside(clean
         (outside / "cls.npy").write_bytes(npy_bytes(np.ones((8, 32), np.float16)))
         (root / "link").symlink_to(outside)
         damage(root, outside, marker, ops)
-        with recording_opens() as opened:
+        with opened_files() as opened:
             try:
                 ds = TokenDataset(root, tokenizer=TOK, split=["train", "test", "val"])
                 items = [ds[i] for i in range(len(ds))]

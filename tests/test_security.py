@@ -11,7 +11,6 @@ table, a folder listing or a manifest leaves its root, Pillow's bomb guard on.
 from __future__ import annotations
 
 import ast
-import contextlib
 import io
 import json
 import os
@@ -20,20 +19,20 @@ import resource
 import struct
 import zlib
 from pathlib import Path
-from typing import Any, Iterator
-from unittest import mock
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
 from PIL import Image
+from spies import opened_files
 
 from emoprep.errors import ConfigError, DataError
 from emoprep.manifests import token_store as ts
 from emoprep.manifests.reader import TokenDataset
 from emoprep.manifests.schema import REJECT_CODES
-from emoprep.stage import StageContext, WorkItem
+from emoprep.stage import StageContext
 from emoprep.stages import vit, weights
 from emoprep.stages.audio_io import AudioError
 from emoprep.stages.audio_source import load_mono
@@ -206,20 +205,6 @@ def test_safetensors_win_over_a_poisoned_bin_and_remote_code_is_ignored(tmp_path
 
 # ---- (b) paths from data never leave the root ---------------------------------------------
 
-@contextlib.contextmanager
-def opened_files() -> Iterator[list[Path]]:
-    """Every file opened through `open` / `io.open` (pathlib, soundfile file objects,
-    np.load, PIL via bytes) while the block runs."""
-    seen: list[Path] = []
-    real = io.open
-
-    def spy(file, *a, **kw):
-        if isinstance(file, (str, bytes, os.PathLike)):
-            seen.append(Path(os.fsdecode(file)))
-        return real(file, *a, **kw)
-
-    with mock.patch("io.open", spy), mock.patch("builtins.open", spy):
-        yield seen
 
 
 def assert_never_read(opened: list[Path], *outside: Path) -> None:
