@@ -59,7 +59,7 @@ REJECT_CODES: dict[str, str] = {
     "va-out-of-range": "a raw VA value outside the declared scale (labels.method = 'fixed'; generic.scale)",
     "missing-source-id": "a labelled row without source_id, so it cannot be grouped by song",
     # --- salient / features / pairs (seed recipes) ---
-    "silent-audio": "every sample is 0: no salient segment to choose",
+    "silent-audio": "every decoded sample is 0: a broken or placeholder file (no song, no salient segment)",
     "shorter-than-window": "audio shorter than the stage's analysis window (salient with short_policy = 'reject'; features: one n_fft frame)",
     "non-finite-features": "a librosa feature came out NaN or infinite for this clip",
     "missing-label": "an item to pair has no value in the pairing label column",

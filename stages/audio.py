@@ -190,6 +190,8 @@ class Clips(Stage):
             dec = decode_mono(Path(ctx.roots["deam"]), ref, q.sample_rate)
         except AudioError as exc:
             return _reject(sid, exc.reason, exc.message)
+        if not np.any(dec.samples):
+            return _silent(sid, ref)
         n = len(dec.samples)
         if n > target_n and q.policy == "pad":
             return _too_long(sid, ref, dec.duration_s, q.target_s)
@@ -207,6 +209,12 @@ class Clips(Stage):
 
     def finalize(self, ctx: Any, rows: pd.DataFrame, rejects: list[Reject]) -> tuple[pd.DataFrame, list[Reject]]:
         return with_kinds(rows, CLIPS_KINDS), rejects
+
+
+def _silent(sid: str, ref: str) -> Outcome:
+    # Digital silence from end to end is a broken or placeholder file, never a song: its
+    # blank spectrograms would teach a model that silence carries the song's emotion.
+    return _reject(sid, "silent-audio", f"{ref}: every decoded sample is 0 (a broken or placeholder file)")
 
 
 def _too_long(sid: str, ref: str, duration_s: float, target_s: float) -> Outcome:
@@ -259,6 +267,8 @@ class Chunks(Stage):
             dec = decode_mono(Path(ctx.roots["deam"]), ref, q.sample_rate)
         except AudioError as exc:
             return _reject(item.key, exc.reason, exc.message)
+        if not np.any(dec.samples):
+            return _silent(item.key, ref)
         spans, dropped = chunk_spans_samples(len(dec.samples), q.start_s, q.chunk_s,
                                              q.pad_tail_min_s, q.sample_rate)
         counters = {"short-tail-dropped": 1} if dropped > 0 else {}
