@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from treecmp import diff, snapshot, temp_files
+from treecmp import diff, done_but_incomplete, snapshot, temp_files
 
 EMOPREP = Path(sys.executable).with_name("emoprep")
 # the real code paths with tiny models, so a kill lands in every stage within minutes
@@ -43,6 +43,7 @@ def test_sigkill_anywhere_in_a_recipe_then_rerun_is_byte_identical(recipe, demo_
         time.sleep(delay)
         os.killpg(proc.pid, signal.SIGKILL)  # the run and every worker process
         proc.wait()
+        assert done_but_incomplete(out) == [], f"{recipe}: killed after {delay:.1f} s"
         again = subprocess.run(_args(recipe, demo_data, out), capture_output=True, text=True, timeout=1800)
         assert again.returncode == 0, again.stderr
         assert diff(expected, snapshot(out)) == [], f"{recipe}: killed after {delay:.1f} s"

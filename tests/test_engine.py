@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import toy_stages  # noqa: F401  (registers the toy stages in this process)
-from treecmp import diff, snapshot, temp_files
+from treecmp import diff, done_but_incomplete, snapshot, temp_files
 
 from emoprep.errors import ConfigError
 from emoprep.executors import InlineExecutor, ProcessPoolExecutorBackend
@@ -60,6 +60,15 @@ def test_second_run_skips_every_stage_and_changes_nothing(tmp_path, data):
     second = run(out, data)
     assert [s.status for s in second] == ["up-to-date"] * 3
     assert snapshot(out) == before
+
+
+def test_the_kill_checker_sees_a_done_stage_with_a_missing_file(tmp_path, data):
+    out = tmp_path / "out"
+    run(out, data)
+    assert done_but_incomplete(out) == []
+    victim = next(out.glob("square/*/values/*"))
+    victim.unlink()
+    assert any(victim.name in line for line in done_but_incomplete(out))
 
 
 def test_parameter_change_invalidates_exactly_the_stage_and_its_dependents(tmp_path, data):
@@ -205,6 +214,7 @@ def _sigkill_trials(tmp_path: Path, delays: list[float]) -> None:
         time.sleep(delay)
         os.killpg(proc.pid, signal.SIGKILL)  # the run and its worker processes
         proc.wait()
+        assert done_but_incomplete(out) == [], f"kill after {delay}s"
         interrupted += not (out / "manifests" / "total.parquet").exists()
         res = _cli(_toy_args(out, data, *slow))
         assert res.wait(120) == 0, res.stderr.read()

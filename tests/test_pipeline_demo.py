@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from treecmp import diff, snapshot, temp_files
+from treecmp import diff, done_but_incomplete, snapshot, temp_files
 
 EMOPREP = Path(sys.executable).with_name("emoprep")
 TINY = ["--set", "tokens.tokenizer='vit-tiny-test'"]  # the real code path, a tiny model
@@ -88,6 +88,7 @@ def _kill_and_resume(tmp_path: Path, demo: Path, clean: Path, delays: list[float
         time.sleep(delay)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        assert done_but_incomplete(out) == [], f"killed after {delay:.1f}s"
         again = cli(*run_args(out, demo))
         _, err = again.communicate(timeout=600)
         assert again.returncode == 0, err

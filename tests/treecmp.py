@@ -34,3 +34,24 @@ def diff(a: dict[str, bytes], b: dict[str, bytes]) -> list[str]:
 
 def temp_files(root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob(".tmp-*"))
+
+
+def done_but_incomplete(root: Path) -> list[str]:
+    """Stage folders that say done (`_DONE.json`) while an output they list, or a file
+    their manifest points to, is missing: what a kill must never leave behind."""
+    import pyarrow.parquet as pq
+
+    bad = []
+    for done in sorted(root.rglob("_DONE.json")):
+        folder = done.parent
+        info = json.loads(done.read_text())
+        bad += [f"{folder.relative_to(root)}: no {name}" for name in info.get("outputs", [])
+                if not (folder / name).is_file()]
+        if (folder / "manifest.parquet").is_file():
+            table = pq.read_table(folder / "manifest.parquet")
+            for col in table.column_names:
+                if col == "path" or col.endswith("_path"):
+                    bad += [f"{folder.relative_to(root)}: {rel} missing"
+                            for rel in set(table.column(col).to_pylist())
+                            if isinstance(rel, str) and not (root / rel).is_file()]
+    return bad
