@@ -38,7 +38,8 @@ def temp_files(root: Path) -> list[str]:
 
 def done_but_incomplete(root: Path) -> list[str]:
     """Stage folders that say done (`_DONE.json`) while an output they list, or a file
-    their manifest points to, is missing: what a kill must never leave behind."""
+    their manifest's `path` column points to, is missing: what a kill must never leave
+    behind. (`audio_path`/`image_path` name source files under the data root, not outputs.)"""
     import pyarrow.parquet as pq
 
     bad = []
@@ -49,9 +50,8 @@ def done_but_incomplete(root: Path) -> list[str]:
                 if not (folder / name).is_file()]
         if (folder / "manifest.parquet").is_file():
             table = pq.read_table(folder / "manifest.parquet")
-            for col in table.column_names:
-                if col == "path" or col.endswith("_path"):
-                    bad += [f"{folder.relative_to(root)}: {rel} missing"
-                            for rel in set(table.column(col).to_pylist())
-                            if isinstance(rel, str) and not (root / rel).is_file()]
+            if "path" in table.column_names:
+                bad += [f"{folder.relative_to(root)}: {rel} missing"
+                        for rel in set(table.column("path").to_pylist())
+                        if isinstance(rel, str) and not (root / rel).is_file()]
     return bad
