@@ -172,18 +172,16 @@ def init_random_codebooks(model: Any, seed: int) -> None:
 # ---- encode / decode -------------------------------------------------------------------
 
 def encoder_forward(model: Any, x: Any) -> Any:
-    """`model.encoder(x)` for a batch [B, 1, n], with the LSTM run one clip at a time so a
-    clip's embedding does not depend on its batch neighbours."""
+    """`model.encoder(x)` for a batch [B, 1, n], run one clip at a time so a clip's
+    embedding cannot depend on its batch neighbours (SPEC §6: batching must not change
+    results). oneDNN and cuDNN pick conv kernels by batch shape — on an Intel Xeon the
+    tiny test model's codes changed between batch 1 and 3 while an AMD EPYC's did not —
+    and the LSTM mixes nothing across clips only when fed alone. A 46 s clip is already a
+    large conv workload: 4 clips took 13.3 s one by one vs 14.8 s batched on 2 cores, so
+    batches still pay off where they help (decode, weights, writes) at no cost here."""
     import torch
-    from transformers.models.encodec.modeling_encodec import EncodecLSTM
 
-    h = x
-    for layer in model.encoder.layers:
-        if isinstance(layer, EncodecLSTM) and len(h) > 1:
-            h = torch.cat([layer(h[i:i + 1]) for i in range(len(h))])
-        else:
-            h = layer(h)
-    return h
+    return torch.cat([model.encoder(x[i:i + 1]) for i in range(len(x))]) if len(x) else model.encoder(x)
 
 
 def encode(model: Any, audio: np.ndarray, tokenizer: str, compute: Compute) -> np.ndarray:
