@@ -147,6 +147,21 @@ class StageContext(ItemContext):
             self._log(msg, **fields)
 
 
+class PlannedItems:
+    """Work items made one at a time as the runner asks for them, with their number known
+    up front (for progress): a plan over 10× DEAM never holds every payload at once."""
+
+    def __init__(self, count: int, items: Iterable[WorkItem]):
+        self.count = count
+        self._items = items
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[WorkItem]:
+        return iter(self._items)
+
+
 @dataclass(frozen=True)
 class NoParams:
     """For stages without parameters."""

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from emoprep.errors import ConfigError
-from emoprep.stage import Outcome, Reject, Stage, WorkItem, register
+from emoprep.stage import Outcome, PlannedItems, Reject, Stage, WorkItem, register
 from emoprep.stages.audio_io import AUDIO_SUFFIX, AudioError, decode_mono, fit_length, write_audio
 from emoprep.stages.manifest_values import with_kinds
 
@@ -244,17 +244,17 @@ class Chunks(Stage):
         sample_rate: int = 44100
         audio_format: AudioFormat = "flac"
 
-    def plan(self, ctx: Any) -> list[WorkItem]:
+    def plan(self, ctx: Any) -> PlannedItems:
         q = ctx.params
         _check_format("chunks", q.audio_format)
         if not (0 < q.pad_tail_min_s <= q.chunk_s):
             raise ConfigError(f"chunks.pad_tail_min_s must be in (0, chunk_s], not {q.pad_tail_min_s}")
         df = _deam_input(ctx, "chunks", ("song_id", "audio_path", "dyn_valence", "dyn_arousal",
                                          "dyn_t0_s", "dyn_hz"))
-        return [WorkItem(key=f"deam:{int(r.song_id)}", payload={
+        return PlannedItems(len(df), (WorkItem(key=f"deam:{int(r.song_id)}", payload={
             "song_id": int(r.song_id), "audio_path": r.audio_path,
             "dyn_valence": _payload_list(r.dyn_valence), "dyn_arousal": _payload_list(r.dyn_arousal),
-            "dyn_t0_s": float(r.dyn_t0_s), "dyn_hz": float(r.dyn_hz)}) for r in df.itertuples(index=False)]
+            "dyn_t0_s": float(r.dyn_t0_s), "dyn_hz": float(r.dyn_hz)}) for r in df.itertuples(index=False)))
 
     def process(self, item: WorkItem, ctx: Any) -> Outcome:
         p, q = item.payload, ctx.params

@@ -15,6 +15,7 @@ song still serves the stage that needs the other (`clips` rejects it `missing-st
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -25,7 +26,7 @@ import pandas as pd
 
 from emoprep.atomic import atomic_write_json
 from emoprep.errors import ConfigError
-from emoprep.stage import Outcome, Reject, Stage, WorkItem, register, runtime
+from emoprep.stage import Outcome, PlannedItems, Reject, Stage, WorkItem, register, runtime
 from emoprep.stages.audio_io import AudioError, leaves_root, probe, read_ref_bytes, split_ref
 from emoprep.stages.deam_annotations import (Annotations, clean_dynamic, load_annotations,
                                              song_frames, static_ok)
@@ -101,18 +102,19 @@ class Deam(Stage):
         layout = self._layout(ctx)
         ann = load_annotations(layout)
         audio: dict[int, list[str]] = {}
-        items: list[WorkItem] = []
+        bad_names: list[WorkItem] = []
         for ref in [*layout.audio, *layout.undecodable]:  # a name that is not UTF-8 is no id
             sid, fname = audio_song_id(ref)
             if sid is None:
-                items.append(WorkItem(key=f"deam:{fname}", payload={"bad_name": ref}))
+                bad_names.append(WorkItem(key=f"deam:{fname}", payload={"bad_name": ref}))
             else:
                 audio.setdefault(sid, []).append(ref)
-        for sid in sorted(set(audio) | ann.ids()):
-            refs = audio.get(sid, [])
-            payload = self._song_payload(ctx, layout, ann, sid, refs, ann.mentions.get(sid, []))
-            items.append(WorkItem(key=f"deam:{sid}", payload=payload))
-        return items
+        songs = sorted(set(audio) | ann.ids())
+        # payloads (with their frame lists) are built as the runner takes them
+        return PlannedItems(len(bad_names) + len(songs), itertools.chain(bad_names, (
+            WorkItem(key=f"deam:{sid}", payload=self._song_payload(
+                ctx, layout, ann, sid, audio.get(sid, []), ann.mentions.get(sid, [])))
+            for sid in songs)))
 
     def _song_payload(self, ctx: Any, layout: DeamLayout, ann: Annotations, sid: int,
                       refs: list[str], mentions: list[str]) -> dict[str, Any]:
@@ -127,7 +129,7 @@ class Deam(Stage):
             p["static"] = {k: float(row[k]) if k in row and pd.notna(row[k]) else None
                            for k in ("valence_mean", "valence_std", "arousal_mean", "arousal_std")}
             p["static_source"] = str(row["static_source"])
-        if ann.dynamic and sid in ann.dynamic["valence"].index and sid not in ann.dynamic_conflicts:
+        if ann.has_dynamic(sid) and sid not in ann.dynamic_conflicts:
             v, a = song_frames(ann, sid)
             v, nv = clean_dynamic(v)
             a, na = clean_dynamic(a)

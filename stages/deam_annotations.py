@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Iterable
 from pathlib import PurePosixPath
 
 import numpy as np
@@ -17,8 +18,8 @@ import pandas as pd
 
 from emoprep.errors import DataError
 from emoprep.stages.audio_io import AudioError, read_ref_bytes, split_ref
-from emoprep.stages.deam_csv import (AnnotationFormatError, frame_grid, parse_dynamic_csv,
-                                     parse_metadata_csv, parse_static_csv)
+from emoprep.stages.deam_csv import (AnnotationFormatError, frame_grid, parse_metadata_csv,
+                                     parse_static_csv, read_dynamic_rows)
 from emoprep.stages.deam_layout import DeamLayout
 
 STATIC_RANGE = (1.0, 9.0)
@@ -30,7 +31,10 @@ class Annotations:
     """Every annotation of a DEAM copy, one entry per song id."""
 
     static: pd.DataFrame                 # index song_id; valence_mean, ..., static_source
-    dynamic: dict[str, pd.DataFrame]     # "valence"/"arousal": index song_id, columns ms
+    # "valence"/"arousal": song id -> frames on the (t0_ms, step_ms) grid, trailing NaNs
+    # trimmed. Per-song arrays, not a songs × longest-song matrix: DEAM's 58 full songs run
+    # to 1,257 frames where the other 1,744 have 60, so a dense table is ~20× the data.
+    dynamic: dict[str, dict[int, np.ndarray]]
     t0_ms: int = 15000
     step_ms: int = 500
     metadata: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -42,9 +46,12 @@ class Annotations:
 
     def ids(self) -> set[int]:
         out = set(self.static.index)
-        for df in self.dynamic.values():
-            out |= set(df.index)
+        for frames in self.dynamic.values():
+            out |= set(frames)
         return {int(i) for i in out}
+
+    def has_dynamic(self, sid: int) -> bool:
+        return any(sid in frames for frames in self.dynamic.values())
 
 
 def _ref_name(ref: str) -> str:
@@ -76,20 +83,44 @@ def combine_static(frames: list[pd.DataFrame]) -> tuple[pd.DataFrame, dict[int, 
     return out, conflicts, identical
 
 
-def combine_dynamic(frame: pd.DataFrame, label: str) -> tuple[pd.DataFrame, dict[int, str], dict[int, int]]:
-    """One dynamic row per song id (as `combine_static` for repeated rows)."""
+EMPTY = np.zeros(0)
+
+
+def trim_frames(row: np.ndarray) -> np.ndarray:
+    """`row` without its trailing NaNs (a copy: the parser's row buffer is not kept)."""
+    annotated = np.flatnonzero(~np.isnan(row))
+    return np.array(row[: annotated[-1] + 1 if annotated.size else 0], dtype=float)
+
+
+def _padded(row: np.ndarray, n: int) -> np.ndarray:
+    return row if len(row) == n else np.concatenate([row, np.full(n - len(row), np.nan)])
+
+
+def _same_frames(a: np.ndarray, b: np.ndarray) -> bool:
+    n = max(len(a), len(b))
+    return bool(np.all(np.isclose(_padded(a, n), _padded(b, n), equal_nan=True, rtol=0, atol=1e-9)))
+
+
+def combine_dynamic(rows: Iterable[tuple[int, np.ndarray]],
+                    label: str) -> tuple[dict[int, np.ndarray], dict[int, str], dict[int, int]]:
+    """One frame array per song id (as `combine_static` for repeated rows): the first row
+    of an id is kept; repeats that agree are counted, repeats that disagree are conflicts."""
+    frames: dict[int, np.ndarray] = {}
+    repeats: dict[int, list[np.ndarray]] = {}
+    for sid, row in rows:
+        row = trim_frames(row)
+        if int(sid) in frames:
+            repeats.setdefault(int(sid), []).append(row)
+        else:
+            frames[int(sid)] = row
     conflicts: dict[int, str] = {}
     identical: dict[int, int] = {}
-    dup_mask = frame.index.duplicated(keep=False)
-    if dup_mask.any():
-        for sid in sorted(set(frame.index[dup_mask])):
-            vals = frame.loc[[sid]].to_numpy(dtype=float)
-            if np.all(np.isclose(vals, vals[0], equal_nan=True, rtol=0, atol=1e-9)):
-                identical[int(sid)] = len(vals) - 1
-            else:
-                conflicts[int(sid)] = f"{label} has {len(vals)} rows that disagree"
-    out = frame[~frame.index.duplicated(keep="first")].sort_index()
-    return out, conflicts, identical
+    for sid, others in sorted(repeats.items()):
+        if all(_same_frames(frames[sid], o) for o in others):
+            identical[sid] = len(others)
+        else:
+            conflicts[sid] = f"{label} has {len(others) + 1} rows that disagree"
+    return dict(sorted(frames.items())), conflicts, identical
 
 
 def _load_static(layout: DeamLayout, problems: list[str]) -> list[pd.DataFrame]:
@@ -108,20 +139,19 @@ def _load_static(layout: DeamLayout, problems: list[str]) -> list[pd.DataFrame]:
 
 
 def _load_dynamic(layout: DeamLayout, problems: list[str], conflicts: dict[int, str],
-                  identical: dict[int, int]) -> tuple[dict[str, pd.DataFrame], tuple[int, int]]:
-    """Both dynamic files, one row per song each, and their common (first ms, step ms) grid.
-    Conflicts of either file are collected per song in `conflicts`."""
-    dynamic: dict[str, pd.DataFrame] = {}
+                  identical: dict[int, int]) -> tuple[dict[str, dict[int, np.ndarray]], tuple[int, int]]:
+    """Both dynamic files, one frame array per song each, and their common (first ms, step ms)
+    grid. Conflicts of either file are collected per song in `conflicts`."""
+    dynamic: dict[str, dict[int, np.ndarray]] = {}
     grids = {}
     for dim, ref in sorted(layout.dynamic.items()):
         name = _ref_name(ref)
         try:
-            df = parse_dynamic_csv(read_ref_bytes(layout.root, ref), name)
-            grids[dim] = frame_grid(df.columns)
+            times, rows = read_dynamic_rows(read_ref_bytes(layout.root, ref), name, problems)
+            grids[dim] = frame_grid(times)
+            df, c, i = combine_dynamic(rows, name)
         except (AnnotationFormatError, AudioError) as exc:
             raise DataError(f"{ref}: {exc}") from None
-        problems += df.attrs.get("problems", [])
-        df, c, i = combine_dynamic(df, name)
         for sid, msg in c.items():
             conflicts[sid] = f"{conflicts[sid]}; {msg}" if sid in conflicts else msg
         for sid, n in i.items():
@@ -136,13 +166,13 @@ def _load_dynamic(layout: DeamLayout, problems: list[str], conflicts: dict[int, 
 
 
 def _mentions(layout: DeamLayout, static: pd.DataFrame,
-              dynamic: dict[str, pd.DataFrame]) -> dict[int, list[str]]:
+              dynamic: dict[str, dict[int, np.ndarray]]) -> dict[int, list[str]]:
     """Song id -> names of the annotation files that have a row for it."""
     mentions: dict[int, list[str]] = {}
     for src in static.get("static_source", pd.Series(dtype=str)).items():
         mentions.setdefault(int(src[0]), []).append(src[1].split(":")[0])
-    for dim, df in dynamic.items():
-        for sid in df.index:
+    for dim, frames in dynamic.items():
+        for sid in frames:
             mentions.setdefault(int(sid), []).append(_ref_name(layout.dynamic[dim]))
     return mentions
 
@@ -182,26 +212,21 @@ def load_annotations(layout: DeamLayout) -> Annotations:
                        problems=problems, mentions=mentions)
 
 
-def align_dynamic(dynamic: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """Both dimensions on the same song index and frame columns (missing cells NaN), so a
-    song's frames are one row lookup and per-song statistics are vectorised."""
+def align_dynamic(dynamic: dict[str, dict[int, np.ndarray]]) -> dict[str, dict[int, np.ndarray]]:
+    """Both dimensions present (a missing file is an empty table), so lookups need no checks."""
     if not dynamic:
         return {}
-    ids = sorted(set().union(*[set(df.index) for df in dynamic.values()]))
-    cols = sorted(set().union(*[set(df.columns) for df in dynamic.values()]))
-    index = pd.Index(ids, dtype="int64", name="song_id")
-    return {dim: dynamic[dim].reindex(index=index, columns=cols) if dim in dynamic
-            else pd.DataFrame(np.nan, index=index, columns=cols)
-            for dim in ("valence", "arousal")}
+    return {dim: dynamic.get(dim, {}) for dim in ("valence", "arousal")}
 
 
 def song_frames(ann: Annotations, sid: int) -> tuple[np.ndarray, np.ndarray]:
-    """(valence, arousal) frames of one song on the common grid, trailing NaNs removed."""
-    if not ann.dynamic or sid not in ann.dynamic["valence"].index:
+    """(valence, arousal) frames of one song on the common grid, the same length, trailing
+    frames without either rating removed."""
+    if not ann.dynamic or not ann.has_dynamic(sid):
         return np.zeros(0), np.zeros(0)
-    pos = ann.dynamic["valence"].index.get_loc(sid)
-    v = ann.dynamic["valence"].to_numpy(dtype=float)[pos]
-    a = ann.dynamic["arousal"].to_numpy(dtype=float)[pos]
+    v, a = ann.dynamic["valence"].get(sid, EMPTY), ann.dynamic["arousal"].get(sid, EMPTY)
+    n = max(len(v), len(a))
+    v, a = _padded(v, n), _padded(a, n)
     finite = np.isfinite(v) | np.isfinite(a)
     last = int(np.nonzero(finite)[0][-1]) + 1 if finite.any() else 0
     return v[:last], a[:last]

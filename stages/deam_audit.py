@@ -28,13 +28,19 @@ def dynamic_means(ann: Annotations) -> pd.DataFrame:
     """Per song: mean of its valid dynamic valence and arousal frames (index song_id)."""
     if not ann.dynamic:
         return pd.DataFrame(columns=["valence", "arousal"], index=pd.Index([], dtype="int64", name="song_id"))
-    out = {}
-    for dim in ("valence", "arousal"):
-        x, _ = clean_dynamic(ann.dynamic[dim].to_numpy(dtype=float))
-        n = np.isfinite(x).sum(axis=1)
-        out[dim] = np.where(n > 0, np.nansum(x, axis=1) / np.maximum(n, 1), np.nan)
-    df = pd.DataFrame(out, index=ann.dynamic["valence"].index)
+    ids = sorted(ann.ids() & (set(ann.dynamic["valence"]) | set(ann.dynamic["arousal"])))
+    out = {dim: [_mean_frame(ann.dynamic[dim].get(sid)) for sid in ids] for dim in ("valence", "arousal")}
+    df = pd.DataFrame(out, index=pd.Index(ids, dtype="int64", name="song_id"))
     return df.dropna()
+
+
+def _mean_frame(frames: np.ndarray | None) -> float:
+    """Mean of the valid frames (in [-1, 1]); NaN when there are none."""
+    if frames is None:
+        return math.nan
+    x, _ = clean_dynamic(frames)
+    n = int(np.isfinite(x).sum())
+    return float(np.nansum(x) / n) if n else math.nan
 
 
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:

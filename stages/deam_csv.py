@@ -8,12 +8,11 @@ DEAM header raises `AnnotationFormatError`.
 from __future__ import annotations
 
 import csv
-import io
 import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -31,23 +30,35 @@ def _text(src: str | os.PathLike[str] | bytes) -> str:
         return data.decode("cp1252", errors="replace")
 
 
-def _csv_rows(text: str, name: str = "CSV") -> list[tuple[int, list[str]]]:
-    """(line number, stripped cells) for each non-blank row; the delimiter is sniffed from the
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines of `text` with their endings (LF, CRLF or CR, as `open(newline="")` gives
+    them to the csv module), without copying the text (io.StringIO holds 4 bytes a char)."""
+    return (m.group(0) for m in _LINE.finditer(text))
+
+
+def _iter_csv_rows(text: str, name: str = "CSV") -> Iterator[tuple[int, list[str]]]:
+    """(line number, stripped cells) for each non-blank row, one row at a time (a 10× DEAM
+    dynamic CSV as lists of cells would take over a GB); the delimiter is sniffed from the
     header among , ; and tab (CRLF, quotes and padding are handled by the csv module).
     A file the csv module cannot read (a field over its 128 KiB limit: a stray quote that
     swallows the rest of the file) raises AnnotationFormatError naming it."""
-    first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    first = next((ln for ln in _lines(text) if ln.strip()), "")
     delim = max((",", ";", "\t"), key=first.count) if first else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
-    out = []
+    reader = csv.reader(_lines(text), delimiter=delim)
     try:
         for row in reader:
             cells = [c.strip() for c in row]
             if any(cells):
-                out.append((reader.line_num, cells))
+                yield reader.line_num, cells
     except csv.Error as exc:
         raise AnnotationFormatError(f"{name}: not readable as CSV near line {reader.line_num} ({exc})") from None
-    return out
+
+
+def _csv_rows(text: str, name: str = "CSV") -> list[tuple[int, list[str]]]:
+    return list(_iter_csv_rows(text, name))
 
 
 def normalise_column(name: str) -> str:
@@ -119,27 +130,33 @@ def parse_static_csv(src: str | os.PathLike[str] | bytes, name: str = "static CS
 _FRAME_COL = re.compile(r"sample_(\d+)ms")
 
 
-def parse_dynamic_csv(src: str | os.PathLike[str] | bytes, name: str = "dynamic CSV") -> pd.DataFrame:
-    """A DEAM dynamic CSV (wide: `song_id,sample_15000ms,sample_15500ms,...`) → a DataFrame
-    indexed by song_id whose columns are the frame times in ms. Missing trailing cells (songs
-    shorter than the longest) are NaN. Raises AnnotationFormatError on an unknown header."""
-    rows = _csv_rows(_text(src), name)
-    if not rows:
+def read_dynamic_rows(src: str | os.PathLike[str] | bytes, name: str,
+                      problems: list[str]) -> tuple[list[int], Iterator[tuple[int, np.ndarray]]]:
+    """A DEAM dynamic CSV (wide: `song_id,sample_15000ms,sample_15500ms,...`) as its frame
+    times (ms) and an iterator of (song_id, frames) read one line at a time; missing trailing
+    cells are NaN. Raises AnnotationFormatError on an unknown header; bad lines are appended
+    to `problems` as they are read."""
+    rows = _iter_csv_rows(_text(src), name)
+    first = next(rows, None)
+    if first is None:
         raise AnnotationFormatError(f"{name}: empty file")
-    header = [normalise_column(c) for c in rows[0][1]]
+    header = [normalise_column(c) for c in first[1]]
     while header and not header[-1]:
         header.pop()  # a trailing delimiter on the header line
     if not header or header[0] not in _ID_NAMES:
-        raise AnnotationFormatError(f"{name}: first column must be song_id, header starts {rows[0][1][:3]}")
+        raise AnnotationFormatError(f"{name}: first column must be song_id, header starts {first[1][:3]}")
     times = []
     for col in header[1:]:
         m = _FRAME_COL.fullmatch(col)
         if not m:
             raise AnnotationFormatError(f"{name}: column {col!r} is not sample_<ms>ms")
         times.append(int(m.group(1)))
-    n = len(times)
-    ids, values, problems = [], [], []
-    for line, cells in rows[1:]:
+    return times, _dynamic_values(rows, len(times), name, problems)
+
+
+def _dynamic_values(rows: Iterable[tuple[int, list[str]]], n: int, name: str,
+                    problems: list[str]) -> Iterator[tuple[int, np.ndarray]]:
+    for line, cells in rows:
         sid = _parse_id(cells[0])
         if sid is None:
             problems.append(f"{name}:{line}: no integer song id, line skipped")
@@ -158,9 +175,19 @@ def parse_dynamic_csv(src: str | os.PathLike[str] | bytes, name: str = "dynamic 
         if np.isinf(row).any():
             row[np.isinf(row)] = np.nan
             problems.append(f"{name}:{line}: infinite values read as NaN")
+        yield sid, row
+
+
+def parse_dynamic_csv(src: str | os.PathLike[str] | bytes, name: str = "dynamic CSV") -> pd.DataFrame:
+    """The same file as a DataFrame indexed by song_id whose columns are the frame times in
+    ms (dense: for small files and tests; the stage keeps per-song arrays)."""
+    problems: list[str] = []
+    times, rows = read_dynamic_rows(src, name, problems)
+    ids, values = [], []
+    for sid, row in rows:
         ids.append(sid)
         values.append(row)
-    df = pd.DataFrame(np.vstack(values) if values else np.zeros((0, n)),
+    df = pd.DataFrame(np.vstack(values) if values else np.zeros((0, len(times))),
                       index=pd.Index(ids, dtype="int64", name="song_id"), columns=times)
     df.attrs["problems"] = problems
     return df

@@ -547,8 +547,8 @@ def test_the_audit_leaves_out_rows_that_disagree():
     ids = np.arange(1001, 1041)
     static, dyn = _audit_data(ids)
     ann = Annotations(static=static.assign(static_source="s.csv:1"),
-                      dynamic={"valence": pd.DataFrame({15000: dyn["valence"]}),
-                               "arousal": pd.DataFrame({15000: dyn["arousal"]})},
+                      dynamic={dim: {int(sid): np.array([x]) for sid, x in dyn[dim].items()}
+                               for dim in ("valence", "arousal")},
                       static_conflicts={1001: "static rows disagree"},
                       dynamic_conflicts={1002: "valence.csv has 2 rows that disagree"})
     used_static, used_dyn = audit_inputs(ann)
