@@ -12,8 +12,11 @@ abs → MelScale(norm=None, mel_scale="htk") → image_from_spectrogram(power=0.
 - the mel filterbank is a sparse matrix (each bin lies in at most two triangles);
 - window and filterbank are built once per parameter set and process.
 
-That leaves the float32 `scipy.fft.rfft` as the cost: the stage runs at about the bare-FFT
-floor that `bench/spectrogram_bench.py` measures (figures in bench/RESULTS.md). A song-level STFT would not save work: chunks do not overlap, so no frame belongs to
+That leaves the float32 real FFT as the cost. It is torch's (MKL on x86 CPUs — the FFT
+riffusion's own torch.stft runs): 15 ms per 5 s chunk on one Xeon core where scipy's
+pocketfft takes 35 ms (bench/RESULTS.md). MKL may pick other kernels on another CPU
+family, so pixels are reproducible per machine kind, and within riffusion's rounding
+everywhere (tests/test_spectrogram.py). A song-level STFT would not save work: chunks do not overlap, so no frame belongs to
 two chunks, and a chunk's edge frames see riffusion's reflect padding of the chunk itself.
 
 `kind = "seed001-mel"` (SPEC §4 "spectrogram, seed 001"; seed paper 001 §3.2): 22,050 Hz, RMS
@@ -189,13 +192,13 @@ def check_audio(audio: np.ndarray, p: SpectrogramParams = DEFAULT_PARAMS) -> np.
 
 
 # Frames per FFT call: a 32 × 8,821 complex64 block (2.3 MB) stays in cache, where one call
-# for all 501 frames writes 35 MB (measured: 19.5 vs 25 ms per 5 s chunk, identical bits).
+# for all 501 frames writes 35 MB (measured with torch: 16 vs 25 ms per 5 s chunk, identical bits).
 FRAME_BLOCK = 32
 
 
 def riffusion_mel(audio: np.ndarray, p: SpectrogramParams = DEFAULT_PARAMS) -> np.ndarray:
     """Mel magnitudes float32 [n_mels, n_frames] (riffusion's `mel_amplitudes_from_waveform`)."""
-    import scipy.fft
+    import torch
 
     audio = check_audio(audio, p)
     plan = _riffusion_plan(_transform_key(p))
@@ -206,12 +209,13 @@ def riffusion_mel(audio: np.ndarray, p: SpectrogramParams = DEFAULT_PARAMS) -> n
     # the window's support sits at the start of a zeroed n_fft buffer: same magnitudes as
     # torch's centred placement (a shift is a phase factor), no per-call zero-padding copy
     buf = np.zeros((min(FRAME_BLOCK, n_frames), p.n_fft), dtype=np.float32)
+    frames_in = torch.from_numpy(buf)  # shares buf's memory
     magnitude = np.empty((n_frames, plan.n_bins), dtype=np.float32)
     for start in range(0, n_frames, FRAME_BLOCK):
         n = min(FRAME_BLOCK, n_frames - start)
         np.multiply(frames[start:start + n], plan.window, out=buf[:n, :p.win_length])
-        spectrum = scipy.fft.rfft(buf[:n], axis=-1)
-        np.abs(spectrum[:, :plan.n_bins], out=magnitude[start:start + n])
+        spectrum = torch.fft.rfft(frames_in[:n], dim=-1).numpy()
+        np.abs(spectrum[:, :plan.n_bins], out=magnitude[start:start + n])  # NumPy's abs: 5× torch's here
     return np.asarray(plan.filterbank @ magnitude.T, dtype=np.float32)
 
 
@@ -401,9 +405,9 @@ class Spectrogram(Stage):
     """Chunks → spectrogram images (riffusion) or seed-001 mel arrays; one work item per song."""
 
     name = "spectrogram"
-    version = "3"  # 2: rows carry the chunk's label columns; 3: bad-path rejects
+    version = "4"  # 2: rows carry the chunk's label columns; 3: bad-path rejects; 4: torch (MKL) FFT
     Params = SpectrogramParams
-    libraries = ("numpy", "scipy", "pillow", "soundfile", "soxr", "librosa")
+    libraries = ("numpy", "scipy", "torch", "pillow", "soundfile", "soxr", "librosa")
     default_inputs = ("chunks",)
     description = "riffusion spectrogram images (224 px PNG) or seed-001 z-scored mel clips"
 

@@ -420,3 +420,18 @@ def test_every_transform_parameter_enters_the_fingerprint():
         changed = fingerprint(components(stage, sp.SpectrogramParams(**{name: value}), {"chunks": "x"}))
         assert changed != base, name
     assert fingerprint(components(stage, sp.SpectrogramParams(), {"chunks": "x"})) == base
+
+
+def test_pixels_do_not_depend_on_torch_thread_count(music):
+    """Pool workers run torch with 1 thread, an inline run with all cores: same bits."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = sp.riffusion_mel(music["mix"])
+        torch.set_num_threads(max(2, before))
+        many = sp.riffusion_mel(music["mix"])
+    finally:
+        torch.set_num_threads(before)
+    assert np.array_equal(one, many)
