@@ -291,6 +291,10 @@ def map_columns(sheet: Sheet, params: Any) -> Columns:
     if not 1 <= params.min_groups <= len(params.valence_columns):
         raise ConfigError(f"foodpics.min_groups = {params.min_groups}: must be between 1 and "
                           f"{len(params.valence_columns)} (the number of rater groups)")
+    lo, hi = params.rating_range
+    if not lo < hi:
+        raise ConfigError(f"foodpics.rating_range = {list(params.rating_range)}: needs low < high "
+                          "(the ratings' scale, 0-100 in the published sheets)")
     found = {n: match_column(sheet.header, n) for n in (*params.valence_columns, *params.arousal_columns)}
     missing = [n for n, i in found.items() if i is None]
     if missing:
@@ -473,6 +477,16 @@ def va_problem(rating: dict, params: Any) -> str | None:
             f"arousal (need {params.min_groups}); missing {missing}{bad}")
 
 
+def out_of_range(rating: dict, params: Any) -> str | None:
+    """The rating cells outside `rating_range` (None when every given value is inside)."""
+    lo, hi = params.rating_range
+    bad = [f"{name}={value:g}"
+           for names, values in ((params.valence_columns, rating["valence"]),
+                                 (params.arousal_columns, rating["arousal"]))
+           for name, value in zip(names, values) if value is not None and not lo <= value <= hi]
+    return f"{', '.join(bad)} outside foodpics.rating_range [{lo:g}, {hi:g}]" if bad else None
+
+
 def kept_row(image_no: int, rating: dict, image: dict, probe: Any, params: Any) -> dict[str, Any]:
     """The manifest row of a kept image: VA means over the complete groups, raw scale."""
     groups = complete_groups(rating)
@@ -511,7 +525,7 @@ def manifest_kinds(params: Any) -> dict[str, str]:
 @register
 class FoodPics(Stage):
     name = "foodpics"
-    version = "3"  # 3: unreadable sheets, non-UTF-8 names, huge image numbers
+    version = "4"  # 4: ratings outside rating_range rejected (va-out-of-range)
     libraries = ("pillow", "pandas", "openpyxl")
     datasets = ("foodpics",)
     description = "FoodPics Extended: ratings sheet + numbered images → food-only manifest"
@@ -529,6 +543,9 @@ class FoodPics(Stage):
         extra_category_columns: tuple[str, ...] = ("taste", "processing")
         non_food_min_number: int = 1000
         min_groups: int = 4
+        # the published ratings are visual-analogue scales of 0-100; a value outside is a
+        # data error (a stray 1e6 would squash every image's min-max-normalised VA)
+        rating_range: tuple[float, float] = (0.0, 100.0)
         max_pixels: int = DEFAULT_MAX_PIXELS
 
     # ---- locating and fingerprinting the raw data ---------------------------------
@@ -644,6 +661,10 @@ class FoodPics(Stage):
         if reason:
             return self._reject(item, "non-food", f"image {n} ({p['sheet']} row "
                                                   f"{rating['sheet_row']}): {reason}")
+        problem = out_of_range(rating, params)
+        if problem:
+            return self._reject(item, "va-out-of-range", f"image {n} ({p['sheet']} row "
+                                                         f"{rating['sheet_row']}): {problem}")
         problem = va_problem(rating, params)
         if problem:
             return self._reject(item, "incomplete-va", f"image {n} ({p['sheet']} row "

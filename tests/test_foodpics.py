@@ -134,6 +134,29 @@ def test_means_are_exact_and_min_groups_uses_complete_pairs(tmp_path):
     assert "Arousal_omnivore_Male" in rejects[0].message
 
 
+def test_ratings_outside_the_rating_range_are_rejected_and_the_range_is_a_parameter(tmp_path):
+    root = tmp_path / "fp"
+    for n in (1, 2, 3):
+        jpeg(root / f"{n:04d}.jpg")
+    rows = [
+        table_row(1, [60, 70, 50, 100], [0, 45, 20, 51]),  # both ends of 0-100 are inside
+        table_row(2, [60, 1e6, 50, 60], [30, 45, 20, 51]),  # a stray 1e6
+        table_row(3, [60, 70, 50, 60], [30, -0.5, 20, 51]),
+    ]
+    demo.write_foodpics_ratings_xlsx(root / "r.xlsx", rows)
+    _, df, rejects, _ = run(make_ctx(tmp_path, root))
+    assert list(df["image_no"]) == [1]
+    got = {r.sample_id: r for r in rejects}
+    assert {k: r.reason for k, r in got.items()} == {"foodpics:2": "va-out-of-range", "foodpics:3": "va-out-of-range"}
+    assert "Valence_omnivore_Female=1e+06" in got["foodpics:2"].message
+    assert "Arousal_omnivore_Female=-0.5" in got["foodpics:3"].message
+    # a release on another scale declares it
+    _, df, rejects, _ = run(make_ctx(tmp_path, root, rating_range=(-1.0, 2e6)))
+    assert list(df["image_no"]) == [1, 2, 3] and rejects == []
+    with pytest.raises(ConfigError, match="rating_range"):
+        run(make_ctx(tmp_path, root, rating_range=(100.0, 0.0)))
+
+
 @pytest.mark.parametrize("sep,decimal_comma,bom,newline", [
     (";", True, True, "\r\n"),
     (",", False, False, "\n"),
