@@ -1,11 +1,12 @@
 """Spectrogram stage throughput: fast path vs plain librosa vs the bare FFT (SPEC §7.1).
 
 On the same N synthetic 5 s chunks (tests/riffusion_reference.synthetic_music), in one run:
-  (a) `riffusion_image` — the stage's fast path (float32 scipy rfft of the 4,410 windowed
+  (a) `riffusion_image` — the stage's fast path (float32 torch/MKL rfft of the 4,410 windowed
       samples, bins ≤ 10 kHz, sparse mel);
   (b) `riffusion_image_reference` — plain librosa: full STFT, dense 512 × 8,821 mel matrix;
-  (c) the floor: a bare float32 `scipy.fft.rfft` of 501 frames of 17,640 points (frames
-      prepared outside the timer);
+  (c) the floor: a bare float32 `torch.fft.rfft` of 501 frames of 17,640 points (frames
+      prepared outside the timer); (c2) the same with `scipy.fft.rfft` (pocketfft), which
+      the stage used up to version 3;
   (d) riffusion's converter as torch runs it (the test replica; torch uses its own threads);
   (e) the stage end to end: `Spectrogram.process` on the chunks as PCM_24 FLACs (decode,
       image, Lanczos 224 px, PNG write), per chunk.
@@ -53,6 +54,12 @@ def floor_frames(audio: np.ndarray, p: sp.SpectrogramParams) -> np.ndarray:
 
 def bare_rfft(frames: np.ndarray) -> None:
     """The FFT alone; its 35 MB output is dropped (keeping N of them would measure paging)."""
+    import torch
+
+    torch.fft.rfft(torch.from_numpy(frames), dim=-1)
+
+
+def bare_scipy_rfft(frames: np.ndarray) -> None:
     scipy.fft.rfft(frames, axis=-1)
 
 
@@ -122,6 +129,7 @@ def main() -> int:
             "(a) stage fast path": (lambda a: sp.riffusion_image(a, p), chunks, None),
             "(b) plain librosa (full STFT, dense mel)": (lambda a: sp.riffusion_image_reference(a, p), chunks, None),
             "(c) floor: bare rfft 501 x 17640 f32": (bare_rfft, chunks, lambda a: floor_frames(a, p)),
+            "(c2) bare scipy rfft 501 x 17640 f32": (bare_scipy_rfft, chunks, lambda a: floor_frames(a, p)),
             "(d) riffusion converter (torch replica)": (rr.image_from_float_audio, chunks, None),
             "(e) stage process(): FLAC->PNG 224": (run_item, items, None),
         }
@@ -147,7 +155,7 @@ def main() -> int:
     speedup_wall = best["(b) plain librosa (full STFT, dense mel)"][1] / best["(a) stage fast path"][1]
     floor_cpu = best["(c) floor: bare rfft 501 x 17640 f32"][0]
 
-    lines = [f"| method | CPU ms/chunk | wall ms/chunk | chunks/CPU-s |", "|---|---:|---:|---:|"]
+    lines = ["| method | CPU ms/chunk | wall ms/chunk | chunks/CPU-s |", "|---|---:|---:|---:|"]
     for name, (cpu, wall) in best.items():
         lines.append(f"| {name} | {cpu * 1e3:.1f} | {wall * 1e3:.1f} | {1 / cpu:.1f} |")
     summary = [
