@@ -137,6 +137,11 @@ class StageContext(ItemContext):
         columns = getattr(self._manifests, "columns", None)
         return columns(name) if columns is not None else list(self.input_manifest(name).columns)
 
+    def manifest_rows(self, name: str) -> int:
+        """Row count of an input manifest without reading its rows."""
+        rows = getattr(self._manifests, "num_rows", None)
+        return rows(name) if rows is not None else len(self.input_manifest(name))
+
     def item_context(self) -> ItemContext:
         return ItemContext(stage=self.stage, params=self.params, out_root=self.out_root,
                            out_dir=self.out_dir, input_dirs=dict(self.input_dirs),

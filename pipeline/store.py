@@ -280,6 +280,9 @@ class ManifestFiles(Mapping):
     def columns(self, name: str) -> list[str]:
         return list(pq.read_schema(self.paths[name]).names)
 
+    def num_rows(self, name: str) -> int:
+        return pq.ParquetFile(self.paths[name]).metadata.num_rows
+
     def iter_batches(self, name: str, columns: list[str] | None = None) -> Iterator[Any]:
         pf = pq.ParquetFile(self.paths[name])
         cols = None if columns is None else [c for c in columns if c in pf.schema_arrow.names]
