@@ -82,10 +82,24 @@ class DaskExecutor:
 
         yield from run_windowed(items, submit, wait_any, outcome, window * self.window_per_worker)
 
+    def release(self) -> None:
+        """Workers may belong to a shared cluster and outlive this run: instead of stopping
+        them, hand the heap each one freed after the stage back to the OS."""
+        try:
+            self.client.run(release_worker_memory)
+        except Exception:  # noqa: BLE001 - trimming is an optimisation, never a failure
+            pass
+
     def close(self) -> None:
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+
+
+def release_worker_memory() -> None:
+    from emoprep.runner import release_memory
+
+    release_memory()
 
 
 def worker_pids(client) -> dict[str, int]:

@@ -108,6 +108,9 @@ class InlineExecutor:
             except Exception as exc:  # noqa: BLE001 - reported as a reject by the runner
                 yield item, exc
 
+    def release(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -152,6 +155,12 @@ class ProcessPoolExecutorBackend:
         # A broken pool takes every in-flight future with it: restart and retry them all.
         yield from run_windowed(items, submit, wait_any, outcome, self.workers * 4,
                                 on_crash=self._restart, crash_loses_all=True)
+
+    def release(self) -> None:
+        """Stop the idle workers once a stage's items are done (the next stage starts new
+        ones): workers keep their peak heap and imported models, which would otherwise sit
+        beside the runner while it assembles the manifest and through every later stage."""
+        self.close()
 
     def close(self) -> None:
         if self._pool is not None:

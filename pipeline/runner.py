@@ -290,6 +290,7 @@ class Runner:
                 if len(buffer) >= LEDGER_FLUSH_ITEMS or time.time() - last > LEDGER_FLUSH_SECONDS:
                     ledger.append(buffer)
                     buffer, last = [], time.time()
+            ex.release()
         finally:
             ledger.append(buffer)  # commit what finished, also on Ctrl-C
             if own:

@@ -153,6 +153,20 @@ def test_a_dying_worker_loses_only_its_item(tmp_path, data, monkeypatch):
     assert kept == [f"toy:{i}" for i in range(1, 11) if i != 5]
 
 
+def test_pool_workers_stop_when_a_stage_finishes_and_restart_for_the_next(tmp_path, data):
+    # Idle workers keep their peak heap (and torch): they must not sit beside the runner
+    # while it assembles a manifest or runs later stages.
+    import multiprocessing
+
+    ex = ProcessPoolExecutorBackend(2)
+    try:
+        summary = {s.name: s for s in run(tmp_path / "out", data, executor=ex)}
+        assert multiprocessing.active_children() == []
+    finally:
+        ex.close()
+    assert [s.status for s in summary.values()] == ["ran"] * len(summary) and summary["square"].rows > 0
+
+
 class StopAfter(InlineExecutor):
     """Inline executor that simulates Ctrl-C after `n` items and counts what it processed."""
 
