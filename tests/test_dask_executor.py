@@ -31,6 +31,9 @@ def test_dask_outputs_equal_inline_outputs_and_a_killed_item_is_accounted(tmp_pa
         assert ex.workers == 2
         run(tmp_path / "dask", data, executor=ex)
         assert diff(snapshot(tmp_path / "inline"), snapshot(tmp_path / "dask")) == []
+        # The nanny's MALLOC_TRIM_THRESHOLD_ (1.5× slower FFTs) was undone in each worker.
+        tuned = ex.client.run(lambda: __import__("emoprep.dask_executor").dask_executor._malloc_tuned)
+        assert list(tuned.values()) == [True, True]
         # A worker process that dies on an item: rescheduled once, then rejected; the rest lands.
         monkeypatch.setenv("TOY_CRASH_ON", "toy:7")
         ex.client.run(lambda: os.environ.__setitem__("TOY_CRASH_ON", "toy:7"))
