@@ -66,6 +66,7 @@ class TreeMemory:
         self.every = every
         self.peak_rss = self.peak_pss = self.peak_main = 0
         self.peak_procs = 0
+        self.samples: list[tuple[float, int, int]] = []  # (epoch s, RSS sum of the tree, CLI RSS)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
@@ -76,7 +77,7 @@ class TreeMemory:
                 procs = [self.root, *self.root.children(recursive=True)]
             except psutil.Error:
                 return
-            rss = pss = 0
+            rss = pss = main = 0
             for p in procs:
                 try:
                     full = p.memory_full_info()
@@ -85,7 +86,9 @@ class TreeMemory:
                 rss += full.rss
                 pss += getattr(full, "pss", full.rss)
                 if p.pid == self.root.pid:
+                    main = full.rss
                     self.peak_main = max(self.peak_main, full.rss)
+            self.samples.append((time.time(), rss, main))
             self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
             self.peak_procs = max(self.peak_procs, len(procs))
             self._stop.wait(self.every)
@@ -106,6 +109,22 @@ def emoprep_run(args: list[str]) -> tuple[float, TreeMemory, str]:
     if proc.returncode != 0:
         raise SystemExit(f"emoprep run failed ({proc.returncode}):\n{output}")
     return wall, mem, output
+
+
+def phase_peaks(mem: TreeMemory, out: Path) -> list[str]:
+    """Peak tree RSS (and the CLI's RSS at that moment) over each stage, start to _DONE,
+    from the stage-start/stage-done events of the run log."""
+    events = [json.loads(line) for log in sorted((out / "logs").glob("run-*.jsonl"))
+              for line in log.read_text().splitlines()]
+    starts = {e["stage"]: e["t"] for e in events if e["event"] == "stage-start"}
+    ends = {e["stage"]: e["t"] for e in events if e["event"] == "stage-done"}
+    parts = []
+    for stage, t0 in starts.items():
+        inside = [(rss, main) for t, rss, main in mem.samples if t0 <= t <= ends.get(stage, t0)]
+        if inside:
+            rss, main = max(inside)
+            parts.append(f"{stage} {gib(rss)} (CLI {gib(main)})")
+    return parts
 
 
 def done_counts(out: Path, stage: str) -> dict:
@@ -137,6 +156,7 @@ def scale_run(a: argparse.Namespace) -> list[str]:
         + ", ".join(f"{s} {d['run']['seconds']:.1f}" for s, d in stages.items()),
         f"peak memory of the process tree: RSS sum {gib(mem.peak_rss)}, PSS sum {gib(mem.peak_pss)}, "
         f"CLI process {gib(mem.peak_main)}, {mem.peak_procs} processes",
+        "peak RSS sum while each stage ran: " + ", ".join(phase_peaks(mem, out)),
         f"no-op re-run: {noop:.2f} s",
         "rejects: " + ", ".join(f"{s} {d['counts']['rejects']}" for s, d in stages.items()),
     ]
