@@ -117,8 +117,10 @@ class DaskExecutor:
     def release(self) -> None:
         """Workers may belong to a shared cluster and outlive this run: instead of stopping
         them, hand the heap each one freed after the stage back to the OS."""
+        from emoprep.runner import release_memory
+
         try:
-            self.client.run(release_worker_memory)
+            self.client.run(release_memory)
         except Exception:  # noqa: BLE001 - trimming is an optimisation, never a failure
             pass
 
@@ -126,12 +128,6 @@ class DaskExecutor:
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
-
-
-def release_worker_memory() -> None:
-    from emoprep.runner import release_memory
-
-    release_memory()
 
 
 def worker_pids(client) -> dict[str, int]:

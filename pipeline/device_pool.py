@@ -88,9 +88,6 @@ class DevicePoolExecutor:
         yield from run_windowed(items, submit, wait_any, outcome,
                                 self.workers * SHARDS_IN_FLIGHT_PER_DEVICE, on_crash=self._restart_broken)
 
-    def release(self) -> None:
-        self.close()
-
     def close(self) -> None:
         for pool in self._pools.values():
             pool.shutdown(wait=True, cancel_futures=True)

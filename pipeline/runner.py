@@ -290,7 +290,8 @@ class Runner:
                 if len(buffer) >= LEDGER_FLUSH_ITEMS or time.time() - last > LEDGER_FLUSH_SECONDS:
                     ledger.append(buffer)
                     buffer, last = [], time.time()
-            ex.release()
+            if not own:  # an executor the runner owns is closed below
+                ex.release()
         finally:
             ledger.append(buffer)  # commit what finished, also on Ctrl-C
             if own:
