@@ -24,9 +24,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from emoprep.filehash import FileHasher
-from emoprep.stage import StageContext, get_stage
-from emoprep.stages.demo_deam import write_deam_scale_tree
+from emoprep.pipeline.filehash import FileHasher
+from emoprep.pipeline.context import StageContext
+from emoprep.pipeline.registry import get_stage
+from emoprep.stages.demo.deam import write_deam_scale_tree
+from emoprep.pipeline.assemble import finish_manifest
 
 HERE = Path(__file__).resolve().parent
 
@@ -62,7 +64,7 @@ def run_stage(name, root, out, workers, manifests=None, hasher=None):
             rejects += o.rejects
             for k, v in o.counters.items():
                 counters[k] = counters.get(k, 0) + v
-    df, rejects = stage.finalize(ctx, pd.DataFrame(rows), rejects)
+    df, rejects = finish_manifest(stage, ctx, pd.DataFrame(rows), rejects)
     wall, cpu = time.perf_counter() - t0, _cpu() - c0
     return df, rejects, counters, {"items": len(items), "wall_s": wall, "cpu_s": cpu, "signature_s": sig_s}
 

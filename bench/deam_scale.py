@@ -38,7 +38,7 @@ EMOPREP = Path(sys.executable).with_name("emoprep")
 
 def ensure_tree(n_scale: int, seed: int = 0, only_ids: list[int] | None = None, tag: str = "") -> Path:
     """The synthetic tree, built once; 10× seeds its copy 0 from the 1× tree's MP3s."""
-    from emoprep.stages.demo_deam import AUDIO_DIR, write_deam_scale_tree
+    from emoprep.stages.demo.deam import AUDIO_DIR, write_deam_scale_tree
 
     root = OUT / f"deam-scale-n{n_scale}-s{seed}{tag}"
     marker = root / "_TREE.json"
@@ -166,7 +166,7 @@ def scale_run(a: argparse.Namespace) -> list[str]:
 
 
 def dask_speedup(a: argparse.Namespace) -> list[str]:
-    from emoprep.stages.demo_deam import scale_specs
+    from emoprep.stages.demo.deam import scale_specs
 
     ids = [s.song_id for s in scale_specs(0) if s.kind == "excerpt"][: a.songs]
     tree = ensure_tree(1, only_ids=ids, tag=f"-first{a.songs}")

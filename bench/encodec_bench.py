@@ -31,11 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from _token_fixtures import clip_label_rows, clip_signal, split_rows, tokens_ctx, write_clips  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.helpers.token_fixtures import clip_label_rows, clip_signal, split_rows, tokens_ctx, write_clips  # noqa: E402
 
-from emoprep.stages import encodec, weights  # noqa: E402
-from emoprep.stages.tokens import Tokens, objects_dir  # noqa: E402
+from emoprep.stages.tokens import encodec, weights  # noqa: E402
+from emoprep.stages.tokens.stage import Tokens, objects_dir  # noqa: E402
 
 TOK = "encodec-24khz"
 

@@ -33,11 +33,11 @@ from pathlib import Path
 import pandas as pd
 import soundfile as sf
 
-from emoprep.recipe import build_params
-from emoprep.stage import StageContext
-from emoprep.stages.demo_deam import synth_music
+from emoprep.pipeline.recipe import build_params
+from emoprep.pipeline.context import StageContext
+from emoprep.stages.demo.deam import synth_music
 from emoprep.stages.features import Features
-from emoprep.stages.salient import Salient
+from emoprep.stages.segments.salient import Salient
 
 LENGTHS = {"45 s excerpt": 45.0, "30 s clip": 30.0, "240 s song": 240.0}
 SEED003_SECONDS, SEED003_MAX_SONGS = 104 * 60, 1802 + 794

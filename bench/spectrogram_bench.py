@@ -33,11 +33,11 @@ import pandas as pd
 import scipy.fft
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-import riffusion_reference as rr  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import tests.helpers.riffusion_reference as rr  # noqa: E402
 
-from emoprep.stage import StageContext  # noqa: E402
-from emoprep.stages import spectrogram as sp  # noqa: E402
+from emoprep.pipeline.context import StageContext  # noqa: E402
+from emoprep.stages.spectrogram import stage as sp  # noqa: E402
 
 
 def make_chunks(n: int) -> list[np.ndarray]:

@@ -18,9 +18,9 @@ import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-import riffusion_reference as rr  # noqa: E402
+import tests.helpers.riffusion_reference as rr  # noqa: E402
 
-from emoprep.stages.spectrogram import riffusion_image  # noqa: E402
+from emoprep.stages.spectrogram.stage import riffusion_image  # noqa: E402
 
 
 def main() -> None:

@@ -35,11 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from _token_fixtures import label_rows, split_rows, tokens_ctx, write_pngs  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.helpers.token_fixtures import label_rows, split_rows, tokens_ctx, write_pngs  # noqa: E402
 
-from emoprep.stages import vit  # noqa: E402
-from emoprep.stages.tokens import Tokens, objects_dir  # noqa: E402
+from emoprep.stages.tokens import vit  # noqa: E402
+from emoprep.stages.tokens.stage import Tokens, objects_dir  # noqa: E402
 
 
 def cpu_seconds() -> float:
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     for _ in range(args.rounds):
         bare_s.append(bare_forward(loaded.model, batches))
         pipe_s.append(pipeline(stage, item, ictx))
-    from emoprep.manifests.token_store import sequence_shape
+    from emoprep.manifests.token_store.layout import sequence_shape
 
     shape = tuple(sequence_shape(vit.token_layout(p.tokenizer)))
     own_s = [own_cost(stage, item, ictx, shape) for _ in range(max(3, args.rounds))]

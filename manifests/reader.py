@@ -16,7 +16,7 @@ Hugging Face `datasets` (Parquet view, written once next to the store)::
     dsd = datasets.load_dataset("parquet", data_files=hf_parquet_view("emoprep-out"))
     dsd["train"].with_format("numpy")[0]["patches"]                      # [196, 768]
 
-Plain NumPy: see `emoprep.manifests.token_store` (every shard is an `.npy` file).
+Plain NumPy: see `emoprep.manifests.token_store.layout` (every shard is an `.npy` file).
 """
 from __future__ import annotations
 
@@ -31,9 +31,9 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from emoprep.atomic import atomic_path, atomic_write_json
-from emoprep.manifests import token_store as ts
-from emoprep.store import natural_key
+from emoprep.pipeline.atomic import atomic_path, atomic_write_json
+from emoprep.manifests.token_store import layout as ts
+from emoprep.pipeline.values import natural_key
 
 MODALITY_CODES = {"image": 0, "audio": 1, 0: 0, 1: 1}
 ENHANCED_EXTRA = ("valence", "arousal", "modality")  # appended to every token, thesis §2.1.4

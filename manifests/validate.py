@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emoprep.manifests import token_store as ts
+from emoprep.manifests.token_store import layout as ts
 
 PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"
 SOURCE_MODALITY = {"deam": 1, "pmemo": 1, "foodpics": 0}

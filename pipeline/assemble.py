@@ -14,12 +14,17 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 
-from emoprep.stage import Reject
-from emoprep.store import ItemRecord, Ledger, natural_key
+from emoprep.pipeline.columns import with_kinds
+from emoprep.pipeline.context import StageContext
+from emoprep.pipeline.ledger import ItemRecord, Ledger
+from emoprep.pipeline.stage import AnyStage, Reject
+from emoprep.pipeline.values import natural_key
 
 
 @dataclass
@@ -106,3 +111,12 @@ def _sorted(table: pa.Table) -> pa.Table:
     ids = table.column("sample_id").to_pylist()
     order = sorted(range(len(ids)), key=lambda i: row_order_key(ids[i]))
     return table.take(pa.array(order, pa.int64()))
+
+
+def finish_manifest(stage: AnyStage, ctx: StageContext[Any], rows: pd.DataFrame,
+                    rejects: list[Reject]) -> tuple[pd.DataFrame, list[Reject]]:
+    """The last steps after all items, as the runner takes them: the stage's `finalize`
+    (dataset-level work), then its declared column kinds (one Parquet type per column)."""
+    rows, rejects = stage.finalize(ctx, rows, rejects)
+    columns = stage.columns(ctx)
+    return (with_kinds(rows, columns) if columns else rows), rejects

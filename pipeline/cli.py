@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from emoprep.errors import ConfigError, EmoprepError
+from emoprep.pipeline.errors import ConfigError, EmoprepError
 
 app = typer.Typer(
     name="emoprep",
@@ -38,12 +38,12 @@ def _fail(exc: EmoprepError) -> None:
 
 
 def _load(recipe: Optional[str], sets: list[str]):
-    from emoprep.recipe import load_recipe
+    from emoprep.pipeline.recipe import load_recipe
     return load_recipe(recipe, sets)
 
 
 def _dataset_roots_configured(recipe) -> bool:
-    from emoprep.stage import all_stages
+    from emoprep.pipeline.registry import all_stages
     return any(recipe.sections.get(name, {}).get("root") for name, st in all_stages().items()
                if st.datasets)
 
@@ -56,7 +56,7 @@ def _data_root(recipe, data_root: Optional[Path], out_root: Path, log) -> Option
         return data_root
     if _dataset_roots_configured(recipe):
         return None
-    from emoprep.stages.demo import ensure_demo_data
+    from emoprep.stages.demo.dataset import ensure_demo_data
     demo = out_root / "demo-data"
     log.say(f"No data configured (--data-root / DATA=...): using the embedded demo dataset in {demo}")
     ensure_demo_data(demo)
@@ -85,10 +85,10 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings, errors and the summary."),
 ) -> None:
     """Run the recipe's DAG (or up to [cyan]--stage[/]); up-to-date stages are skipped and say why."""
-    from emoprep.executors import make_executor
-    from emoprep.lock import OutputLock
-    from emoprep.runlog import RunLog
-    from emoprep.runner import Runner
+    from emoprep.pipeline.executors import make_executor
+    from emoprep.pipeline.lock import OutputLock
+    from emoprep.pipeline.runlog import RunLog
+    from emoprep.pipeline.runner import Runner
 
     out_root = out_root.resolve()
     try:
@@ -119,7 +119,7 @@ def run(
     except EmoprepError as exc:
         _fail(exc)
     except OSError as exc:
-        from emoprep.runner import ENVIRONMENT_ERRNOS
+        from emoprep.pipeline.runner import ENVIRONMENT_ERRNOS
         if exc.errno not in ENVIRONMENT_ERRNOS:
             raise
         _fail(EmoprepError(f"{exc.strerror} while writing {exc.filename or out_root}: free space and run "
@@ -139,8 +139,8 @@ def status(
     weights: Optional[Path] = typer.Option(None, "--weights", help="As for run: weights decide token fingerprints."),
 ) -> None:
     """Every stage of the recipe: done / stale (and what changed) / in progress / missing."""
-    from emoprep.runlog import RunLog
-    from emoprep.runner import Runner
+    from emoprep.pipeline.runlog import RunLog
+    from emoprep.pipeline.runner import Runner
 
     out_root = out_root.resolve()
     try:
@@ -187,8 +187,8 @@ def report(
     no_wait: bool = typer.Option(False, "--no-wait", help="Exit 2 instead of waiting when a run holds --out."),
 ) -> None:
     """(Re)build [cyan]report/[/] (index.html with plots, report.json, DATASET.md) from every finished stage, with run timings; prints where it is."""
-    from emoprep.lock import OutputLock
-    from emoprep.stages.report import build_report
+    from emoprep.pipeline.lock import OutputLock
+    from emoprep.stages.report.stage import build_report
 
     out_root = out_root.resolve()
     try:
@@ -207,7 +207,7 @@ def report(
 @app.command("demo-data")
 def demo_data(directory: Path = typer.Argument(..., help="Folder to write the demo dataset into.")) -> None:
     """Write the small deterministic demo dataset (DEAM + FoodPics layouts, with their quirks)."""
-    from emoprep.stages.demo import write_demo_data
+    from emoprep.stages.demo.dataset import write_demo_data
 
     info = write_demo_data(directory)
     out.print(f"demo dataset written to {directory}: {info}")
@@ -218,7 +218,7 @@ def stages() -> None:
     """List the stages, their inputs and parameters (defaults)."""
     import dataclasses
 
-    from emoprep.stage import all_stages
+    from emoprep.pipeline.registry import all_stages
 
     table = Table(title="stages")
     for col in ("stage", "inputs", "parameters (default)"):
@@ -236,13 +236,13 @@ def stages() -> None:
 @app.command()
 def recipes(show: Optional[str] = typer.Option(None, "--show", help="Print one recipe's resolved parameters.")) -> None:
     """List the shipped recipes, or show one with every parameter resolved."""
-    from emoprep.recipe import load_recipe, params_as_dict, shipped_recipes
+    from emoprep.pipeline.recipe import load_recipe, params_as_dict, shipped_recipes
 
     try:
         if show:
             rec = load_recipe(show)
             out.print(f"[bold]{rec.name}[/]: {rec.description}\ntargets: {', '.join(rec.targets)}")
-            from emoprep.runner import Runner
+            from emoprep.pipeline.runner import Runner
             for name, st, params, inputs in Runner(rec, Path(".")).stage_order():
                 out.print(f"\n[cyan][{name}][/]  # inputs: {', '.join(inputs) or 'raw data'}")
                 for k, v in params_as_dict(params).items():

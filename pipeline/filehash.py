@@ -13,7 +13,7 @@ import os
 import threading
 from pathlib import Path
 
-from emoprep.atomic import atomic_write_text
+from emoprep.pipeline.atomic import atomic_write_text
 
 CHUNK = 1 << 20
 

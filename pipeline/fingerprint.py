@@ -13,8 +13,8 @@ from functools import lru_cache
 from importlib import metadata
 from typing import Any
 
-from emoprep.atomic import canonical_json
-from emoprep.recipe import params_as_dict
+from emoprep.pipeline.atomic import canonical_json
+from emoprep.pipeline.recipe import params_as_dict
 
 SHORT = 16  # hex digits used in folder names (64 bits)
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from emoprep.errors import ConfigError
+from emoprep.pipeline.errors import ConfigError
 
 LOCK_NAME = ".emoprep.lock"
 

@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from emoprep.errors import ConfigError
+from emoprep.pipeline.errors import ConfigError
 
 DEFAULT_RECIPE = "thesis-v3"
 
@@ -65,7 +65,7 @@ def _read_recipe_source(name_or_file: str) -> tuple[dict[str, Any], str]:
 def load_recipe(name_or_file: str | None = None, sets: list[str] | None = None,
                 _seen: tuple[str, ...] = ()) -> Recipe:
     """Load a shipped recipe by name or a TOML file, follow `extends`, apply `--set`s."""
-    from emoprep.stage import all_stages
+    from emoprep.pipeline.registry import all_stages
 
     name_or_file = name_or_file or DEFAULT_RECIPE
     if name_or_file in _seen:
@@ -107,7 +107,7 @@ def load_recipe(name_or_file: str | None = None, sets: list[str] | None = None,
 
 def apply_set(recipe: Recipe, assignment: str) -> None:
     """Apply one `STAGE.KEY=VALUE`; VALUE is read as a TOML value, else as a plain string."""
-    from emoprep.stage import all_stages
+    from emoprep.pipeline.registry import all_stages
 
     if "=" not in assignment or "." not in assignment.split("=", 1)[0]:
         raise ConfigError(f"--set {assignment!r}: expected STAGE.KEY=VALUE, e.g. spectrogram.keep_fullres=true")

@@ -5,34 +5,42 @@ item ledger (resume), atomic commits, progress, counts, publishing the current m
 """
 from __future__ import annotations
 
-import ctypes
 import errno
-import gc
 import signal
 import time
 import traceback
 from collections import Counter
+from collections.abc import Iterable, Iterator, Sized
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sized
+from types import FrameType
+from typing import Any
 
+import pandas as pd
 import pyarrow as pa
+from rich.progress import Progress, TaskID
 
-from emoprep import __version__
-from emoprep.assemble import assemble
-from emoprep.atomic import sweep_temp_files
-from emoprep.device_pool import DevicePoolExecutor, visible_gpus
-from emoprep.errors import ConfigError, DataError
-from emoprep.executors import InlineExecutor, WorkerCrashed
-from emoprep.filehash import FileHasher
-from emoprep.fingerprint import components, explain_change, fingerprint
-from emoprep.manifests.schema import REJECT_CODES
-from emoprep.recipe import Recipe
-from emoprep.runlog import RunLog
-from emoprep.stage import Stage, StageContext, WorkItem, get_stage
-from emoprep.store import (LEDGER, MANIFEST, REJECTS, ItemRecord, Ledger, ManifestFiles, Published,
-                           StageDir, natural_key, outputs_intact, rejects_to_table, write_table)
+from emoprep.manifests.reasons import INTERNAL_ERROR, NO_OUTPUT, REJECT_CODES, WORKER_CRASHED
+from emoprep.pipeline import __version__
+from emoprep.pipeline.assemble import assemble, finish_manifest
+from emoprep.pipeline.atomic import sweep_temp_files
+from emoprep.pipeline.context import StageContext
+from emoprep.pipeline.errors import ConfigError, DataError
+from emoprep.pipeline.executors.base import Executor, WorkerCrashed
+from emoprep.pipeline.executors.device_pool import DevicePoolExecutor, visible_gpus
+from emoprep.pipeline.executors.inline import InlineExecutor
+from emoprep.pipeline.filehash import FileHasher
+from emoprep.pipeline.fingerprint import components, explain_change, fingerprint
+from emoprep.pipeline.ledger import LEDGER, ItemRecord, Ledger, outputs_intact
+from emoprep.pipeline.memory import release_memory
+from emoprep.pipeline.recipe import Recipe
+from emoprep.pipeline.registry import get_stage
+from emoprep.pipeline.runlog import RunLog
+from emoprep.pipeline.stage import AnyStage, WorkItem
+from emoprep.pipeline.store import MANIFEST, REJECTS, Published, StageDir, rejects_to_table, write_table
+from emoprep.pipeline.upstream import ManifestFiles
+from emoprep.pipeline.values import natural_key
 
 LEDGER_FLUSH_SECONDS = 2.0
 LEDGER_FLUSH_ITEMS = 500
@@ -41,7 +49,7 @@ LEDGER_FLUSH_ITEMS = 500
 @dataclass
 class PlannedStage:
     name: str
-    stage: Stage
+    stage: AnyStage
     params: Any
     inputs: list[str]
     components: dict[str, Any]
@@ -102,12 +110,12 @@ class Runner:
         return self._device
 
     # ------------------------------------------------------------ planning
-    def stage_order(self, target: str | None = None) -> list[tuple[str, Stage, Any, list[str]]]:
+    def stage_order(self, target: str | None = None) -> list[tuple[str, AnyStage, Any, list[str]]]:
         """Topological order of the stages needed for `target` (or the recipe's targets)."""
         targets = [target] if target else list(self.recipe.targets)
         if not targets:
             raise ConfigError(f"recipe {self.recipe.name!r} names no targets; pass --stage NAME")
-        order: list[tuple[str, Stage, Any, list[str]]] = []
+        order: list[tuple[str, AnyStage, Any, list[str]]] = []
         state: dict[str, str] = {}
 
         def visit(name: str, chain: tuple[str, ...]) -> None:
@@ -159,17 +167,17 @@ class Runner:
         self.hasher.save()
         return list(planned.values())
 
-    def _context(self, stage: Stage, params: Any, out_dir: Path, inputs: list[str],
-                 planned: dict[str, PlannedStage], manifests: dict | None = None) -> StageContext:
+    def _context(self, stage: AnyStage, params: Any, out_dir: Path, inputs: list[str],
+                 planned: dict[str, PlannedStage], manifests: ManifestFiles | None = None) -> StageContext[Any]:
         return StageContext(
             stage=stage.name, params=params, out_root=self.out_root, out_dir=out_dir,
             input_dirs={i: planned[i].sdir.path for i in inputs if i in planned},
-            roots=dict(self.roots), device=self.device if _needs_device(stage) else "cpu",
+            roots=dict(self.roots), device=self.device if stage.uses_device else "cpu",
             manifests=manifests, hasher=self.hasher, log=self.log.say)
 
     # ------------------------------------------------------------ running
-    def run(self, target: str | None, executor: Any, force: bool = False,
-            max_reject_ratio: float | None = None, progress: Any = None) -> list[StageSummary]:
+    def run(self, target: str | None, executor: Executor, force: bool = False,
+            max_reject_ratio: float | None = None, progress: Progress | None = None) -> list[StageSummary]:
         # Orphans of a killed run's shared writes (stage folders are swept when used).
         for shared in ("manifests", ".cache"):
             if (self.out_root / shared).is_dir():
@@ -183,8 +191,8 @@ class Runner:
                 release_memory()
         return summaries
 
-    def _execute(self, ps: PlannedStage, planned: dict[str, PlannedStage], executor: Any,
-                 force: bool, max_reject_ratio: float | None, progress: Any) -> StageSummary:
+    def _execute(self, ps: PlannedStage, planned: dict[str, PlannedStage], executor: Executor,
+                 force: bool, max_reject_ratio: float | None, progress: Progress | None) -> StageSummary:
         t0 = time.time()
         if ps.sdir.is_done() and not force:
             done = ps.sdir.read_done() or {}
@@ -221,7 +229,7 @@ class Runner:
         counters = built.counters
         df = built.table.to_pandas()
         built.table = None  # only the DataFrame from here on
-        df, rejects = ps.stage.finalize(ctx, df, built.rejects)
+        df, rejects = finish_manifest(ps.stage, ctx, df, built.rejects)
         table = self._final_table(ps, df)
         reasons = Counter(r.reason for r in rejects)
         undocumented = sorted(set(reasons) - set(REJECT_CODES))
@@ -243,7 +251,7 @@ class Runner:
             "counts": counts, "outputs": [MANIFEST, REJECTS], "emoprep_version": __version__,
             # Everything above is a pure function of the inputs; "run" describes this run only.
             "run": {"seconds": round(seconds, 3), "resumed_items": resumed,
-                    "executor": getattr(executor, "name", "?"), "workers": getattr(executor, "workers", 1)},
+                    "executor": executor.name, "workers": executor.workers},
         })
         ps.sdir.cleanup_after_done()
         self.published.publish(ps.name, ps.sdir, self.out_root)
@@ -253,8 +261,8 @@ class Runner:
         return StageSummary(ps.name, "ran", n_items, table.num_rows, len(rejects), resumed, seconds,
                             ps.sdir.fp, dict(reasons))
 
-    def _run_items(self, ps: PlannedStage, items: Iterable[WorkItem], ctx: StageContext,
-                   executor: Any, progress: Any) -> tuple[int, int, set[str]]:
+    def _run_items(self, ps: PlannedStage, items: Iterable[WorkItem], ctx: StageContext[Any],
+                   executor: Executor, progress: Progress | None) -> tuple[int, int, set[str]]:
         """Stream the planned items through the executor, committing results to the ledger
         as they come; items whose committed outputs are intact are skipped (resume).
         Returns (items planned, items resumed, their keys)."""
@@ -285,7 +293,7 @@ class Runner:
         try:
             for item, result in ex.map_unordered(ps.name, todo(), ctx.item_context()):
                 buffer.append(self._record(ps.name, item, result))
-                if progress is not None:
+                if progress is not None and task is not None:
                     progress.advance(task)
                 if len(buffer) >= LEDGER_FLUSH_ITEMS or time.time() - last > LEDGER_FLUSH_SECONDS:
                     ledger.append(buffer)
@@ -298,7 +306,7 @@ class Runner:
                 ex.close()
         return len(wanted), resumed, wanted
 
-    def _executor_for(self, ps: PlannedStage, executor: Any, many: bool) -> tuple[Any, bool]:
+    def _executor_for(self, ps: PlannedStage, executor: Executor, many: bool) -> tuple[Executor, bool]:
         """Where this stage's items run, and whether the runner owns (must close) it.
 
         A model stage on CUDA goes to GPU-resourced dask workers when the cluster has
@@ -307,7 +315,7 @@ class Runner:
         if not many:
             return InlineExecutor(), False
         if ps.stage.uses_device and (self.device == "cuda" or self.device_slots is not None):
-            if getattr(executor, "gpu_workers", 0):
+            if executor.gpu_workers:
                 return executor, False
             slots = self.device_slots if self.device_slots is not None else visible_gpus()
             if len(slots) > 1:
@@ -320,17 +328,17 @@ class Runner:
             # Not the item's fault: rejecting it (and every item after it) would be wrong.
             raise EnvironmentFault(stage, item.key, result)
         if isinstance(result, BaseException):
-            reason = "worker-crashed" if isinstance(result, WorkerCrashed) else "internal-error"
+            reason = WORKER_CRASHED if isinstance(result, WorkerCrashed) else INTERNAL_ERROR
             tb = "".join(traceback.format_exception(result)).strip()
             self.log.event("item-error", stage=stage, key=item.key, error=tb)
             self.log.warn(f"{stage}: {item.key}: {type(result).__name__}: {result}")
             return ItemRecord(item.key, rejects=[[item.key, reason, f"{type(result).__name__}: {result}"]])
         rec = ItemRecord.from_outcome(item.key, result)
         if not rec.rows and not rec.rejects:
-            rec.rejects = [[item.key, "no-output", "the stage produced neither output nor a reason"]]
+            rec.rejects = [[item.key, NO_OUTPUT, "the stage produced neither output nor a reason"]]
         return rec
 
-    def _final_table(self, ps: PlannedStage, df: Any) -> pa.Table:
+    def _final_table(self, ps: PlannedStage, df: pd.DataFrame) -> pa.Table:
         if "sample_id" in df.columns:
             ids = [str(s) for s in df["sample_id"]]
             dup = sorted(s for s, n in Counter(ids).items() if n > 1)
@@ -373,26 +381,10 @@ class EnvironmentFault(DataError):
                          "committed and earlier outputs are intact: free space and run the same command again")
 
 
-def release_memory() -> None:
-    """Hand memory freed by a finished step back to the OS. glibc keeps freed heap pages and
-    Arrow its pool, so without this the runner's RSS stays at the peak of its largest stage
-    for the rest of the run, on top of the workers of every later stage."""
-    gc.collect()
-    pa.default_memory_pool().release_unused()
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
-        pass
-
-
-def _needs_device(stage: Stage) -> bool:
-    return bool(stage.uses_device)
-
-
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM behaves like Ctrl-C: finished items are committed before the run stops."""
-    def handler(signum, frame):  # noqa: ARG001
+    def handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     try:

@@ -1,13 +1,16 @@
-"""The Stage protocol and the registry.
+"""The Stage protocol: what a stage declares and the values it hands back to the engine.
 
 A stage module holds the science; the engine (runner, store, executors) holds the
 bookkeeping. A stage declares:
 
 - `name`, `version` (bump when outputs change for the same inputs and parameters),
   `libraries` (distributions whose versions enter the fingerprint, e.g. "librosa"),
-  `Params` (a dataclass filled from the recipe; fields marked `runtime()` stay out of the
-  fingerprint because they cannot change results);
+  `Params` (a frozen dataclass filled from the recipe; fields marked `runtime()` stay out of
+  the fingerprint because they cannot change results) — the stage is generic over it, so
+  `ctx.params` has the stage's own type;
 - `inputs(params)`: the upstream stage names it reads (may depend on parameters);
+- `columns(ctx)`: its manifest columns and their kinds, declared once; the runner casts every
+  manifest of the stage to them, so the schema never depends on the data;
 - either per-item work — `plan(ctx) -> [WorkItem]` in the main process, then
   `process(item, ctx) -> Outcome` in a worker — or whole-stage work with `run(ctx) -> Outcome`;
 - optionally `finalize(ctx, rows, rejects) -> (rows, rejects)` for dataset-level steps after
@@ -21,12 +24,20 @@ reject, so inputs = outputs + rejects always holds.
 from __future__ import annotations
 
 import dataclasses
-import os
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import pandas as pd
+
+from emoprep.manifests.reasons import ReasonCode
+from emoprep.pipeline.columns import ColumnKind
+
+if TYPE_CHECKING:
+    from emoprep.pipeline.context import ItemContext, StageContext
+
+P = TypeVar("P")
 
 
 def runtime(default: Any = dataclasses.MISSING, **kw: Any) -> Any:
@@ -49,10 +60,11 @@ class WorkItem:
 
 @dataclass(frozen=True)
 class Reject:
-    """An input that did not make it, with a stable `reason` code and a human message."""
+    """An input that did not make it, with a stable `reason` code (a constant of
+    `emoprep.manifests.reasons`) and a human message naming the file and the fault."""
 
     sample_id: str
-    reason: str
+    reason: ReasonCode
     message: str
 
 
@@ -70,86 +82,11 @@ class Outcome:
     rejects: list[Reject] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)
 
-
-@dataclass(frozen=True)
-class ItemContext:
-    """What a worker needs to process an item: picklable, no open handles.
-
-    out_root: the run's output root; out_dir: this stage's fingerprint folder;
-    input_dirs: fingerprint folders of the upstream stages; roots: dataset roots resolved by
-    the engine (e.g. {"deam": Path(...)}); device: "cpu" / "cuda" (resolved).
-    """
-
-    stage: str
-    params: Any
-    out_root: Path
-    out_dir: Path
-    input_dirs: dict[str, Path] = field(default_factory=dict)
-    roots: dict[str, Path] = field(default_factory=dict)
-    device: str = "cpu"
-
-    def rel(self, path: Path | str) -> str:
-        """`path` relative to the output root, POSIX style, as manifests store it."""
-        return Path(path).resolve().relative_to(self.out_root.resolve()).as_posix()
-
-    def abs(self, rel_path: str) -> Path:
-        """Resolve a manifest `path` (relative to the output root) to a file; ValueError
-        when it would lead out of the output root (emoprep.paths.output_file)."""
-        from emoprep.paths import output_file
-
-        return output_file(self.out_root, rel_path)
-
-
-class StageContext(ItemContext):
-    """Main-process context: adds reading upstream manifests. Not sent to workers."""
-
-    def __init__(self, *, manifests: dict[str, pd.DataFrame] | None = None,
-                 hasher: Any = None, log: Any = None, **kw: Any):
-        super().__init__(**kw)
-        object.__setattr__(self, "_manifests", manifests or {})
-        object.__setattr__(self, "_log", log)
-        if hasher is None:
-            from emoprep.filehash import FileHasher
-            hasher = FileHasher()
-        # content hashes of raw files, cached by stat (emoprep.filehash.FileHasher)
-        object.__setattr__(self, "hasher", hasher)
-
-    def input_manifest(self, name: str) -> pd.DataFrame:
-        """The manifest (kept rows) of upstream stage `name`, whole (loaded on first use)."""
-        if name not in self._manifests:
-            raise KeyError(f"stage {self.stage!r} did not declare input {name!r}")
-        return self._manifests[name]
-
-    def iter_manifest(self, name: str, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
-        """The same rows, one Parquet row group at a time, in manifest order (sorted by
-        sample_id): for plans that must not hold a 10× manifest in memory."""
-        if name not in self._manifests:
-            raise KeyError(f"stage {self.stage!r} did not declare input {name!r}")
-        batches = getattr(self._manifests, "iter_batches", None)
-        if batches is not None:
-            yield from batches(name, columns)
-            return
-        df = self._manifests[name]
-        yield df if columns is None else df.loc[:, [c for c in columns if c in df.columns]]
-
-    def manifest_columns(self, name: str) -> list[str]:
-        """Column names of an input manifest without reading its rows."""
-        columns = getattr(self._manifests, "columns", None)
-        return columns(name) if columns is not None else list(self.input_manifest(name).columns)
-
-    def manifest_rows(self, name: str) -> int:
-        """Row count of an input manifest without reading its rows."""
-        rows = getattr(self._manifests, "num_rows", None)
-        return rows(name) if rows is not None else len(self.input_manifest(name))
-
-    def item_context(self) -> ItemContext:
-        return ItemContext(stage=self.stage, params=self.params, out_root=self.out_root,
-                           out_dir=self.out_dir, input_dirs=dict(self.input_dirs),
-                           roots=dict(self.roots), device=self.device)
-
-    def info(self, msg: str, **fields: Any) -> None:
-        if self._log is not None:
-            self._log(msg, **fields)
+    @classmethod
+    def rejected(cls, sample_id: str, reason: ReasonCode, message: str, **counters: int) -> Outcome:
+        """The outcome of an item that is rejected as a whole: what `process` returns for a
+        bad input (plus any counters the stage keeps for it)."""
+        return cls(rejects=[Reject(sample_id, reason, message)], counters=dict(counters))
 
 
 class PlannedItems:
@@ -172,12 +109,13 @@ class NoParams:
     """For stages without parameters."""
 
 
-class Stage:
-    """Base class; subclasses set the class attributes and override what they need."""
+class Stage(Generic[P]):
+    """Base class, generic over the stage's `Params` dataclass; subclasses set the class
+    attributes and override what they need."""
 
     name: ClassVar[str]
     version: ClassVar[str] = "1"
-    Params: ClassVar[type] = NoParams
+    Params: type[P]
     libraries: ClassVar[tuple[str, ...]] = ()
     default_inputs: ClassVar[tuple[str, ...]] = ()
     # Dataset roots this stage reads directly (ingest stages): {"deam"}.
@@ -190,37 +128,47 @@ class Stage:
     # probes for a GPU when a planned stage needs it.
     uses_device: ClassVar[bool] = False
 
-    def inputs(self, params: Any) -> list[str]:
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if not hasattr(cls, "Params"):  # a stage without parameters
+            cls.Params = NoParams  # type: ignore[assignment]
+
+    def inputs(self, params: P) -> list[str]:
         return list(self.default_inputs)
 
-    def output_subdir(self, params: Any) -> str:
+    def output_subdir(self, params: P) -> str:
         """Folder under the output root that holds `<fingerprint>/` folders."""
         return self.name
 
+    def columns(self, ctx: StageContext[P]) -> Mapping[str, ColumnKind]:
+        """The manifest's declared columns, in order, and their kinds. The runner casts the
+        assembled manifest to them (absent ones added empty, undeclared ones kept after)."""
+        return {}
+
     # ---- per-item stages -------------------------------------------------
-    def plan(self, ctx: StageContext) -> Iterable[WorkItem] | None:
+    def plan(self, ctx: StageContext[P]) -> Iterable[WorkItem] | None:
         """Return the work items, or None for a whole-stage `run`."""
         return None
 
-    def process(self, item: WorkItem, ctx: ItemContext) -> Outcome:
+    def process(self, item: WorkItem, ctx: ItemContext[P]) -> Outcome:
         raise NotImplementedError
 
     # ---- whole-stage -----------------------------------------------------
-    def run(self, ctx: StageContext) -> Outcome:
+    def run(self, ctx: StageContext[P]) -> Outcome:
         raise NotImplementedError
 
-    def finalize(self, ctx: StageContext, rows: pd.DataFrame,
+    def finalize(self, ctx: StageContext[P], rows: pd.DataFrame,
                  rejects: list[Reject]) -> tuple[pd.DataFrame, list[Reject]]:
         """Dataset-level step after all items (default: nothing)."""
         return rows, rejects
 
     # ---- fingerprint inputs beyond params --------------------------------
-    def source_signature(self, ctx: StageContext) -> Any:
+    def source_signature(self, ctx: StageContext[P]) -> object:
         """For stages reading raw data: a JSON-able description of the data's content
         (relative paths and content hashes), never absolute paths or mtimes."""
         return None
 
-    def fingerprint_extra(self, ctx: StageContext) -> dict[str, Any]:
+    def fingerprint_extra(self, ctx: StageContext[P]) -> dict[str, Any]:
         """Other things that decide outputs, e.g. model weight identity or compute dtype."""
         return {}
 
@@ -229,54 +177,12 @@ class Stage:
         when an up-to-date folder is switched back to), e.g. to refresh a well-known copy
         such as `<out>/report/`. Default: nothing."""
 
-    def locate_root(self, params: Any, data_root: Path | None) -> Path:
+    def locate_root(self, params: P, data_root: Path | None) -> Path:
         """Ingest stages: find their dataset under `data_root` (or the `root` parameter).
 
-        Raise `emoprep.errors.ConfigError` naming the folder and the expected layout when
-        it is not there."""
+        Raise `emoprep.pipeline.errors.ConfigError` naming the folder and the expected
+        layout when it is not there."""
         raise NotImplementedError(f"stage {self.name!r} reads no dataset")
 
 
-_REGISTRY: dict[str, Stage] = {}
-
-
-def register(cls: type[Stage]) -> type[Stage]:
-    """Class decorator: make a stage available to recipes by its `name`."""
-    if not getattr(cls, "name", None):
-        raise TypeError(f"{cls.__name__} has no stage name")
-    if cls.name in _REGISTRY and type(_REGISTRY[cls.name]) is not cls:
-        raise ValueError(f"stage name {cls.name!r} registered twice")
-    _REGISTRY[cls.name] = cls()
-    return cls
-
-
-def get_stage(name: str) -> Stage:
-    load_builtin_stages()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY)) or "(none)"
-        raise KeyError(f"unknown stage {name!r}; known stages: {known}") from None
-
-
-def all_stages() -> dict[str, Stage]:
-    load_builtin_stages()
-    return dict(_REGISTRY)
-
-
-def load_builtin_stages() -> None:
-    """Import every public module of `emoprep.stages` so their @register decorators run.
-
-    Stage modules import heavy libraries (torch, librosa) inside functions, so this is cheap.
-    """
-    import importlib
-    import pkgutil
-
-    import emoprep.stages as pkg
-
-    for info in pkgutil.iter_modules(pkg.__path__):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"emoprep.stages.{info.name}")
-    # Extra stage modules (your own stages): EMOPREP_PLUGINS=pkg.mod,other.mod
-    for mod in filter(None, os.environ.get("EMOPREP_PLUGINS", "").split(",")):
-        importlib.import_module(mod.strip())
+AnyStage = Stage[Any]

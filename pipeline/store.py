@@ -1,136 +1,34 @@
-"""On-disk state of stage outputs: the item ledger, manifests, `_DONE.json`, publishing.
+"""On-disk state of stage outputs: fingerprint folders, `_DONE.json`, manifest tables,
+publishing the current manifests.
 
 A stage output folder `<out>/<subdir>/<fingerprint>/` is *in progress* while it has no
-`_DONE.json`; finished items are recorded in `_ledger/` as small JSON-lines batches (each
-written atomically), so a killed run resumes without redoing them. At the end the manifest
-and rejects are assembled from the ledger in a deterministic order (natural sort of
-`sample_id`) — so an interrupted-and-resumed run writes the same bytes as a clean one —
-then `_DONE.json` is written last and the ledger removed.
+`_DONE.json` (its finished items are in the ledger, `emoprep.pipeline.ledger`). At the end
+the manifest and rejects are written in a deterministic order (natural sort of `sample_id`)
+— so an interrupted-and-resumed run writes the same bytes as a clean one — then
+`_DONE.json` is written last and the ledger removed.
 """
 from __future__ import annotations
 
 import json
-import os
-import re
 import shutil
-import uuid
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
-from collections.abc import Mapping
-from typing import Any, Iterable, Iterator
+from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from emoprep.atomic import atomic_path, atomic_write_json, sweep_temp_files
-from emoprep.stage import Outcome, Reject
+from emoprep.pipeline.atomic import atomic_path, atomic_write_json, sweep_temp_files
+from emoprep.pipeline.fingerprint import SHORT
+from emoprep.pipeline.ledger import LEDGER, Ledger
+from emoprep.pipeline.stage import Reject
+from emoprep.pipeline.values import natural_key
 
 DONE = "_DONE.json"
-LEDGER = "_ledger"
 MANIFEST = "manifest.parquet"
 REJECTS = "rejects.parquet"
-REJECT_COLUMNS = ("sample_id", "stage", "reason", "message")
 # Manifests are written (and streamed back by later stages) in row groups of this size.
 ROW_GROUP_ROWS = 8192
-
-
-# ---------------------------------------------------------------- values
-
-def plain(value: Any) -> Any:
-    """Convert numpy scalars/arrays and paths to JSON/Arrow-friendly Python values."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return [plain(v) for v in value.tolist()]
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, Path):
-        return value.as_posix()
-    return value
-
-
-_DIGITS = re.compile(r"(\d+)")
-
-
-def natural_key(text: str) -> tuple:
-    """`deam:2:0` < `deam:10:0`: numbers compare as numbers, the rest as text."""
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in _DIGITS.split(text) if p)
-
-
-# ---------------------------------------------------------------- ledger
-
-@dataclass
-class ItemRecord:
-    key: str
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    rejects: list[list[str]] = field(default_factory=list)  # [sample_id, reason, message]
-    counters: dict[str, int] = field(default_factory=dict)
-
-    @classmethod
-    def from_outcome(cls, key: str, outcome: Outcome) -> "ItemRecord":
-        return cls(key=key,
-                   rows=[plain(r) for r in outcome.rows],
-                   rejects=[[r.sample_id, r.reason, r.message] for r in outcome.rejects],
-                   counters={k: int(v) for k, v in outcome.counters.items()})
-
-    def to_json(self) -> str:
-        # Row keys keep the stage's order (it becomes the manifest's column order).
-        return json.dumps({"key": self.key, "rows": self.rows, "rejects": self.rejects,
-                           "counters": dict(sorted(self.counters.items()))}, allow_nan=True)
-
-
-class Ledger:
-    """Committed item records of one stage output folder, as atomic JSON-lines batches."""
-
-    def __init__(self, stage_dir: Path):
-        self.dir = stage_dir / LEDGER
-
-    def iter_batches(self) -> Iterator[list[ItemRecord]]:
-        """The committed batches in commit order, one at a time (memory: one batch)."""
-        if not self.dir.is_dir():
-            return
-        for batch in sorted(self.dir.glob("batch-*.jsonl")):
-            records = []
-            for line in batch.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    d = json.loads(line)
-                    records.append(ItemRecord(d["key"], d["rows"], d["rejects"], d["counters"]))
-            yield records
-
-    def load(self) -> dict[str, ItemRecord]:
-        """Every key's newest record (small ledgers and tests; the runner streams)."""
-        return {rec.key: rec for records in self.iter_batches() for rec in records}
-
-    def keys(self) -> set[str]:
-        return {rec.key for records in self.iter_batches() for rec in records}
-
-    def append(self, records: list[ItemRecord]) -> None:
-        if not records:
-            return
-        self.dir.mkdir(parents=True, exist_ok=True)
-        seq = len(list(self.dir.glob("batch-*.jsonl")))
-        path = self.dir / f"batch-{seq:06d}-{uuid.uuid4().hex[:8]}.jsonl"
-        with atomic_path(path, fsync=True) as tmp:
-            tmp.write_text("".join(r.to_json() + "\n" for r in records), encoding="utf-8")
-
-    def remove(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def outputs_intact(record: ItemRecord, out_root: Path, stage_dir: Path) -> bool:
-    """Do the files a committed record points to (inside this stage's folder) still exist
-    and hold data? Item files are not fsynced one by one, so after a power loss (not a
-    mere process kill) a record may outlive its file; such items are simply redone."""
-    for row in record.rows:
-        for key, value in row.items():
-            if (key == "path" or key.endswith("_path")) and isinstance(value, str):
-                p = out_root / value
-                if p.is_relative_to(stage_dir) and not (p.is_file() and p.stat().st_size > 0):
-                    return False
-    return True
 
 
 # ---------------------------------------------------------------- tables
@@ -166,8 +64,6 @@ class StageDir:
     """One fingerprint folder of one stage."""
 
     def __init__(self, out_root: Path, subdir: str, fp: str):
-        from emoprep.fingerprint import SHORT
-
         self.out_root = out_root
         self.subdir = subdir
         self.full_fp = fp
@@ -252,44 +148,3 @@ class Published:
         else:
             table = rejects_to_table([], "")
         write_table(table, self.dir / "rejects.parquet")
-
-
-class ManifestFiles(Mapping):
-    """The upstream manifests of a stage being planned: each read whole on first use
-    (`ctx.input_manifest`) or streamed one row group at a time (`ctx.iter_manifest`), so
-    a stage that streams never holds a whole upstream manifest."""
-
-    def __init__(self, paths: dict[str, Path]):
-        self.paths = dict(paths)
-        self._loaded: dict[str, Any] = {}
-
-    def __getitem__(self, name: str) -> Any:
-        if name not in self._loaded:
-            self._loaded[name] = pq.read_table(self.paths[name]).to_pandas()
-        return self._loaded[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.paths)
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.paths
-
-    def columns(self, name: str) -> list[str]:
-        return list(pq.read_schema(self.paths[name]).names)
-
-    def num_rows(self, name: str) -> int:
-        return pq.ParquetFile(self.paths[name]).metadata.num_rows
-
-    def iter_batches(self, name: str, columns: list[str] | None = None) -> Iterator[Any]:
-        pf = pq.ParquetFile(self.paths[name])
-        cols = None if columns is None else [c for c in columns if c in pf.schema_arrow.names]
-        for i in range(pf.num_row_groups):
-            yield pf.read_row_group(i, columns=cols).to_pandas()
-
-
-def disk_free_bytes(path: Path) -> int:
-    st = os.statvfs(path)
-    return st.f_bavail * st.f_frsize

@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emoprep.stage import Outcome, Reject, Stage, WorkItem, register
-from emoprep.stages.audio_io import AudioError
-from emoprep.stages.audio_source import audio_payloads, load_mono
-from emoprep.stages.manifest_values import with_kinds
+from emoprep.pipeline.stage import Outcome, Reject, Stage, WorkItem
+from emoprep.stages.common.audio_io import AudioError
+from emoprep.stages.common.audio_source import audio_payloads, load_mono
+from emoprep.pipeline.columns import with_kinds
 
 # Frame-wise features in column order: name -> number of dimensions (n_mfcc for mfcc).
 FRAME_FEATURES = ("mfcc", "chroma_stft", "chroma_cqt", "chroma_cens", "spectral_contrast",
@@ -105,7 +105,6 @@ def clip_features(y: np.ndarray, sr: int = 22050, n_mfcc: int = 20, n_fft: int =
     return summarise(feats, tempo), int(feats["rms"].shape[1])
 
 
-@register
 class Features(Stage):
     name = "features"
     version = "2"  # 2: hostile-input hardening of the audio reader

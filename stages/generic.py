@@ -35,12 +35,13 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from emoprep.errors import ConfigError, DataError
-from emoprep.stage import Outcome, Reject, Stage, WorkItem, register, runtime
-from emoprep.stages.audio_io import AudioError, probe
-from emoprep.stages.images import (DEFAULT_MAX_PIXELS, ImageTooLarge, UndecodableImage,
-                                   decode_image, resolve_in_root)
-from emoprep.stages.manifest_values import error_text, with_kinds
+from emoprep.pipeline.errors import ConfigError, DataError
+from emoprep.pipeline.stage import Outcome, Reject, Stage, WorkItem, runtime
+from emoprep.stages.common.audio_io import AudioError, probe
+from emoprep.stages.common.dataset_files import resolve_in_root
+from emoprep.stages.common.image_io import decode_image, DEFAULT_MAX_PIXELS, ImageTooLarge, UndecodableImage
+from emoprep.pipeline.columns import with_kinds
+from emoprep.pipeline.values import error_text
 
 TABLE_EXTS = (".csv", ".tsv")
 BAD_ID = re.compile(r"[/\\:\x00-\x1f\x7f]")
@@ -122,7 +123,6 @@ def id_problem(item_id: str) -> str | None:
 
 
 # ---- the stage ---------------------------------------------------------------------------------
-@register
 class Generic(Stage):
     name = "generic"
     version = "2"  # 2: malformed tables, paths out of the root

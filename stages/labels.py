@@ -15,9 +15,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from emoprep.atomic import atomic_write_json
-from emoprep.stage import Outcome, Reject, Stage, register
-from emoprep.stages.manifest_values import finite_float
+from emoprep.pipeline.atomic import atomic_write_json
+from emoprep.pipeline.stage import Outcome, Reject, Stage
+from emoprep.pipeline.values import finite_float
 
 POSITIVE = ("excited", "delighted", "happy", "content", "relaxed", "calm")
 NEGATIVE = ("tired", "bored", "depressed", "frustrated", "angry", "tense")
@@ -63,7 +63,6 @@ def minmax_to_unit(x: float, lo: float, hi: float) -> float:
     return 2.0 * (x - lo) / (hi - lo) - 1.0
 
 
-@register
 class Labels(Stage):
     name = "labels"
     version = "1"
@@ -149,6 +148,6 @@ def scale_key(scales: dict[str, Any], source: str, sample_id: str) -> str:
     dataset = sample_id.split(":", 1)[0]
     if dataset in scales:
         return dataset
-    from emoprep.errors import ConfigError
+    from emoprep.pipeline.errors import ConfigError
     raise ConfigError(f"labels.method = 'fixed' needs labels.scales for source {source!r} or dataset "
                       f"{dataset!r} (row {sample_id}), e.g. --set 'labels.scales={{{source}=[1.0, 9.0]}}'")

@@ -38,10 +38,11 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from emoprep.atomic import atomic_write_json, atomic_write_text
-from emoprep.errors import ConfigError
-from emoprep.stage import Outcome, Reject, Stage, register
-from emoprep.stages.manifest_values import finite_float, with_kinds
+from emoprep.pipeline.atomic import atomic_write_json, atomic_write_text
+from emoprep.pipeline.errors import ConfigError
+from emoprep.pipeline.stage import Outcome, Reject, Stage
+from emoprep.pipeline.columns import with_kinds
+from emoprep.pipeline.values import finite_float
 
 KINDS = {"sample_id": "str", "source_id": "str", "modality": "int", "audio_id": "str", "image_id": "str",
          "label": "str", "split": "str", "audio_path": "str", "image_path": "str",
@@ -73,7 +74,6 @@ def pool_key(split: str, label: str, image_pool: str) -> tuple[str, str]:
     return (split if image_pool == "same-split" else "*", label)
 
 
-@register
 class Pairs(Stage):
     name = "pairs"
     version = "1"
@@ -143,7 +143,7 @@ class Pairs(Stage):
     @staticmethod
     def _write(ctx: Any, rows: list[dict[str, Any]], pools: dict, wanted: dict, q: Any) -> None:
         """pairs.csv and pairs_summary.json in the stage folder."""
-        from emoprep.store import natural_key
+        from emoprep.pipeline.values import natural_key
 
         ordered = sorted(rows, key=lambda r: natural_key(r["sample_id"]))
         buf = io.StringIO()

@@ -32,15 +32,14 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from emoprep.atomic import atomic_write_json
-from emoprep.errors import ConfigError
-from emoprep.stage import Outcome, Reject, Stage, register, runtime
+from emoprep.pipeline.atomic import atomic_write_json
+from emoprep.pipeline.errors import ConfigError
+from emoprep.pipeline.stage import Outcome, Reject, Stage, runtime
 
 DEFAULT_NAMES = {2: ("train", "test"), 3: ("train", "val", "test")}
 METHODS = ("hash", "quota")
 
 
-@register
 class Split(Stage):
     name = "split"
     version = "2"  # 2: quota (stratified) by default, pin

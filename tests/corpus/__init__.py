@@ -69,7 +69,7 @@ def catalogue() -> list[Kind]:
     """Every kind, in a stable order (family, then dataset, then definition order)."""
     import importlib
 
-    kinds = [k for family in FAMILIES for k in importlib.import_module(f"corpus.{family}").KINDS]
+    kinds = [k for family in FAMILIES for k in importlib.import_module(f"tests.corpus.{family}").KINDS]
     keys = [k.key for k in kinds]
     dup = sorted({k for k in keys if keys.count(k) > 1})
     if dup:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import math
 
-from corpus import Expect, Kind
-from corpus.trees import DEAM_FRAMES, DEAM_STATIC, FOODPICS_SHEET, FOODPICS_VALENCE
+from tests.corpus import Expect, Kind
+from tests.corpus.trees import DEAM_FRAMES, DEAM_STATIC, FOODPICS_SHEET, FOODPICS_VALENCE
 
 DEAM_STATIC_NAME = DEAM_STATIC.rsplit("/", 1)[1]
 

@@ -7,8 +7,8 @@ decodes it (`chunks` / `clips`, `salient`).
 """
 from __future__ import annotations
 
-from corpus import Expect, Kind, media
-from corpus.trees import DEAM_SECONDS, PMEMO_SECONDS
+from tests.corpus import Expect, Kind, media
+from tests.corpus.trees import DEAM_SECONDS, PMEMO_SECONDS
 
 DEAM_MP3 = "MEMD_audio/{}.mp3"
 

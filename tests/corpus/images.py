@@ -2,7 +2,7 @@
 `images` converts it) and the generic image table (`generic` decodes, `images` converts)."""
 from __future__ import annotations
 
-from corpus import Expect, Kind, media
+from tests.corpus import Expect, Kind, media
 
 
 def _rgb_224(sample_id: str, counter: str | None = None):

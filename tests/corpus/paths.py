@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import unicodedata
 
-from corpus import Expect, Kind, media
-from corpus.trees import DEAM_SECONDS, FOODPICS_SHEET, PMEMO_SECONDS
+from tests.corpus import Expect, Kind, media
+from tests.corpus.trees import DEAM_SECONDS, FOODPICS_SHEET, PMEMO_SECONDS
 
 RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: what follows displays reversed (disguises extensions)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from corpus import render_table
+from tests.corpus import render_table
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 START, END = "<!-- bad-inputs:start -->\n", "<!-- bad-inputs:end -->\n"

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from corpus import media
+from tests.corpus import media
 
 # ---------------------------------------------------------------- shared -----------
 EOLS = {"lf": ["\n"], "crlf": ["\r\n"], "mixed": ["\r\n", "\n", "\r"]}

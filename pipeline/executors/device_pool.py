@@ -1,0 +1,101 @@
+"""Model stages on several GPUs: one process per GPU, each holding its own model.
+
+A stage that computes on `ctx.device` (tokenization) gets one spawned process per
+accelerator. Each process sees only its own GPU (`CUDA_VISIBLE_DEVICES` is set before torch
+starts), so `cuda` inside it is that GPU, the model is built there once (the stage caches
+it per process) and whole shards are dealt out to whichever GPU is free: the work is split
+across GPUs rather than across a batch (no DataParallel, no cross-GPU traffic). Each
+process keeps its own CPU DataLoader workers decoding the inputs.
+
+A GPU process that dies takes only its own shards with it: they are retried once, then
+reported as `WorkerCrashed`, like the other executors.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from emoprep.pipeline.context import ItemContext
+from emoprep.pipeline.executors.base import Executor, ItemResult, process_item, run_windowed
+from emoprep.pipeline.stage import Outcome, WorkItem
+
+SHARDS_IN_FLIGHT_PER_DEVICE = 2
+
+
+def visible_gpus() -> list[str]:
+    """CUDA device indices this process may use ([] without CUDA)."""
+    try:
+        import torch
+    except ImportError:
+        return []
+    return [str(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+
+
+def _pin(device: str) -> None:
+    """Worker initializer: see one GPU only ('' hides all: a CPU stand-in for tests)."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = device
+    os.environ["EMOPREP_DEVICE_SLOT"] = device
+
+
+class DevicePoolExecutor(Executor):
+    """One single-process pool per device; whole items (token shards) go to the least loaded."""
+
+    name = "device-pool"
+
+    def __init__(self, devices: list[str]):
+        if not devices:
+            raise ValueError("DevicePoolExecutor needs at least one device")
+        self.devices = list(devices)
+        self._pools: dict[str, ProcessPoolExecutor] = {}
+
+    @property
+    def workers(self) -> int:
+        return len(self.devices)
+
+    def _pool(self, device: str) -> ProcessPoolExecutor:
+        if device not in self._pools:
+            self._pools[device] = ProcessPoolExecutor(
+                max_workers=1, mp_context=mp.get_context("spawn"), initializer=_pin, initargs=(device,))
+        return self._pools[device]
+
+    def _restart_broken(self) -> None:
+        for device, pool in list(self._pools.items()):
+            if getattr(pool, "_broken", False):
+                pool.shutdown(wait=False, cancel_futures=True)
+                del self._pools[device]
+
+    def map_unordered(self, stage_name: str, items: Iterable[WorkItem],
+                      ctx: ItemContext[Any]) -> Iterator[ItemResult]:
+        load = {d: 0 for d in self.devices}
+        device_of: dict[Future[Outcome], str] = {}
+
+        def submit(item: WorkItem, attempt: int) -> Future[Outcome]:
+            device = min(self.devices, key=lambda d: (load[d], self.devices.index(d)))
+            try:
+                fut = self._pool(device).submit(process_item, stage_name, item, ctx)
+            except BrokenProcessPool:
+                self._restart_broken()
+                fut = self._pool(device).submit(process_item, stage_name, item, ctx)
+            load[device] += 1
+            device_of[fut] = device
+            return fut
+
+        def wait_any(futures: list[Future[Outcome]]) -> Iterable[Future[Outcome]]:
+            return wait(futures, return_when=FIRST_COMPLETED)[0]
+
+        def outcome(fut: Future[Outcome]) -> Outcome | BaseException | None:
+            load[device_of.pop(fut)] -= 1
+            exc = fut.exception()
+            return None if isinstance(exc, BrokenProcessPool) else (exc or fut.result())
+
+        yield from run_windowed(items, submit, wait_any, outcome,
+                                self.workers * SHARDS_IN_FLIGHT_PER_DEVICE, on_crash=self._restart_broken)
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.shutdown(wait=True, cancel_futures=True)
+        self._pools.clear()

@@ -1,0 +1,133 @@
+"""Where the song-level audio stages (`salient`, `features`) get their audio, whatever made it.
+
+A source is an upstream stage named in the recipe. Two kinds are read:
+
+- an ingest manifest (`deam`, `pmemo`, `generic` with audio): rows name a raw file by
+  `audio_path`, relative to that dataset's root (`ctx.roots[<stage>]`); decoded with
+  `audio_io.decode_mono` (one read per file, channel mean, soxr HQ);
+- an audio-producing stage (`clips`, `chunks`, `salient`): rows name their FLAC (or NPY) by
+  `path`, relative to the output root.
+
+Each row becomes a plain payload carrying what the stages pass on: ids, the dataset (the
+sample-id prefix), raw VA (a clip's `valence_raw`, else the song's static value) and the
+dynamic frames when the row has them.
+"""
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emoprep.pipeline.errors import ConfigError
+from emoprep.stages.common.audio_io import ZIP_SEP, AudioError, Decoded, decode_mono, fit_length, read_ref_bytes
+from emoprep.stages.common.dataset_files import resolve_in_root
+from emoprep.pipeline.values import finite_float
+
+
+def _frames(values: Any) -> list[float | None] | None:
+    if values is None or (isinstance(values, float) and math.isnan(values)):
+        return None
+    return [None if v is None or not math.isfinite(float(v)) else float(v) for v in values]
+
+
+def row_va(rec: dict[str, Any]) -> tuple[float | None, float | None]:
+    """A row's raw VA: its own `valence_raw`/`arousal_raw` (clips, chunks), else the song's
+    static value (`static_valence_raw`, ingest manifests)."""
+    for v_col, a_col in (("valence_raw", "arousal_raw"), ("static_valence_raw", "static_arousal_raw")):
+        if v_col in rec or a_col in rec:
+            return finite_float(rec.get(v_col)), finite_float(rec.get(a_col))
+    return None, None
+
+
+def audio_payloads(ctx: Any, sources: tuple[str, ...], stage: str) -> list[dict[str, Any]]:
+    """One payload per row of each source manifest, sorted by sample id within a source.
+    Raises ConfigError when a source has neither `audio_path` nor `path`, or when a raw
+    source's dataset root is unknown."""
+    out: list[dict[str, Any]] = []
+    for source in sources:
+        df = ctx.input_manifest(source)
+        if "audio_path" in df.columns:
+            if ctx.roots.get(source) is None:
+                raise ConfigError(f"{stage} reads raw {source} audio: the {source} root must be known "
+                                  f"(--data-root or --set {source}.root=DIR)")
+            kind, col = "raw", "audio_path"
+        elif "path" in df.columns:
+            kind, col = "out", "path"
+        else:
+            raise ConfigError(f"{stage}: the {source} manifest names no audio (no audio_path or path "
+                              "column); choose an ingest or audio stage as source")
+        if "modality" in df.columns:
+            df = df[df["modality"] == 1]
+        for rec in sorted(df.to_dict("records"), key=lambda r: str(r["sample_id"])):
+            out.append(_payload(rec, source, kind, str(rec[col])))
+    seen: dict[str, str] = {}
+    for p in out:
+        if p["sample_id"] in seen:
+            raise ConfigError(f"{stage}: sources {seen[p['sample_id']]!r} and {p['source']!r} both hold "
+                              f"{p['sample_id']}; list each item's source once in {stage}.sources")
+        seen[p["sample_id"]] = p["source"]
+    return out
+
+
+def _payload(rec: dict[str, Any], source: str, kind: str, ref: str) -> dict[str, Any]:
+    sid = str(rec["sample_id"])
+    v, a = row_va(rec)
+    p: dict[str, Any] = {
+        "sample_id": sid, "source_id": str(rec.get("source_id") or sid),
+        "dataset": sid.split(":", 1)[0], "source": source, "kind": kind, "ref": ref,
+        "valence_raw": v, "arousal_raw": a,
+        "start_s": finite_float(rec.get("start_s")) or 0.0,
+        "sample_rate": int(rec["sample_rate"]) if finite_float(rec.get("sample_rate")) else None,
+    }
+    dv, da = _frames(rec.get("dyn_valence")), _frames(rec.get("dyn_arousal"))
+    if dv is not None and da is not None and finite_float(rec.get("dyn_hz")):
+        p.update(dyn_valence=dv, dyn_arousal=da, dyn_t0_s=float(rec["dyn_t0_s"]), dyn_hz=float(rec["dyn_hz"]))
+    return p
+
+
+def load_mono(p: dict[str, Any], ctx: Any, sample_rate: int) -> Decoded:
+    """The payload's audio as mono float32 at `sample_rate`. Raises AudioError."""
+    if p["kind"] == "raw":
+        root = Path(ctx.roots[p["source"]])
+        return decode_mono(root, on_disk_ref(root, p["ref"]), sample_rate)
+    if p["ref"].endswith(".npy"):
+        return _load_npy(Path(ctx.out_root), p, sample_rate)
+    return decode_mono(Path(ctx.out_root), p["ref"], sample_rate)
+
+
+def on_disk_ref(root: Path, ref: str) -> str:
+    """The reference as the file is named on disk: manifests hold NFC names, a copy unpacked
+    on macOS has NFD ones (zip members and absent files are returned unchanged; the decoder
+    reports them). Raises AudioError for a path leading out of the root."""
+    if ZIP_SEP in ref:
+        return ref
+    try:
+        path = resolve_in_root(root, ref)
+    except ValueError as exc:
+        raise AudioError("path-outside-root", f"{ref}: {exc}") from None
+    except OSError:
+        return ref
+    return path.relative_to(root).as_posix()
+
+
+def _load_npy(out_root: Path, p: dict[str, Any], sample_rate: int) -> Decoded:
+    """An NPY output (float32 mono) at the rate its manifest row records."""
+    import soxr
+
+    rate = p.get("sample_rate")
+    if not rate:
+        raise AudioError("unreadable-audio", f"{p['ref']}: NPY audio without a sample_rate column")
+    data = read_ref_bytes(out_root, p["ref"])  # AudioError path-outside-root for '..', symlinks
+    try:
+        x = np.load(io.BytesIO(data), allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise AudioError("unreadable-audio", f"{p['ref']}: cannot read ({type(exc).__name__})") from None
+    x = np.asarray(x, dtype=np.float32).reshape(-1)
+    if not len(x):
+        raise AudioError("empty-audio", f"{p['ref']}: no samples")
+    y = x if rate == sample_rate else soxr.resample(x, rate, sample_rate, quality="HQ")
+    n_out = int(round(len(x) * sample_rate / rate))
+    return Decoded(fit_length(y, n_out), sample_rate, rate, len(x), 1)

@@ -1,0 +1,255 @@
+"""The DEAM annotation audit and the static fix.
+
+The audit correlates each song's static valence/arousal with the mean of its dynamic
+valence/arousal, per id block. In the public DEAM files the static columns of the 744 songs
+≤ 1000 are crossed (static "valence" follows dynamic arousal); `static_fix` decides what to
+do about it, and the `deam` stage's `audit.json` records what was found and done.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+import numpy as np
+import pandas as pd
+
+from emoprep.pipeline.errors import ConfigError
+from emoprep.stages.deam.annotations import Annotations, clean_dynamic, static_ok
+
+# DEAM's subsets: 2013 (ids ≤ 1000, 45 s), 2014 (1001–2000, 45 s), 2015 (2001–2058, full songs)
+STANDARD_BLOCKS = ((1, 1000), (1001, 2000), (2001, 2058))
+StaticFix = Literal["auto", "swap-le-1000", "none"]
+STATIC_FIXES = ("auto", "swap-le-1000", "none")
+
+
+def dynamic_means(ann: Annotations) -> pd.DataFrame:
+    """Per song: mean of its valid dynamic valence and arousal frames (index song_id)."""
+    if not ann.dynamic:
+        return pd.DataFrame(columns=["valence", "arousal"], index=pd.Index([], dtype="int64", name="song_id"))
+    ids = sorted(ann.ids() & (set(ann.dynamic["valence"]) | set(ann.dynamic["arousal"])))
+    out = {dim: [_mean_frame(ann.dynamic[dim].get(sid)) for sid in ids] for dim in ("valence", "arousal")}
+    df = pd.DataFrame(out, index=pd.Index(ids, dtype="int64", name="song_id"))
+    return df.dropna()
+
+
+def _mean_frame(frames: np.ndarray | None) -> float:
+    """Mean of the valid frames (in [-1, 1]); NaN when there are none."""
+    if frames is None:
+        return math.nan
+    x, _ = clean_dynamic(frames)
+    n = int(np.isfinite(x).sum())
+    return float(np.nansum(x) / n) if n else math.nan
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
+        return math.nan
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def crossed_votes(joined: pd.DataFrame) -> np.ndarray:
+    """Per song (rows of `joined`: static valence_mean/arousal_mean, dynamic valence/arousal):
+    +1 if the song fits better with its static columns crossed, -1 if straight, 0 if a tie.
+
+    With each variable z-scored, |straight|² − |crossed|² = 2 (zsv − zsa)(zda − zdv), so the
+    vote is the sign of that product: scale-free and cheap."""
+    def z(col: pd.Series) -> np.ndarray:
+        x = col.to_numpy(dtype=float)
+        sd = x.std()
+        return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
+
+    d = (z(joined["valence_mean"]) - z(joined["arousal_mean"])) * (z(joined["arousal"]) - z(joined["valence"]))
+    return np.sign(d).astype(int)
+
+
+def segment_votes(votes: np.ndarray, error: float = 0.3, switch: float = 1e-3) -> np.ndarray:
+    """Two-state Viterbi (0 straight, 1 crossed) over votes in id order: a switch costs
+    log(switch), a vote against the state log(error). Isolated odd votes stay in their
+    surrounding state; only long consistent stretches become a crossed segment."""
+    n = len(votes)
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    lo, hi, st = math.log(error), math.log(1 - error), math.log(switch)
+    stay = math.log(1 - switch)
+    emit = np.zeros((n, 2))
+    emit[votes > 0] = (lo, hi)
+    emit[votes < 0] = (hi, lo)
+    score = np.array([math.log(0.5), math.log(0.5)]) + emit[0]
+    back = np.zeros((n, 2), dtype=np.int8)
+    for i in range(1, n):
+        new = np.empty(2)
+        for s in (0, 1):
+            cand = (score[s] + stay, score[1 - s] + st)
+            back[i, s] = s if cand[0] >= cand[1] else 1 - s
+            new[s] = max(cand) + emit[i, s]
+        score = new
+    states = np.zeros(n, dtype=int)
+    states[-1] = int(np.argmax(score))
+    for i in range(n - 1, 0, -1):
+        states[i - 1] = back[i, states[i]]
+    return states
+
+
+def standard_blocks(ids: Iterable[int]) -> list[tuple[int, int]]:
+    """DEAM's id blocks that hold songs, plus one block for ids beyond 2058 if any."""
+    ids = sorted(set(ids))
+    blocks = [(lo, hi) for lo, hi in STANDARD_BLOCKS if any(lo <= i <= hi for i in ids)]
+    extra = [i for i in ids if i > STANDARD_BLOCKS[-1][1]]
+    if extra:
+        blocks.append((STANDARD_BLOCKS[-1][1] + 1, max(extra)))
+    return blocks
+
+
+def detect_crossed_runs(joined: pd.DataFrame, min_run: int = 20) -> list[tuple[int, int]]:
+    """Contiguous id runs (≥ `min_run` songs) whose songs vote crossed, found by `segment_votes`."""
+    if len(joined) == 0:
+        return []
+    states = segment_votes(crossed_votes(joined))
+    ids = joined.index.to_numpy()
+    runs, start = [], None
+    for i, s in enumerate([*states, 0]):
+        if s == 1 and start is None:
+            start = i
+        elif s != 1 and start is not None:
+            if i - start >= min_run:
+                runs.append((int(ids[start]), int(ids[i - 1])))
+            start = None
+    return runs
+
+
+def block_stats(joined: pd.DataFrame, lo: int, hi: int, *, margin: float, min_songs: int) -> dict[str, Any]:
+    """Correlations of one id block: straight (static v ~ dynamic v, static a ~ dynamic a)
+    against crossed (static v ~ dynamic a, static a ~ dynamic v), and the verdict."""
+    b = joined[(joined.index >= lo) & (joined.index <= hi)]
+    sv, sa = b["valence_mean"].to_numpy(float), b["arousal_mean"].to_numpy(float)
+    dv, da = b["valence"].to_numpy(float), b["arousal"].to_numpy(float)
+    r = {"r_sv_dv": _pearson(sv, dv), "r_sa_da": _pearson(sa, da),
+         "r_sv_da": _pearson(sv, da), "r_sa_dv": _pearson(sa, dv)}
+    straight = (r["r_sv_dv"] + r["r_sa_da"]) / 2
+    crossed = (r["r_sv_da"] + r["r_sa_dv"]) / 2
+    if len(b) < min_songs or not (math.isfinite(straight) and math.isfinite(crossed)):
+        verdict = "insufficient"
+    elif crossed - straight >= margin:
+        verdict = "crossed"
+    elif straight - crossed >= margin:
+        verdict = "straight"
+    else:
+        verdict = "unclear"
+    return {"id_min": lo, "id_max": hi, "n": int(len(b)), **r,
+            "straight": straight, "crossed": crossed, "verdict": verdict}
+
+
+def audit_blocks(static_df: pd.DataFrame, dyn_means: pd.DataFrame, *, margin: float = 0.2,
+                 min_songs: int = 6, min_run: int = 20,
+                 blocks: list[tuple[int, int]] | None = None) -> pd.DataFrame:
+    """The annotation audit table: one row per id block (DEAM's standard blocks, or `blocks`,
+    plus runs found by `detect_crossed_runs`), with its four correlations and a verdict
+    (`straight`, `crossed`, `unclear`, `insufficient`).
+
+    static_df: index song_id, columns valence_mean, arousal_mean (1–9, as in the file).
+    dyn_means: index song_id, columns valence, arousal (mean dynamic rating per song)."""
+    st = static_df[["valence_mean", "arousal_mean"]].astype(float)
+    st = st[np.isfinite(st).all(axis=1)]
+    joined = st.join(dyn_means[["valence", "arousal"]].astype(float), how="inner").dropna().sort_index()
+    rows = []
+    for lo, hi in (standard_blocks(joined.index) if blocks is None else blocks):
+        rows.append({"block": f"{lo}-{hi}", "kind": "standard" if blocks is None else "given",
+                     **block_stats(joined, lo, hi, margin=margin, min_songs=min_songs)})
+    for lo, hi in detect_crossed_runs(joined, min_run):
+        rows.append({"block": f"{lo}-{hi}", "kind": "detected",
+                     **block_stats(joined, lo, hi, margin=margin, min_songs=min_songs)})
+    cols = ["block", "kind", "id_min", "id_max", "n", "r_sv_dv", "r_sa_da", "r_sv_da", "r_sa_dv",
+            "straight", "crossed", "verdict"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def ids_to_fix(audit: pd.DataFrame, mode: str, ids: Iterable[int]) -> set[int]:
+    """The song ids whose static valence/arousal columns are swapped under `mode`."""
+    ids = set(int(i) for i in ids)
+    if mode == "none":
+        return set()
+    if mode == "swap-le-1000":
+        return {i for i in ids if i <= 1000}
+    if mode == "auto":
+        out: set[int] = set()
+        for row in audit[audit["verdict"] == "crossed"].itertuples():
+            out |= {i for i in ids if row.id_min <= i <= row.id_max}
+        return out
+    raise ConfigError(f"deam.static_fix must be 'auto', 'swap-le-1000' or 'none', not {mode!r}")
+
+
+def apply_static_fix(rows: pd.DataFrame, fix: set[int]) -> pd.DataFrame:
+    """Set `static_*_raw` / `static_*_std` from the file's values, crossed back for `fix` ids.
+
+    Computed from the `*_file` columns every time, so running it twice changes nothing."""
+    rows = rows.copy()
+    if len(rows) == 0:
+        for c in ("static_valence_raw", "static_arousal_raw", "static_valence_std",
+                  "static_arousal_std", "static_fixed"):
+            rows[c] = pd.Series(dtype=bool if c == "static_fixed" else float)
+        return rows
+    has = np.isfinite(rows["static_valence_file"].astype(float)) & np.isfinite(rows["static_arousal_file"].astype(float))
+    swap = rows["song_id"].astype(int).isin(fix) & has
+    for dim, other in (("valence", "arousal"), ("arousal", "valence")):
+        for kind in ("raw", "std"):
+            src = "file" if kind == "raw" else "std_file"
+            rows[f"static_{dim}_{kind}"] = np.where(swap, rows[f"static_{other}_{src}"], rows[f"static_{dim}_{src}"]).astype(float)
+    rows["static_fixed"] = swap.to_numpy(dtype=bool)
+    return rows
+
+
+def _ranges(ids: Iterable[int]) -> list[list[int]]:
+    """[[lo, hi], ...] runs of consecutive ids in sorted order (compact JSON for id sets)."""
+    out: list[list[int]] = []
+    for i in sorted(ids):
+        if out and i == out[-1][1] + 1:
+            out[-1][1] = i
+        else:
+            out.append([i, i])
+    return out
+
+
+def _json_number(x: Any) -> Any:
+    if isinstance(x, (float, np.floating)):
+        return None if not math.isfinite(float(x)) else round(float(x), 6)
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def audit_inputs(ann: Annotations) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(static rows in [1, 9], per-song dynamic means) that the audit may use: rows that
+    disagree with a repeated row of the same song are left out, as the stage leaves them out."""
+    static = ann.static
+    if len(static):
+        static = static[[static_ok(v, a) for v, a in zip(static["valence_mean"], static["arousal_mean"])]]
+    static = static.drop(index=list(ann.static_conflicts), errors="ignore")
+    dyn = dynamic_means(ann).drop(index=list(ann.dynamic_conflicts), errors="ignore")
+    return static, dyn
+
+
+def audit_report(audit: pd.DataFrame, static_fix: str, fixed_ids: Iterable[int], *,
+                 zip_checks: list[dict[str, Any]], warnings: list[str], problems: list[str],
+                 files: dict[str, Any]) -> dict[str, Any]:
+    """The content of `audit.json`: the block table with whether each block was fixed, the
+    fixed ids as runs, zip checks, warnings and the first 200 parse problems."""
+    audit = audit.assign(fixed=[bool(static_fix == "auto" and v == "crossed") for v in audit["verdict"]])
+    fixed_ids = set(fixed_ids)
+    return {
+        "static_fix": static_fix,
+        "blocks": [{k: _json_number(v) for k, v in r.items()} for r in audit.to_dict("records")],
+        "fixed_song_ids": _ranges(fixed_ids),
+        "n_fixed": len(fixed_ids),
+        "zip_checks": zip_checks,
+        "warnings": warnings,
+        "parse_problems": problems[:200],
+        "n_parse_problems": len(problems),
+        "files": files,
+    }
+
+
+def read_audit(out_dir: Path) -> dict[str, Any]:
+    """The audit written by the `deam` stage's finalize (for the report)."""
+    return json.loads((Path(out_dir) / "audit.json").read_text())

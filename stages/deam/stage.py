@@ -1,0 +1,299 @@
+"""`deam` ingest: index a DEAM download (SPEC §3.1) into one manifest row per song, and audit
+its annotations.
+
+The work is split by job: `deam_layout` finds the files (plain folders, wrapper folders or
+the official zips, read in place), `deam_csv` parses the quirky CSVs, `deam_annotations`
+combines them per song, `deam_audit` checks static against dynamic annotations and decides
+the static fix. This module is the stage: one work item per song id, audio probed from its
+header (never decoded here), the audit in `finalize`.
+
+A song is kept when it has one audio file and at least one usable annotation kind; a fault
+in one kind (repeated rows that disagree, values out of range) only blanks that kind, so the
+song still serves the stage that needs the other (`clips` rejects it `missing-static`,
+`chunks` `missing-dynamic`). What was not used is noted in `annotation_issues`.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from emoprep.pipeline.atomic import atomic_write_json
+from emoprep.pipeline.errors import ConfigError
+from emoprep.pipeline.stage import Outcome, PlannedItems, Reject, Stage, WorkItem, runtime
+from emoprep.stages.common.audio_io import AudioError, leaves_root, probe, read_ref_bytes, split_ref
+from emoprep.stages.deam.annotations import (Annotations, clean_dynamic, load_annotations,
+                                             song_frames, static_ok)
+from emoprep.stages.deam.audit import (STATIC_FIXES, StaticFix, apply_static_fix, audit_blocks,
+                                       audit_inputs, audit_report, ids_to_fix)
+from emoprep.stages.deam.layout import (AUDIO_DIR, DYNAMIC_FILES, LAYOUT_HELP, OFFICIAL_ZIPS,
+                                        STATIC_FILES, DeamLayout, audio_song_id, check_zip,
+                                        find_layout, locate_deam_root)
+from emoprep.pipeline.columns import with_kinds
+
+# The manifest's columns and their kinds (one Parquet type each, whatever the data).
+MANIFEST_KINDS = {
+    "sample_id": "str", "source_id": "str", "modality": "int", "song_id": "int",
+    "audio_path": "str", "content_hash": "str", "duration_s": "float", "n_frames_audio": "int",
+    "sample_rate": "int", "channels": "int", "audio_format": "str",
+    "static_valence_file": "float", "static_arousal_file": "float",
+    "static_valence_std_file": "float", "static_arousal_std_file": "float", "static_source": "str",
+    "dyn_valence": "floats", "dyn_arousal": "floats", "dyn_t0_s": "float", "dyn_hz": "float",
+    "dyn_n_frames": "int", "annotation_issues": "str",
+    "metadata_year": "str", "artist": "str", "title": "str", "genre": "str",
+    "static_valence_raw": "float", "static_arousal_raw": "float",
+    "static_valence_std": "float", "static_arousal_std": "float", "static_fixed": "bool",
+}
+
+
+class Deam(Stage):
+    name = "deam"
+    version = "3"  # 3: hostile-input hardening (non-UTF-8 names, inf values, symlinks, rates)
+    libraries = ("soundfile", "pandas", "numpy")
+    datasets = ("deam",)
+    description = "DEAM ingest: index audio + annotations, probe audio, audit static vs dynamic"
+
+    @dataclass(frozen=True)
+    class Params:
+        root: str = runtime("")
+        static_fix: StaticFix = "auto"
+        audit_margin: float = 0.2      # crossed − straight correlation needed to flag a block
+        audit_min_songs: int = 6       # smaller blocks get the verdict "insufficient"
+        audit_min_run: int = 20        # shortest crossed run detected outside DEAM's blocks
+
+    # -- where the data is
+    def locate_root(self, params: Any, data_root: Path | None) -> Path:
+        return locate_deam_root(params.root, data_root)
+
+    def _root(self, ctx: Any) -> Path:
+        root = ctx.roots.get("deam")
+        return Path(root) if root is not None else self.locate_root(ctx.params, None)
+
+    def _layout(self, ctx: Any) -> DeamLayout:
+        root = self._root(ctx)
+        layout = find_layout(root)
+        if layout is None:
+            raise ConfigError(f"no MEMD_audio/ under {root}: {LAYOUT_HELP}")
+        if not layout.has_annotations:
+            raise ConfigError(f"no DEAM annotations under {root}: expected {STATIC_FILES[0]} "
+                              f"or {DYNAMIC_FILES['valence']}; {LAYOUT_HELP}")
+        return layout
+
+    def source_signature(self, ctx: Any) -> Any:
+        layout = self._layout(ctx)
+        files = {rel: "outside-root" if leaves_root(layout.root, rel) else ctx.hasher.hash(layout.root / rel)
+                 for rel in layout.plain_files()}
+        files.update({rel: ctx.hasher.hash(layout.root / rel) for rel in layout.zips})
+        files.update({rel: "undecodable-name" for rel in layout.undecodable})
+        return {"dataset": "deam", "files": dict(sorted(files.items()))}
+
+    # -- per song
+    def plan(self, ctx: Any) -> list[WorkItem]:
+        if ctx.params.static_fix not in STATIC_FIXES:
+            raise ConfigError(f"deam.static_fix must be 'auto', 'swap-le-1000' or 'none', "
+                              f"not {ctx.params.static_fix!r}")
+        layout = self._layout(ctx)
+        ann = load_annotations(layout)
+        audio: dict[int, list[str]] = {}
+        bad_names: list[WorkItem] = []
+        for ref in [*layout.audio, *layout.undecodable]:  # a name that is not UTF-8 is no id
+            sid, fname = audio_song_id(ref)
+            if sid is None:
+                bad_names.append(WorkItem(key=f"deam:{fname}", payload={"bad_name": ref}))
+            else:
+                audio.setdefault(sid, []).append(ref)
+        songs = sorted(set(audio) | ann.ids())
+        # payloads (with their frame lists) are built as the runner takes them
+        return PlannedItems(len(bad_names) + len(songs), itertools.chain(bad_names, (
+            WorkItem(key=f"deam:{sid}", payload=self._song_payload(
+                ctx, layout, ann, sid, audio.get(sid, []), ann.mentions.get(sid, [])))
+            for sid in songs)))
+
+    def _song_payload(self, ctx: Any, layout: DeamLayout, ann: Annotations, sid: int,
+                      refs: list[str], mentions: list[str]) -> dict[str, Any]:
+        p: dict[str, Any] = {"song_id": sid, "audio_refs": refs, "mentions": sorted(set(mentions)),
+                             "static_conflict": ann.static_conflicts.get(sid),
+                             "dynamic_conflict": ann.dynamic_conflicts.get(sid), "issues": [],
+                             "duplicates_merged": int(ann.identical_duplicates.get(sid, 0))}
+        if len(refs) == 1 and split_ref(refs[0])[1] is None and not leaves_root(layout.root, refs[0]):
+            p["content_hash"] = ctx.hasher.hash(layout.root / refs[0])
+        if sid in ann.static.index and sid not in ann.static_conflicts:
+            row = ann.static.loc[sid]
+            p["static"] = {k: float(row[k]) if k in row and pd.notna(row[k]) else None
+                           for k in ("valence_mean", "valence_std", "arousal_mean", "arousal_std")}
+            p["static_source"] = str(row["static_source"])
+        if ann.has_dynamic(sid) and sid not in ann.dynamic_conflicts:
+            v, a = song_frames(ann, sid)
+            v, nv = clean_dynamic(v)
+            a, na = clean_dynamic(a)
+            if nv + na:
+                p["issues"].append(f"{nv + na} dynamic frames outside [-1, 1] set to NaN")
+            p["dyn_valence"], p["dyn_arousal"] = _nan_to_none(v), _nan_to_none(a)
+            p["dyn_t0_s"], p["dyn_hz"] = ann.t0_ms / 1000.0, 1000.0 / ann.step_ms
+        if not ann.metadata.empty and sid in ann.metadata.index:
+            m = ann.metadata.loc[sid]
+            p["metadata"] = {k: (None if pd.isna(m[k]) else str(m[k]))
+                             for k in ("metadata_year", "artist", "title", "genre")}
+        return p
+
+    def process(self, item: WorkItem, ctx: Any) -> Outcome:
+        p = item.payload
+        sid = item.key
+        if "bad_name" in p:
+            return _reject(sid, "bad-song-id", f"{p['bad_name']}: file name is not <song_id>.mp3")
+        refs = p["audio_refs"]
+        if len(refs) > 1:
+            return _reject(sid, "duplicate-audio", f"{len(refs)} audio files for one song: {', '.join(refs)}")
+        song = SongAnnotation.of(p)
+        conflicts = [c for c in (p.get("static_conflict"), p.get("dynamic_conflict")) if c]
+        if not song.usable and conflicts:
+            return _reject(sid, "duplicate-annotation", f"song {p['song_id']}: {'; '.join(conflicts)}; "
+                           "no other usable annotation")
+        if not refs:
+            return _reject(sid, "missing-audio", f"song {p['song_id']} is annotated in "
+                           f"{', '.join(p['mentions'])} but {AUDIO_DIR}/{p['song_id']}.mp3 is missing")
+        ref = refs[0]
+        if not song.usable:
+            if "static" not in p and "dyn_valence" not in p:
+                return _reject(sid, "missing-annotation",
+                               f"{ref} has no row in the static or dynamic annotation CSVs")
+            return _reject(sid, "bad-annotation", f"song {p['song_id']}: no usable annotation ("
+                           + "; ".join(song.issues or ["dynamic frames are all missing"]) + ")")
+        root = Path(ctx.roots["deam"])
+        try:
+            info = probe(root, ref)
+            digest = p.get("content_hash") or hashlib.sha256(read_ref_bytes(root, ref)).hexdigest()
+        except AudioError as exc:
+            return _reject(sid, exc.reason, exc.message)
+        issues = list(song.issues)
+        t0_s, hz = float(p.get("dyn_t0_s", 15.0)), float(p.get("dyn_hz", 2.0))
+        last_frame_s = _last_frame_s(song.valence, song.arousal, t0_s, hz)
+        if last_frame_s is not None and last_frame_s > info.duration_s + 0.5:
+            # e.g. a VBR MP3 without a Xing header, whose length libsndfile underestimates
+            issues.append(f"dynamic annotations run to {last_frame_s:.1f} s but the audio "
+                          f"({ref}) is {info.duration_s:.2f} s long")
+        row = _song_row(p, song, ref, digest, info, t0_s, hz, issues)
+        counters = {"duplicate-rows-merged": p["duplicates_merged"]} if p["duplicates_merged"] else {}
+        return Outcome(rows=[row], counters=counters)
+
+    # -- dataset level
+    def finalize(self, ctx: Any, rows: pd.DataFrame, rejects: list[Reject]) -> tuple[pd.DataFrame, list[Reject]]:
+        params = ctx.params
+        layout = self._layout(ctx)
+        ann = load_annotations(layout)
+        audit = audit_blocks(*audit_inputs(ann), margin=params.audit_margin,
+                             min_songs=params.audit_min_songs, min_run=params.audit_min_run)
+        ids = rows["song_id"].astype(int).tolist() if len(rows) else []
+        fix = ids_to_fix(audit, params.static_fix, ann.ids() | set(ids))
+        kept_fix = set(ids) & fix
+        rows = with_kinds(apply_static_fix(rows, fix), MANIFEST_KINDS)
+        if len(rows):
+            rows = rows.sort_values("sample_id", kind="stable").reset_index(drop=True)
+        zip_checks = [check_zip(layout.root / z, ctx.hasher.hash(layout.root / z))
+                      for z in layout.zips if PurePosixPath(z).name in OFFICIAL_ZIPS]
+        warnings = [z["warning"] for z in zip_checks if "warning" in z] + layout.problems
+        if layout.ignored:
+            warnings.append(f"{len(layout.ignored)} files in {AUDIO_DIR}/ are not .mp3 and were ignored: "
+                            + ", ".join(layout.ignored[:10]))
+        files = {"static": layout.static, "dynamic": layout.dynamic, "metadata": layout.metadata,
+                 "zips": layout.zips, "n_audio": len(layout.audio)}
+        report = audit_report(audit, params.static_fix, kept_fix, zip_checks=zip_checks,
+                              warnings=warnings, problems=ann.problems, files=files)
+        atomic_write_json(Path(ctx.out_dir) / "audit.json", report)
+        crossed = [b["block"] for b in report["blocks"] if b["verdict"] == "crossed"]
+        ctx.info(f"deam audit: crossed blocks {crossed or 'none'}; static_fix={params.static_fix} "
+                 f"swapped static valence/arousal of {len(kept_fix)} songs", audit=report["blocks"])
+        for w in warnings:
+            ctx.info(f"deam warning: {w}")
+        return rows, rejects
+
+
+@dataclass(frozen=True)
+class SongAnnotation:
+    """What a song's annotations offer: static values (None unless unambiguous and in
+    [1, 9]), dynamic frames (empty when ambiguous; NaN where missing), and notes on what was
+    not used."""
+
+    static: dict[str, float | None] | None
+    valence: np.ndarray
+    arousal: np.ndarray
+    issues: tuple[str, ...]
+
+    @classmethod
+    def of(cls, p: dict[str, Any]) -> "SongAnnotation":
+        issues = list(p["issues"])
+        static = p.get("static")
+        if static is not None and not static_ok(_num(static["valence_mean"]), _num(static["arousal_mean"])):
+            issues.append(f"static valence/arousal {static['valence_mean']}/{static['arousal_mean']} "
+                          f"({p['static_source']}) missing or outside [1, 9]: not used")
+            static = None
+        for kind in ("static", "dynamic"):
+            if p.get(f"{kind}_conflict"):
+                issues.append(f"{p[f'{kind}_conflict']}: {kind} annotation not used")
+        return cls(static, _floats(p.get("dyn_valence", [])), _floats(p.get("dyn_arousal", [])),
+                   tuple(issues))
+
+    @property
+    def both_frames(self) -> np.ndarray:
+        """Mask of the frames where valence AND arousal are annotated."""
+        return np.isfinite(self.valence) & np.isfinite(self.arousal)
+
+    @property
+    def usable(self) -> bool:
+        return self.static is not None or bool(self.both_frames.any())
+
+
+def _song_row(p: dict[str, Any], song: SongAnnotation, ref: str, digest: str, info: Any,
+              t0_s: float, hz: float, issues: list[str]) -> dict[str, Any]:
+    """The manifest row of a kept song (static values as in the file; finalize fixes them)."""
+    sid = f"deam:{p['song_id']}"
+    sv = song.static or {}
+    meta = p.get("metadata") or {}
+    row = {
+        "sample_id": sid, "source_id": sid, "modality": 1,
+        "song_id": int(p["song_id"]), "audio_path": ref, "content_hash": digest,
+        "duration_s": info.duration_s, "n_frames_audio": info.frames,
+        "sample_rate": info.sample_rate, "channels": info.channels, "audio_format": info.format,
+        "static_valence_file": _num(sv.get("valence_mean")), "static_arousal_file": _num(sv.get("arousal_mean")),
+        "static_valence_std_file": _num(sv.get("valence_std")), "static_arousal_std_file": _num(sv.get("arousal_std")),
+        "static_source": p.get("static_source") if song.static is not None else None,
+        "dyn_valence": [float(x) for x in song.valence], "dyn_arousal": [float(x) for x in song.arousal],
+        "dyn_t0_s": t0_s, "dyn_hz": hz, "dyn_n_frames": int(song.both_frames.sum()),
+        "annotation_issues": "; ".join(issues) or None,
+        "metadata_year": meta.get("metadata_year"), "artist": meta.get("artist"),
+        "title": meta.get("title"), "genre": meta.get("genre"),
+    }
+    # finalize() decides the static fix; until then the file's values stand
+    row.update({"static_valence_raw": row["static_valence_file"], "static_arousal_raw": row["static_arousal_file"],
+                "static_valence_std": row["static_valence_std_file"],
+                "static_arousal_std": row["static_arousal_std_file"], "static_fixed": False})
+    return row
+
+
+def _nan_to_none(x: np.ndarray) -> list[float | None]:
+    return [float(v) if math.isfinite(v) else None for v in np.asarray(x, dtype=float)]
+
+
+def _floats(values: list[float | None]) -> np.ndarray:
+    return np.array([np.nan if x is None else x for x in values], dtype=float)
+
+
+def _last_frame_s(dv: np.ndarray, da: np.ndarray, t0_s: float, hz: float) -> float | None:
+    """Time of the last annotated dynamic frame, or None without annotations."""
+    finite = np.isfinite(dv) | np.isfinite(da) if len(dv) == len(da) else np.isfinite(dv)
+    idx = np.nonzero(finite)[0]
+    return float(t0_s + idx[-1] / hz) if len(idx) else None
+
+
+def _num(x: Any) -> float:
+    return float(x) if x is not None else math.nan
+
+
+def _reject(sample_id: str, reason: str, message: str) -> Outcome:
+    return Outcome(rejects=[Reject(sample_id, reason, message)])

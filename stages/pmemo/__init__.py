@@ -1,0 +1,2 @@
+"""The `pmemo` ingest (SPEC §3.3): `layout` finds the parts of a PMEmo 2019 copy, `parsers`
+reads its quirky CSVs, `stage` indexes songs into one manifest row each."""

@@ -1,0 +1,3 @@
+"""The `report` stage and command (SPEC §8): `run_view` reads what a run left on disk,
+`stats` turns it into report.json's numbers, `plots` draws the figures, `page` renders
+index.html, `card` writes DATASET.md, `json_schema` documents report.json, `stage` ties them."""

@@ -1,0 +1,243 @@
+"""`report`: the dataset at a glance (SPEC §8) — `report/index.html`, PNG plots,
+`report.json` (schema: `report_schema.py`), a dataset card `DATASET.md`, `recipe.toml`.
+
+Two ways to build it, one builder:
+
+- the `report` **stage** (a recipe target) reads the upstream closure of `after` (default
+  the `tokens` stage; following each `_DONE.json` "inputs"), writes into its fingerprint
+  folder `report/<fp>/` and publishes a copy to `report/`. Its output is a pure function of
+  its fingerprint, so it contains **no run timings** (they change from run to run and would
+  break the byte-identical resume guarantee);
+- the `emoprep report` **command** re-renders `report/` from every stage in
+  `manifests/_current.json` and adds the timings each stage's `_DONE.json` "run" recorded
+  (`timings.json` and a table in `index.html`).
+
+Layout of `report/`: `index.html` (self-contained, PNGs inlined), the same PNGs as files,
+`report.json`, `report.schema.json`, `SCHEMA.md`, `DATASET.md`, `recipe.toml`
+[, `timings.json`]. Top-level files of `report/` are replaced on every build; the
+`report/<fp>/` folders are the stage's.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from emoprep.pipeline.atomic import TMP_PREFIX, atomic_write_bytes
+from emoprep.pipeline.errors import ConfigError
+from emoprep.pipeline.context import StageContext
+from emoprep.pipeline.stage import Outcome, Stage
+from emoprep.stages.report import card as report_card, page as report_html, plots as rp, stats as rn
+from emoprep.stages.report.run_view import RunView, current_stages, load_view, read_done, upstream_closure
+from emoprep.stages.report.json_schema import FORMAT, SCHEMA, VERSION, schema_markdown
+
+# (key, title, caption): every figure the report may draw, in page order.
+FIGURES: tuple[tuple[str, str, str], ...] = (
+    ("stage_counts", "Per-stage counts",
+     "Kept manifest rows (blue) and rejected inputs (red) per stage, in DAG order, on a log scale."),
+    ("va_scatter", "Valence–arousal per modality",
+     "Normalised valence (x) and arousal (y) of every labelled sample, one panel per modality, coloured by "
+     "dataset; above the hexbin threshold a log-count hexbin replaces the points."),
+    ("va_by_emotion", "Emotion classes in valence–arousal space",
+     "Samples coloured by their emotion class; dashed lines are the class boundaries of eq. 2.1 "
+     "(slopes ±0.33, ±0.66 through the origin)."),
+    ("va_by_category", "Images by category",
+     "One panel per image category (largest first): its images in colour, all images in grey, ✕ = mean."),
+    ("emotion_counts", "Emotion classes per split", "Samples per emotion class and split, per modality."),
+    ("durations", "Audio durations",
+     "Durations of the audio per stage that records them (0.1 s bins within a 5 s range, else 1 s to 60 s, "
+     "then 10 s); dashed lines: lengths the recipe acts on."),
+    ("chunks_per_song", "Chunks per song", "How many chunks each song gave; red: songs that gave none."),
+    ("rejects", "Rejects by reason", "Rejected inputs per reason code, coloured by the stage that rejected them."),
+    ("audit", "Annotation audit",
+     "Each kept song's static valence as written in the CSV against the mean of its dynamic valence (blue) and "
+     "dynamic arousal (orange), per id block; r values are the audit's over all annotated songs."),
+)
+
+
+class Report(Stage):
+    name = "report"
+    version = "1"
+    libraries = ("matplotlib", "numpy", "pandas", "pyarrow")
+    description = "HTML report, report.json, dataset card and recipe of everything upstream"
+    parallel = False
+
+    @dataclass(frozen=True)
+    class Params:
+        after: tuple[str, ...] = ("tokens",)   # the recipe's final stage(s); the report covers their closure
+        title: str = "emoprep dataset report"
+        hexbin_above: int = 2000               # VA scatter becomes a hexbin above this many points per modality
+        examples_per_reason: int = 3           # sample ids + messages shown per reject reason
+
+    def inputs(self, params: Any) -> list[str]:
+        if not params.after:
+            raise ConfigError("report.after is empty: name the recipe's final stage(s), e.g. after = [\"tokens\"]")
+        return list(params.after)
+
+    def on_current(self, out_root: Path, stage_dir: Path) -> None:
+        """`<out>/report/` always shows the current report folder, also when a run switches
+        back to an earlier, up-to-date one."""
+        files = {p.name: p.read_bytes() for p in sorted(stage_dir.iterdir())
+                 if p.is_file() and not p.name.startswith(("_", ".")) and p.name not in ("manifest.parquet", "rejects.parquet")}
+        publish(stage_dir.parent, files)
+
+    def run(self, ctx: StageContext) -> Outcome:
+        start = {name: ctx.rel(path) for name, path in sorted(ctx.input_dirs.items())}
+        files = build_files(ctx.out_root, upstream_closure(ctx.out_root, start), ctx.params, timings=False)
+        for name, data in sorted(files.items()):
+            atomic_write_bytes(ctx.out_dir / name, data)
+        n_figs = sum(1 for n in files if n.endswith(".png"))
+        ctx.info(f"report: {n_figs} figures, {ctx.rel(ctx.out_dir.parent / 'index.html')}")
+        return Outcome(counters={"figures": n_figs})
+
+
+# ---------------------------------------------------------------- building
+
+def build_numbers(view: RunView, params: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(report.json content without `figures`, plot inputs)."""
+    label_stage, labels = rn.label_frame(view)
+    splits = rn.split_section(view, labels)
+    emotions = rn.emotion_counts(labels, splits["names"])
+    column, cat_stage, cats = rn.category_frame(view, labels)
+    r = {
+        "format": FORMAT, "version": VERSION, "title": params.title,
+        "stages": rn.stage_rows(view),
+        "labels": {"stage": label_stage, "by_modality": rn.label_summary(labels)},
+        "normalisation": rn.normalisation(view),
+        "emotions": emotions, "splits": splits,
+        "categories": {"column": column, "stage": cat_stage, "by_category": rn.category_summary(cats)},
+        "durations": rn.durations(view), "chunks_per_song": rn.chunks_per_song(view),
+        "rejects": rn.reject_summary(view, params.examples_per_reason),
+        "audit": rn.audits(view), "weights": rn.weights(view),
+    }
+    audit_stage = r["audit"][0]["stage"] if r["audit"] else None
+    plot_inputs = {"labels": labels, "categories": cats, "category_column": column,
+                   "audit_songs": view.manifest(audit_stage) if audit_stage else None,
+                   "duration_markers": duration_markers(view)}
+    return r, plot_inputs
+
+
+def duration_markers(view: RunView) -> list[tuple[float, str]]:
+    """Lengths the recipe acts on: the clip target (longer songs rejected under 'pad') and
+    the shortest song that gives a chunk (start_s + pad_tail_min_s)."""
+    out = []
+    clips = view.stages.get("clips")
+    if clips and isinstance(clips.params.get("target_s"), (int, float)):
+        out.append((float(clips.params["target_s"]), f"clips: {clips.params['target_s']} s target"))
+    chunks = view.stages.get("chunks")
+    if chunks and all(isinstance(chunks.params.get(k), (int, float)) for k in ("start_s", "pad_tail_min_s")):
+        x = float(chunks.params["start_s"]) + float(chunks.params["pad_tail_min_s"])
+        out.append((x, f"chunks: shortest song that gives a chunk ({x:g} s)"))
+    return out
+
+
+def draw_figures(r: dict[str, Any], inputs: dict[str, Any], params: Any) -> dict[str, bytes]:
+    """key -> PNG bytes for every figure whose data exists."""
+    builders = {
+        "stage_counts": lambda: rp.stage_counts_plot(r["stages"]),
+        "va_scatter": lambda: rp.va_scatter(inputs["labels"], params.hexbin_above),
+        "va_by_emotion": lambda: rp.va_by_emotion(inputs["labels"], r["emotions"]["classes"]),
+        "va_by_category": lambda: rp.va_by_category(inputs["categories"], inputs["category_column"]),
+        "emotion_counts": lambda: rp.emotion_counts_plot(r["emotions"], r["splits"]["rows"]),
+        "durations": lambda: rp.duration_hist(r["durations"], inputs["duration_markers"]),
+        "chunks_per_song": lambda: rp.chunks_hist(r["chunks_per_song"]),
+        "rejects": lambda: rp.rejects_plot(r["rejects"], [s["name"] for s in r["stages"]]),
+        "audit": lambda: rp.audit_plot(inputs["audit_songs"], r["audit"][0]) if r["audit"] else None,
+    }
+    out = {}
+    with rp.style():
+        for key, _title, _caption in FIGURES:
+            fig = builders[key]()
+            if fig is not None:
+                out[key] = rp.to_png(fig)
+    return out
+
+
+def timings_of(view: RunView) -> dict[str, Any]:
+    """Per stage: what `_DONE.json` "run" recorded for the run that built it."""
+    rows = []
+    for name, st in view.stages.items():
+        run = st.done.get("run") or {}
+        rows.append({"name": name, "seconds": rn.num(run.get("seconds"), 3),
+                     "resumed_items": rn.num(run.get("resumed_items")), "executor": run.get("executor"),
+                     "workers": rn.num(run.get("workers"))})
+    total = sum(float(t["seconds"] or 0) for t in rows)
+    return {"stages": rows, "total_seconds": round(total, 3),
+            "note": "seconds each stage took in the run that built its folder (_DONE.json 'run')"}
+
+
+def dumps(obj: Any) -> bytes:
+    return (json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+
+
+def build_files(out_root: Path, dirs: dict[str, str], params: Any, timings: bool) -> dict[str, bytes]:
+    """Every file of the report (name -> bytes). Without `timings` the result depends only
+    on the contents of the stage folders in `dirs`."""
+    view = load_view(out_root, dirs)
+    r, inputs = build_numbers(view, params)
+    pngs = draw_figures(r, inputs, params)
+    r["figures"] = [{"file": f"{k}.png", "title": t, "caption": c} for k, t, c in FIGURES if k in pngs]
+    r["warnings"] = sorted(set(view.warnings))
+    figs = {k: {"file": f"{k}.png", "title": t, "caption": c, "png": pngs[k]} for k, t, c in FIGURES if k in pngs}
+    tim = timings_of(view) if timings else None
+    files = {f"{k}.png": png for k, png in pngs.items()}
+    files.update({
+        "report.json": dumps(r),
+        "report.schema.json": dumps(SCHEMA),
+        "SCHEMA.md": schema_markdown().encode("utf-8"),
+        "DATASET.md": report_card.dataset_card(r).encode("utf-8"),
+        "recipe.toml": report_card.recipe_toml(r).encode("utf-8"),
+        "index.html": report_html.render(r, figs, tim).encode("utf-8"),
+    })
+    if tim is not None:
+        files["timings.json"] = dumps(tim)
+    return files
+
+
+def publish(dest: Path, files: dict[str, bytes]) -> None:
+    """Make `dest`'s top-level files exactly `files` (each written atomically); subfolders
+    (the stage's fingerprint folders) are left alone."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for p in dest.iterdir():
+        if p.is_file() and p.name.startswith(TMP_PREFIX):
+            p.unlink(missing_ok=True)
+    for name, data in sorted(files.items()):
+        if not (dest / name).is_file() or (dest / name).read_bytes() != data:
+            atomic_write_bytes(dest / name, data)
+    for p in sorted(dest.iterdir()):
+        if p.is_file() and p.name not in files and not p.name.startswith("."):
+            p.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- the command
+
+def report_params(out_root: Path, current: dict[str, str]) -> Any:
+    """The report stage's parameters from its last build (title, thresholds), else defaults."""
+    from emoprep.pipeline.recipe import build_params
+
+    done = read_done(out_root / current["report"]) if "report" in current else None
+    saved = ((done or {}).get("components") or {}).get("params") or {}
+    known = {f for f in Report.Params.__dataclass_fields__}
+    try:
+        return build_params(Report.Params, {k: v for k, v in saved.items() if k in known}, "report")
+    except ConfigError:
+        return Report.Params()
+
+
+def build_report(out_root: Path) -> Path:
+    """`emoprep report`: re-render `<out>/report/` from every current stage, with run
+    timings. Raises ConfigError (exit 2) when there is nothing to report."""
+    out_root = Path(out_root)
+    current = current_stages(out_root)
+    dirs = {k: v for k, v in current.items() if k != "report"}
+    if not dirs:
+        raise ConfigError(f"nothing to report in {out_root}: no finished stage in manifests/_current.json; "
+                          f"run `emoprep run --out {out_root}` first")
+    if all(read_done(out_root / rel) is None for rel in dirs.values()):
+        raise ConfigError(f"nothing to report in {out_root}: manifests/_current.json names stage folders "
+                          "that hold no _DONE.json (removed?); re-run `emoprep run`")
+    files = build_files(out_root, dirs, report_params(out_root, current), timings=True)
+    dest = out_root / "report"
+    publish(dest, files)
+    return dest / "index.html"

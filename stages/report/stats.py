@@ -1,0 +1,372 @@
+"""The report's numbers (`report/report.json`), computed from a `RunView`.
+
+Every function reads what exists and returns plain JSON values (sorted, rounded, NaN as
+null), so the same stage folders always give the same bytes. A section whose inputs are not
+there is empty ([] / {} / null), never an error. The schema is in `report_schema.py`.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from emoprep.stages.report.run_view import RunView
+
+MODALITY_NAMES = {0: "image", 1: "audio"}
+RANDOM_INIT = "random-init"  # SPEC §6: what a tokenizer records without pretrained weights
+LABEL_COLUMNS = ("sample_id", "modality", "valence", "arousal")
+NO_SPLIT = "all"
+
+
+# ---------------------------------------------------------------- helpers
+
+def num(x: Any, digits: int = 6) -> Any:
+    """A JSON-safe number: ints stay ints, floats are rounded, NaN/inf become None."""
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        x = float(x)
+        return round(x, digits) if math.isfinite(x) else None
+    return x
+
+
+def plain_json(obj: Any) -> Any:
+    """Recursively convert to JSON-safe values (numbers via `num`, tuples to lists)."""
+    if isinstance(obj, dict):
+        return {str(k): plain_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain_json(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [plain_json(v) for v in obj.tolist()]
+    return num(obj)
+
+
+def modality_name(m: Any) -> str:
+    try:
+        return MODALITY_NAMES.get(int(m), f"modality {int(m)}")
+    except (TypeError, ValueError):
+        return str(m)
+
+
+def dataset_of(sample_id: str) -> str:
+    """`deam:2:0` -> `deam` (the source dataset is the sample id's prefix)."""
+    return str(sample_id).split(":", 1)[0]
+
+
+def describe_values(x: pd.Series) -> dict[str, Any]:
+    v = pd.to_numeric(x, errors="coerce").to_numpy(dtype=float)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return {"n": 0, "min": None, "max": None, "mean": None, "std": None}
+    return {"n": int(len(v)), "min": num(v.min()), "max": num(v.max()), "mean": num(v.mean()),
+            "std": num(v.std(ddof=0))}
+
+
+def emotion_classes(present: list[str] | None = None) -> list[str]:
+    """The thesis's 12 classes in its order (eq. 2.1), then any other label found."""
+    from emoprep.stages.labels import EMOTIONS
+
+    extra = sorted(set(present or []) - set(EMOTIONS))
+    return list(EMOTIONS) + extra
+
+
+# ---------------------------------------------------------------- stages and rejects
+
+def stage_rows(view: RunView) -> list[dict[str, Any]]:
+    """One row per stage in DAG order: folder, fingerprint, inputs, counts, parameters."""
+    out = []
+    for name, st in view.stages.items():
+        c = st.counts
+        comp = st.components
+        out.append({
+            "name": name, "dir": st.dir, "fingerprint": st.fingerprint,
+            "version": str(comp.get("version", "")), "inputs": sorted(st.inputs),
+            "items": num(c.get("items", 0)), "rows": num(c.get("rows", 0)), "rejects": num(c.get("rejects", 0)),
+            "reasons": {str(k): num(v) for k, v in sorted((c.get("reasons") or {}).items())},
+            "counters": {str(k): num(v) for k, v in sorted((c.get("counters") or {}).items())},
+            "params": plain_json(st.params), "libraries": plain_json(comp.get("libraries") or {}),
+            "extra": plain_json(comp.get("extra") or {}),
+        })
+    return out
+
+
+def reject_summary(view: RunView, examples: int = 3) -> dict[str, Any]:
+    """Rejects grouped by reason code (most frequent first): meaning, count per stage and
+    the first `examples` sample ids with their messages."""
+    from emoprep.manifests.reasons import REJECT_CODES
+
+    df = view.rejects()
+    by_reason = []
+    counts = Counter(df["reason"]) if len(df) else Counter()
+    for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        sub = df[df["reason"] == reason]
+        by_reason.append({
+            "reason": reason, "count": int(n),
+            "meaning": REJECT_CODES.get(reason, "undocumented reason code (not in manifests/schema.py)"),
+            "documented": reason in REJECT_CODES,
+            "by_stage": {s: int(k) for s, k in sorted(Counter(sub["stage"]).items())},
+            "examples": [{"sample_id": r.sample_id, "stage": r.stage, "message": r.message}
+                         for r in sub.head(examples).itertuples()],
+        })
+    return {"total": int(len(df)), "by_reason": by_reason}
+
+
+# ---------------------------------------------------------------- labels
+
+def label_stage(view: RunView) -> str | None:
+    """The manifest holding normalised VA: `split` if present, else `labels`, else the
+    first stage (DAG order) with valence/arousal/modality columns."""
+    ok = [n for n in view.stages if set(LABEL_COLUMNS) <= set(view.columns(n))]
+    for pref in ("split", "labels"):
+        if pref in ok:
+            return pref
+    with_split = [n for n in ok if "split" in view.columns(n)]
+    return (with_split or ok or [None])[0]
+
+
+def label_frame(view: RunView) -> tuple[str | None, pd.DataFrame | None]:
+    """(stage, rows with sample_id, dataset, modality, valence, arousal[, emotion, split, ...])."""
+    name = label_stage(view)
+    df = view.manifest(name) if name else None
+    if df is None:
+        return None, None
+    keep = [c for c in ("sample_id", "source_id", "modality", "valence", "arousal", "valence_raw",
+                        "arousal_raw", "emotion", "split") if c in df.columns]
+    df = df[keep].copy()
+    df["dataset"] = df["sample_id"].map(dataset_of)
+    df["modality"] = pd.to_numeric(df["modality"], errors="coerce").fillna(-1).astype(int)
+    for c in ("valence", "arousal"):
+        df[c] = pd.to_numeric(df[c], errors="coerce")
+    return name, df
+
+
+def label_summary(df: pd.DataFrame | None) -> dict[str, Any]:
+    """Per modality: samples, source items (songs/images), datasets, VA statistics."""
+    if df is None or not len(df):
+        return {}
+    out = {}
+    for m, g in df.groupby("modality", sort=True):
+        out[modality_name(m)] = {
+            "modality": int(m), "samples": int(len(g)),
+            "sources": int(g["source_id"].nunique()) if "source_id" in g else None,
+            "datasets": {k: int(v) for k, v in sorted(Counter(g["dataset"]).items())},
+            "valence": describe_values(g["valence"]), "arousal": describe_values(g["arousal"]),
+            "valence_raw": describe_values(g["valence_raw"]) if "valence_raw" in g else None,
+            "arousal_raw": describe_values(g["arousal_raw"]) if "arousal_raw" in g else None,
+        }
+    return out
+
+
+def split_names(df: pd.DataFrame | None, summary: dict[str, Any] | None) -> list[str]:
+    """Split names in the split stage's order (train, test, ...), else sorted."""
+    names = list((summary or {}).get("names") or [])
+    present = sorted(set(df["split"].astype(str))) if df is not None and "split" in df else []
+    if not (present or names):
+        return [NO_SPLIT]
+    return names + [s for s in present if s not in names]
+
+
+def emotion_counts(df: pd.DataFrame | None, splits: list[str]) -> dict[str, Any]:
+    """Counts of each emotion class per modality and split (zeros included)."""
+    if df is None or "emotion" not in df:
+        return {"classes": emotion_classes(), "counts": {}}
+    classes = emotion_classes(sorted(set(df["emotion"].dropna().astype(str))))
+    split_col = df["split"].astype(str) if "split" in df else pd.Series(NO_SPLIT, index=df.index)
+    counts: dict[str, Any] = {}
+    for m, g in df.groupby("modality", sort=True):
+        per = {}
+        for s in splits:
+            c = Counter(g.loc[split_col[g.index] == s, "emotion"].astype(str))
+            per[s] = {k: int(c.get(k, 0)) for k in classes}
+        counts[modality_name(m)] = per
+    return {"classes": classes, "counts": counts}
+
+
+def split_section(view: RunView, df: pd.DataFrame | None) -> dict[str, Any]:
+    """Rows and source items per split and modality, plus the split stage's own summary."""
+    summary = view.json_file("split", "split_summary.json") if "split" in view.stages else None
+    names = split_names(df, summary)
+    out: dict[str, Any] = {"names": names, "rows": {}, "sources": {}, "by_modality": {},
+                           "ratios": plain_json((summary or {}).get("ratios")),
+                           "method": (summary or {}).get("method"), "seed": num((summary or {}).get("seed")),
+                           "strata": plain_json((summary or {}).get("strata") or [])}
+    if df is None or "split" not in df:
+        return out
+    s = df["split"].astype(str)
+    out["rows"] = {n: int((s == n).sum()) for n in names}
+    if "source_id" in df:
+        out["sources"] = {n: int(df.loc[s == n, "source_id"].nunique()) for n in names}
+    for m, g in df.groupby("modality", sort=True):
+        gs = g["split"].astype(str)
+        out["by_modality"][modality_name(m)] = {n: int((gs == n).sum()) for n in names}
+    return out
+
+
+def normalisation(view: RunView) -> list[dict[str, Any]]:
+    """Each `normalisation.json` found (the labels stage's bounds per modality or source)."""
+    out = []
+    for name in view.with_file("normalisation.json"):
+        info = view.json_file(name, "normalisation.json") or {}
+        bounds = []
+        for key, dims in sorted((info.get("bounds") or {}).items()):
+            label = modality_name(key) if str(key).isdigit() else str(key)
+            for dim in ("valence", "arousal"):
+                lo_hi = (dims or {}).get(dim)
+                if isinstance(lo_hi, (list, tuple)) and len(lo_hi) == 2:
+                    bounds.append({"group": label, "key": str(key), "dimension": dim,
+                                   "min": num(lo_hi[0]), "max": num(lo_hi[1])})
+        out.append({"stage": name, "method": info.get("method"), "bounds": bounds,
+                    "sources": plain_json(view.stages[name].params.get("sources"))})
+    return out
+
+
+# ---------------------------------------------------------------- categories
+
+def category_frame(view: RunView, labels: pd.DataFrame | None) -> tuple[str | None, str | None, pd.DataFrame | None]:
+    """(column, stage, image label rows joined with their category) for VA by category.
+
+    The column is the image ingest's `category_column` (default `type`), read from the
+    first stage manifest that has it (`images`, else `foodpics`, else any)."""
+    if labels is None:
+        return None, None, None
+    column = None
+    for name, st in view.stages.items():
+        if "category_column" in st.params:
+            column = str(st.params["category_column"])
+            break
+    column = column or "type"
+    order = [n for n in ("images", "foodpics") if n in view.stages] + \
+            [n for n in view.stages if n not in ("images", "foodpics")]
+    for name in order:
+        if {"sample_id", column} <= set(view.columns(name)):
+            cats = view.manifest(name)[["sample_id", column]].drop_duplicates("sample_id")
+            df = labels.merge(cats, on="sample_id", how="inner")
+            df = df[df[column].notna()].rename(columns={column: "category"})
+            df["category"] = df["category"].astype(str)
+            if len(df):
+                return column, name, df
+    return None, None, None
+
+
+def category_summary(df: pd.DataFrame | None) -> list[dict[str, Any]]:
+    if df is None:
+        return []
+    out = []
+    for cat, g in df.groupby("category", sort=True):
+        em = Counter(g["emotion"].astype(str)) if "emotion" in g else Counter()
+        out.append({"category": cat, "n": int(len(g)),
+                    "valence_mean": num(g["valence"].mean()), "arousal_mean": num(g["arousal"].mean()),
+                    "valence_std": num(g["valence"].std(ddof=0)), "arousal_std": num(g["arousal"].std(ddof=0)),
+                    "top_emotion": (sorted(em.items(), key=lambda kv: (-kv[1], kv[0]))[0][0] if em else None)})
+    return sorted(out, key=lambda r: (-r["n"], r["category"]))
+
+
+# ---------------------------------------------------------------- audio structure
+
+def durations(view: RunView) -> dict[str, Any]:
+    """Per stage whose manifest has `duration_s` (audio ingest): the distribution."""
+    out = {}
+    for name in view.stages:
+        if "duration_s" not in view.columns(name):
+            continue
+        v = pd.to_numeric(view.manifest(name)["duration_s"], errors="coerce").dropna().to_numpy(float)
+        if not len(v):
+            continue
+        counts, edges = np.histogram(v, bins=duration_bins(v))
+        out[name] = {"n": int(len(v)), "min_s": num(v.min(), 3), "median_s": num(float(np.median(v)), 3),
+                     "max_s": num(v.max(), 3), "total_hours": num(v.sum() / 3600.0, 3),
+                     "histogram": {"edges_s": [num(e, 3) for e in edges], "counts": [int(c) for c in counts]}}
+    return out
+
+
+def duration_bins(v: np.ndarray) -> np.ndarray:
+    """0.1 s bins when all durations lie within 5 s (e.g. 45 s excerpts), else 1 s bins up
+    to 60 s and 10 s bins beyond: excerpts and full songs both readable."""
+    lo, hi = float(np.floor(v.min())), float(np.ceil(max(v.max(), 1.0)))
+    if hi - lo <= 5:
+        return np.round(np.arange(lo, hi + 0.1, 0.1), 1) if hi > lo else np.array([lo, lo + 1.0])
+    if hi <= 60:
+        return np.arange(lo, hi + 1.0, 1.0)
+    fine = np.arange(lo, 60.0, 1.0) if lo < 60 else np.array([], dtype=float)
+    coarse = np.arange(max(60.0, 10 * np.floor(lo / 10)), hi + 10.0, 10.0)
+    return np.unique(np.concatenate([fine, coarse]))
+
+
+def chunks_per_song(view: RunView) -> dict[str, Any]:
+    """Per stage with `chunk_index` rows: how many chunks each source song gave (0 for
+    songs of the upstream manifest that gave none)."""
+    out = {}
+    for name, st in view.stages.items():
+        cols = view.columns(name)
+        if not {"chunk_index", "source_id"} <= set(cols):
+            continue
+        per = Counter(view.manifest(name)["source_id"].astype(str))
+        songs = set(per)
+        for up in st.inputs:
+            up_df = view.manifest(up) if up in view.stages else None
+            if up_df is not None and "source_id" in up_df:
+                songs |= set(up_df["source_id"].astype(str))
+        hist = Counter(per.get(s, 0) for s in songs)
+        out[name] = {"songs": len(songs), "chunks": int(sum(per.values())),
+                     "songs_without_chunks": int(hist.get(0, 0)),
+                     "histogram": {str(k): int(v) for k, v in sorted(hist.items())}}
+    return out
+
+
+# ---------------------------------------------------------------- audit and weights
+
+def audits(view: RunView) -> list[dict[str, Any]]:
+    """Each `audit.json` (the DEAM annotation audit): blocks, verdicts, what was fixed."""
+    out = []
+    for name in view.with_file("audit.json"):
+        a = view.json_file(name, "audit.json") or {}
+        out.append({"stage": name, "static_fix": a.get("static_fix"), "n_fixed": num(a.get("n_fixed", 0)),
+                    "fixed_song_ids": plain_json(a.get("fixed_song_ids") or []),
+                    "blocks": plain_json(a.get("blocks") or []),
+                    "warnings": [str(w) for w in a.get("warnings") or []],
+                    "n_parse_problems": num(a.get("n_parse_problems", 0)),
+                    "parse_problems": [str(p) for p in (a.get("parse_problems") or [])[:20]],
+                    "zip_checks": plain_json(a.get("zip_checks") or [])})
+    return out
+
+
+def tokenizer_setups(st: Any, manifest_tokenizers: list[str]) -> dict[str, dict[str, Any]]:
+    """tokenizer -> {weights, device, compute_dtype} from the fingerprint's `extra`: either
+    one setup at the top level or several under `tokenizers` (a multi-tokenizer stage)."""
+    extra = st.components.get("extra") or {}
+    if isinstance(extra.get("tokenizers"), dict):
+        return {str(k): v for k, v in extra["tokenizers"].items() if isinstance(v, dict)}
+    if isinstance(extra.get("weights"), dict):
+        name = str(st.params.get("tokenizer") or "") or (manifest_tokenizers or [""])[0] \
+            or str(extra["weights"].get("name", ""))
+        return {name: extra}
+    return {}
+
+
+def weights(view: RunView) -> list[dict[str, Any]]:
+    """Model weights per tokenizer of each tokenizing stage: identity from the fingerprint,
+    and the `weights` column of its rows. `random_init` is true when either says random-init."""
+    out = []
+    for name, st in view.stages.items():
+        df = view.manifest(name) if "weights" in view.columns(name) else None
+        toks = sorted(set(df["tokenizer"].astype(str))) if df is not None and "tokenizer" in df else []
+        setups = tokenizer_setups(st, toks)
+        if not setups and df is None:
+            continue
+        for tok in sorted(set(setups) | set(toks)) or [str(st.params.get("tokenizer") or "")]:
+            setup = setups.get(tok, {})
+            ident = setup.get("weights") if isinstance(setup.get("weights"), dict) else {}
+            rows = df if df is None or "tokenizer" not in df else df[df["tokenizer"].astype(str) == tok]
+            counts = Counter(rows["weights"].astype(str)) if rows is not None else Counter()
+            values = {str(k): int(v) for k, v in sorted(counts.items())}
+            sha = str(ident.get("sha256", "")) or None
+            out.append({"stage": name, "tokenizer": tok or None, "name": ident.get("name"), "sha256": sha,
+                        "seed": num(ident.get("seed")), "rows_by_weights": values,
+                        "random_init": sha == RANDOM_INIT or RANDOM_INIT in values,
+                        "device": setup.get("device"), "compute_dtype": setup.get("compute_dtype")})
+    return out

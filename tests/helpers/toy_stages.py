@@ -1,0 +1,104 @@
+"""Tiny stages for engine tests: the engine must not care what a stage computes.
+
+toy data layout: a folder holding `numbers/` with `<id>.txt` files each containing an integer;
+`toy` ingests them, `square` writes one file per item, `total` sums (a whole-stage reduction).
+Behaviour hooks for crash tests come from environment variables, read in the worker.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from emoprep.pipeline.atomic import atomic_path
+from emoprep.pipeline.errors import ConfigError
+from emoprep.pipeline.registry import register
+from emoprep.pipeline.stage import Outcome, Reject, runtime, Stage, WorkItem
+
+
+@register
+class Toy(Stage):
+    name = "toy"
+    datasets = ("toy",)
+
+    @dataclass(frozen=True)
+    class Params:
+        root: str = runtime("")
+        min_value: int = 0
+
+    def locate_root(self, params, data_root):
+        root = Path(params.root) if params.root else data_root
+        for cand in ([root, *sorted(p for p in root.iterdir() if p.is_dir())] if root and root.is_dir() else []):
+            if (cand / "numbers").is_dir():
+                return cand
+        raise ConfigError(f"no numbers/ under {root}: expected the toy layout (numbers/<id>.txt)")
+
+    def source_signature(self, ctx):
+        root = ctx.roots["toy"]
+        return sorted((p.relative_to(root).as_posix(), ctx.hasher.hash(p))
+                      for p in (root / "numbers").glob("*.txt"))
+
+    def plan(self, ctx):
+        root = ctx.roots["toy"]
+        return [WorkItem(f"toy:{p.stem}", {"file": p.relative_to(root).as_posix()})
+                for p in sorted((root / "numbers").glob("*.txt"))]
+
+    def process(self, item, ctx):
+        text = (ctx.roots["toy"] / item.payload["file"]).read_text().strip()
+        try:
+            value = int(text)
+        except ValueError:
+            return Outcome(rejects=[Reject(item.key, "not-a-number", f"{item.payload['file']}: {text!r}")])
+        if value < ctx.params.min_value:
+            return Outcome(rejects=[Reject(item.key, "too-small", f"{value} < {ctx.params.min_value}")])
+        return Outcome(rows=[{"sample_id": item.key, "source_id": item.key, "value": value}])
+
+
+@register
+class Square(Stage):
+    name = "square"
+    default_inputs = ("toy",)
+
+    @dataclass(frozen=True)
+    class Params:
+        power: int = 2
+        sleep_s: float = runtime(0.0)
+
+    def plan(self, ctx):
+        df = ctx.input_manifest("toy")
+        return [WorkItem(sid, {"value": int(v)}) for sid, v in zip(df["sample_id"], df["value"])]
+
+    def process(self, item, ctx):
+        if ctx.params.sleep_s:
+            time.sleep(ctx.params.sleep_s)
+        if os.environ.get("TOY_CRASH_ON") == item.key:
+            os._exit(3)  # a worker dying hard, as a segfaulting decoder would
+        if os.environ.get("TOY_RAISE_ON") == item.key:
+            raise RuntimeError("boom")
+        if os.environ.get("TOY_ENOSPC_ON") == item.key:
+            import errno
+            raise OSError(errno.ENOSPC, "No space left on device", "values/x.txt")
+        result = item.payload["value"] ** ctx.params.power
+        out = ctx.out_dir / "values" / f"{item.key.replace(':', '_')}.txt"
+        with atomic_path(out) as tmp:
+            tmp.write_text(f"{result}\n")
+        return Outcome(rows=[{"sample_id": item.key, "source_id": item.key, "result": result,
+                              "path": ctx.rel(out)}], counters={"squared": 1})
+
+
+@register
+class Total(Stage):
+    name = "total"
+    default_inputs = ("square",)
+
+    @dataclass(frozen=True)
+    class Params:
+        offset: int = 0
+
+    def on_current(self, out_root, stage_dir):
+        (out_root / "total-current.txt").write_text(stage_dir.name)
+
+    def run(self, ctx):
+        df = ctx.input_manifest("square")
+        return Outcome(rows=[{"sample_id": "total", "value": int(df["result"].sum()) + ctx.params.offset}])
