@@ -37,6 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import tests.helpers.riffusion_reference as rr  # noqa: E402
 
 from emoprep.pipeline.context import StageContext  # noqa: E402
+from emoprep.stages.common import naming  # noqa: E402
+from emoprep.stages.spectrogram import params, riffusion, seed001  # noqa: E402
 from emoprep.stages.spectrogram import stage as sp  # noqa: E402
 
 
@@ -45,11 +47,11 @@ def make_chunks(n: int) -> list[np.ndarray]:
     return [rr.synthetic_music(kinds[i % len(kinds)], seed=i) for i in range(n)]
 
 
-def floor_frames(audio: np.ndarray, p: sp.SpectrogramParams) -> np.ndarray:
+def floor_frames(audio: np.ndarray, p: params.SpectrogramParams) -> np.ndarray:
     """501 frames of n_fft float32 samples, as a plain STFT would feed its FFT."""
     padded = np.pad(audio, p.n_fft // 2, mode="reflect")
     frames = np.lib.stride_tricks.sliding_window_view(padded, p.n_fft)[::p.hop_length]
-    return np.ascontiguousarray(frames[: sp.n_frames_for(audio.size, p)], dtype=np.float32)
+    return np.ascontiguousarray(frames[: riffusion.n_frames_for(audio.size, p)], dtype=np.float32)
 
 
 def bare_rfft(frames: np.ndarray) -> None:
@@ -87,7 +89,7 @@ def stage_runner(chunks: list[np.ndarray], root: Path):
         sf.write(str(root / rel), audio, 44100, subtype="PCM_24", format="FLAC")
         rows.append({"sample_id": f"bench:{song}:{k}", "source_id": f"bench:{song}",
                      "modality": 1, "start_s": 15.0 + 5 * k, "end_s": 20.0 + 5 * k, "path": rel})
-    ctx = StageContext(stage="spectrogram", params=sp.SpectrogramParams(), out_root=root,
+    ctx = StageContext(stage="spectrogram", params=params.SpectrogramParams(), out_root=root,
                        out_dir=root / "spectrogram" / "bench", manifests={"chunks": pd.DataFrame(rows)})
     stage = sp.Spectrogram()
     items = list(stage.plan(ctx))
@@ -119,15 +121,15 @@ def main() -> int:
     ap.add_argument("--markdown", action="store_true", help="print a RESULTS.md section too")
     args = ap.parse_args()
 
-    p = sp.DEFAULT_PARAMS
+    p = params.DEFAULT_PARAMS
     chunks = make_chunks(args.n)
     with tempfile.TemporaryDirectory() as tmp:
         items, run_item = stage_runner(chunks, Path(tmp))
         # name: (function, inputs, untimed preparation); the floor gets its 35 MB frame array
         # built per chunk outside the timer (keeping N of them would need N x 35 MB)
         methods = {
-            "(a) stage fast path": (lambda a: sp.riffusion_image(a, p), chunks, None),
-            "(b) plain librosa (full STFT, dense mel)": (lambda a: sp.riffusion_image_reference(a, p), chunks, None),
+            "(a) stage fast path": (lambda a: riffusion.riffusion_image(a, p), chunks, None),
+            "(b) plain librosa (full STFT, dense mel)": (lambda a: riffusion.riffusion_image_reference(a, p), chunks, None),
             "(c) floor: bare rfft 501 x 17640 f32": (bare_rfft, chunks, lambda a: floor_frames(a, p)),
             "(c2) bare scipy rfft 501 x 17640 f32": (bare_scipy_rfft, chunks, lambda a: floor_frames(a, p)),
             "(d) riffusion converter (torch replica)": (rr.image_from_float_audio, chunks, None),

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 import tests.helpers.riffusion_reference as rr  # noqa: E402
 
-from emoprep.stages.spectrogram.stage import riffusion_image  # noqa: E402
+from emoprep.stages.spectrogram.riffusion import riffusion_image  # noqa: E402
 
 
 def main() -> None:

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, field
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-
 from emoprep.pipeline.columns import with_kinds
 from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.ledger import ItemRecord, Ledger

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from emoprep.pipeline.errors import ConfigError, EmoprepError
 from rich.console import Console
 from rich.table import Table
-
-from emoprep.pipeline.errors import ConfigError, EmoprepError
 
 app = typer.Typer(
     name="emoprep",
@@ -298,8 +297,15 @@ class _progress:
     def __enter__(self):
         if not self.enabled:
             return None
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn,
-                                   TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            ProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
         from rich.text import Text
 
         class Rate(ProgressColumn):

@@ -15,7 +15,6 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-
 # kind -> Arrow type the runner writes: str -> large_string, int -> int64, float -> double,
 # bool -> bool, floats -> list<double>. Missing values are null in every kind.
 ColumnKind = Literal["str", "int", "float", "bool", "floats"]

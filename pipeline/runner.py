@@ -19,8 +19,6 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-from rich.progress import Progress, TaskID
-
 from emoprep.manifests.reasons import INTERNAL_ERROR, NO_OUTPUT, REJECT_CODES, WORKER_CRASHED
 from emoprep.pipeline import __version__
 from emoprep.pipeline.assemble import assemble, finish_manifest
@@ -41,6 +39,7 @@ from emoprep.pipeline.stage import AnyStage, WorkItem
 from emoprep.pipeline.store import MANIFEST, REJECTS, Published, StageDir, rejects_to_table, write_table
 from emoprep.pipeline.upstream import ManifestFiles
 from emoprep.pipeline.values import natural_key
+from rich.progress import Progress
 
 LEDGER_FLUSH_SECONDS = 2.0
 LEDGER_FLUSH_ITEMS = 500

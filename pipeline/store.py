@@ -17,7 +17,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-
 from emoprep.pipeline.atomic import atomic_path, atomic_write_json, sweep_temp_files
 from emoprep.pipeline.fingerprint import SHORT
 from emoprep.pipeline.ledger import LEDGER, Ledger

@@ -21,7 +21,14 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Iterator
 
 import numpy as np
-
+from emoprep.manifests.reasons import (
+    ABSURD_SAMPLE_RATE,
+    EMPTY_AUDIO,
+    PATH_OUTSIDE_ROOT,
+    TRUNCATED_AUDIO,
+    UNREADABLE_AUDIO,
+    ReasonCode,
+)
 from emoprep.pipeline.atomic import atomic_path
 from emoprep.pipeline.values import error_text
 
@@ -39,7 +46,7 @@ MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 768_000
 class AudioError(Exception):
     """A file that cannot be used; `reason` is the reject code, the message names the file."""
 
-    def __init__(self, reason: str, message: str):
+    def __init__(self, reason: ReasonCode, message: str):
         super().__init__(message)
         self.reason = reason
         self.message = message
@@ -72,14 +79,14 @@ def _safe_join(root: Path, rel: str) -> Path:
     target. Any other linked folder (in an output root, in a generic dataset) is refused."""
     parts = PurePosixPath(rel).parts
     if not parts or PurePosixPath(rel).is_absolute() or ".." in parts:
-        raise AudioError("path-outside-root", f"{rel}: reference leaves the dataset root")
+        raise AudioError(PATH_OUTSIDE_ROOT, f"{rel}: reference leaves the dataset root")
     path = Path(root).joinpath(*parts)
     target = path.resolve()
     bases = [Path(root).resolve()]
     if len(parts) > 1 and parts[0] in LINKABLE_AUDIO_DIRS and Path(root, parts[0]).is_symlink():
         bases.append(Path(root, parts[0]).resolve())
     if not any(target.is_relative_to(base) for base in bases):
-        raise AudioError("path-outside-root", f"{rel}: a symlink leading out of the dataset root")
+        raise AudioError(PATH_OUTSIDE_ROOT, f"{rel}: a symlink leading out of the dataset root")
     return path
 
 
@@ -123,7 +130,7 @@ def read_ref_bytes(root: Path, ref: str) -> bytes:
             return path.read_bytes()
         return open_zip(path).read(member)
     except (OSError, KeyError, zipfile.BadZipFile, RuntimeError, ValueError) as exc:
-        raise AudioError("unreadable-audio", f"{ref}: cannot read ({error_text(exc)})") from None
+        raise AudioError(UNREADABLE_AUDIO, f"{ref}: cannot read ({error_text(exc)})") from None
 
 
 @contextlib.contextmanager
@@ -142,15 +149,15 @@ def open_ref(root: Path, ref: str) -> Iterator[BinaryIO]:
         try:
             fh = open(path, "rb")
         except OSError as exc:
-            raise AudioError("unreadable-audio", f"{ref}: cannot open ({error_text(exc)})") from None
+            raise AudioError(UNREADABLE_AUDIO, f"{ref}: cannot open ({error_text(exc)})") from None
         with fh:
             if os.fstat(fh.fileno()).st_size == 0:
-                raise AudioError("empty-audio", f"{ref}: file is empty (0 bytes)")
+                raise AudioError(EMPTY_AUDIO, f"{ref}: file is empty (0 bytes)")
             yield fh
     else:
         data = read_ref_bytes(root, ref)
         if not data:
-            raise AudioError("empty-audio", f"{ref}: zip member is empty (0 bytes)")
+            raise AudioError(EMPTY_AUDIO, f"{ref}: zip member is empty (0 bytes)")
         yield io.BytesIO(data)
 
 
@@ -175,9 +182,9 @@ def probe(root: Path, ref: str) -> AudioInfo:
         try:
             info = sf.info(src)
         except Exception as exc:  # libsndfile raises several types for junk input
-            raise AudioError("unreadable-audio", f"{ref}: not decodable audio ({_short(exc)})") from None
+            raise AudioError(UNREADABLE_AUDIO, f"{ref}: not decodable audio ({_short(exc)})") from None
     if info.frames <= 0 or info.samplerate <= 0 or info.channels <= 0:
-        raise AudioError("empty-audio", f"{ref}: no audio frames ({info.frames} frames)")
+        raise AudioError(EMPTY_AUDIO, f"{ref}: no audio frames ({info.frames} frames)")
     check_sample_rate(ref, int(info.samplerate))
     return AudioInfo(int(info.frames), int(info.samplerate), int(info.channels), str(info.format))
 
@@ -185,7 +192,7 @@ def probe(root: Path, ref: str) -> AudioInfo:
 def check_sample_rate(ref: str, rate: int) -> None:
     """AudioError `absurd-sample-rate` unless MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE."""
     if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
-        raise AudioError("absurd-sample-rate", f"{ref}: the header announces {rate:,} Hz, outside "
+        raise AudioError(ABSURD_SAMPLE_RATE, f"{ref}: the header announces {rate:,} Hz, outside "
                          f"{MIN_SAMPLE_RATE:,}–{MAX_SAMPLE_RATE:,} Hz (a corrupt or hand-made header)")
 
 
@@ -230,12 +237,12 @@ def decode_mono(root: Path, ref: str, sample_rate: int) -> Decoded:
         except AudioError:
             raise
         except Exception as exc:
-            raise AudioError("unreadable-audio", f"{ref}: not decodable audio ({_short(exc)})") from None
+            raise AudioError(UNREADABLE_AUDIO, f"{ref}: not decodable audio ({_short(exc)})") from None
     n_src = len(data)
     if n_src == 0:
-        raise AudioError("empty-audio", f"{ref}: no audio frames could be decoded")
+        raise AudioError(EMPTY_AUDIO, f"{ref}: no audio frames could be decoded")
     if n_src < announced * (1 - TRUNCATION_TOLERANCE) - TRUNCATION_SLACK_FRAMES:
-        raise AudioError("truncated-audio",
+        raise AudioError(TRUNCATED_AUDIO,
                          f"{ref}: decoded {n_src} of the {announced} frames its header announces "
                          f"({n_src / sr:.2f} of {announced / sr:.2f} s); the file is cut short")
     mono = downmix(data)
@@ -263,10 +270,10 @@ def _failed_midway(ref: str, src: BinaryIO, sr: int, announced: int, exc: Except
     except Exception:
         pass
     if n_ok < announced * (1 - TRUNCATION_TOLERANCE) - TRUNCATION_SLACK_FRAMES:
-        return AudioError("truncated-audio", f"{ref}: decoding fails after {n_ok} of the {announced} frames "
+        return AudioError(TRUNCATED_AUDIO, f"{ref}: decoding fails after {n_ok} of the {announced} frames "
                           f"its header announces ({n_ok / sr:.2f} of {announced / sr:.2f} s; {_short(exc)}); "
                           "the file is cut short or damaged")
-    return AudioError("unreadable-audio", f"{ref}: not decodable audio ({_short(exc)})")
+    return AudioError(UNREADABLE_AUDIO, f"{ref}: not decodable audio ({_short(exc)})")
 
 
 def downmix(block: np.ndarray) -> np.ndarray:

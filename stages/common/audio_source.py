@@ -1,4 +1,12 @@
-"""Where the song-level audio stages (`salient`, `features`) get their audio, whatever made it.
+"""Reading upstream audio: the one place that knows how stages read audio another stage made.
+
+- `read_samples`: the samples and rate of an audio file an upstream stage wrote (anything
+  libsndfile reads, or the float32 NPY whose rate is in its manifest row): the decoder every
+  reader below and the EnCodec tokenizer use;
+- `read_output_audio`: such a file as mono float32, with the reject reason when it cannot be
+  used (the spectrogram stage's chunks);
+- `audio_payloads` / `load_mono`: the song-level audio stages (`salient`, `features`) get their
+  audio whatever made it.
 
 A source is an upstream stage named in the recipe. Two kinds are read:
 
@@ -20,11 +28,61 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
+from emoprep.manifests.reasons import (
+    EMPTY_AUDIO,
+    NON_FINITE_AUDIO,
+    PATH_OUTSIDE_ROOT,
+    UNREADABLE_AUDIO,
+)
+from emoprep.pipeline.context import ItemContext, StageContext
 from emoprep.pipeline.errors import ConfigError
+from emoprep.pipeline.values import finite_float
 from emoprep.stages.common.audio_io import ZIP_SEP, AudioError, Decoded, decode_mono, fit_length, read_ref_bytes
 from emoprep.stages.common.dataset_files import resolve_in_root
-from emoprep.pipeline.values import finite_float
+
+
+def read_samples(source: Path | bytes, suffix: str, npy_rate: int | None) -> tuple[np.ndarray, int]:
+    """(frames, channels) float32 samples and the rate of an audio file an upstream stage wrote,
+    from its path or its bytes: anything libsndfile reads, or a float32 NPY ([frames] or
+    [frames, channels]) whose rate is its manifest row's `sample_rate` (`npy_rate`).
+    ValueError, or the decoder's own error, when the content is not such audio."""
+    if suffix.lower() == ".npy":
+        data = np.load(source if isinstance(source, Path) else io.BytesIO(source), allow_pickle=False)
+        if data.ndim not in (1, 2) or not np.issubdtype(data.dtype, np.floating):
+            raise ValueError(f"expected float samples [frames] or [frames, channels], "
+                             f"got {data.dtype} {data.shape}")
+        if npy_rate is None:
+            raise ValueError("an NPY chunk needs the manifest's sample_rate column")
+        return data.reshape(len(data), -1).astype(np.float32, copy=False), int(npy_rate)
+    import soundfile as sf
+
+    data, sr = sf.read(str(source) if isinstance(source, Path) else io.BytesIO(source),
+                       dtype="float32", always_2d=True)
+    return data, int(sr)
+
+
+def read_output_audio(path: Path, name: str | None = None,
+                      npy_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """Mono float32 samples and rate of an upstream audio file; channels are averaged.
+    AudioError (`unreadable-audio`, `empty-audio`, `non-finite-audio`) if unusable.
+
+    Messages name the file as `name` (the manifest's path relative to the output root), so
+    rejects do not depend on where the output folder lives."""
+    name = name or str(path)
+    if not Path(path).is_file():
+        raise AudioError(UNREADABLE_AUDIO, f"{name}: no such file (the chunks output lost "
+                         "it; re-run `emoprep run --stage chunks --force`)")
+    try:
+        data, sr = read_samples(Path(path), Path(path).suffix, npy_rate)
+    except Exception as exc:  # libsndfile / np.load raise several types for corrupt files
+        detail = str(exc).replace(str(path), name)
+        raise AudioError(UNREADABLE_AUDIO, f"{name}: cannot read audio ({detail})") from None
+    if data.shape[0] == 0:
+        raise AudioError(EMPTY_AUDIO, f"{name}: audio has no samples")
+    mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
+    if not np.isfinite(mono).all():
+        raise AudioError(NON_FINITE_AUDIO, f"{name}: audio contains NaN or infinite samples")
+    return np.ascontiguousarray(mono), int(sr)
 
 
 def _frames(values: Any) -> list[float | None] | None:
@@ -42,7 +100,7 @@ def row_va(rec: dict[str, Any]) -> tuple[float | None, float | None]:
     return None, None
 
 
-def audio_payloads(ctx: Any, sources: tuple[str, ...], stage: str) -> list[dict[str, Any]]:
+def audio_payloads(ctx: StageContext[Any], sources: tuple[str, ...], stage: str) -> list[dict[str, Any]]:
     """One payload per row of each source manifest, sorted by sample id within a source.
     Raises ConfigError when a source has neither `audio_path` nor `path`, or when a raw
     source's dataset root is unknown."""
@@ -88,7 +146,7 @@ def _payload(rec: dict[str, Any], source: str, kind: str, ref: str) -> dict[str,
     return p
 
 
-def load_mono(p: dict[str, Any], ctx: Any, sample_rate: int) -> Decoded:
+def load_mono(p: dict[str, Any], ctx: ItemContext[Any], sample_rate: int) -> Decoded:
     """The payload's audio as mono float32 at `sample_rate`. Raises AudioError."""
     if p["kind"] == "raw":
         root = Path(ctx.roots[p["source"]])
@@ -107,27 +165,27 @@ def on_disk_ref(root: Path, ref: str) -> str:
     try:
         path = resolve_in_root(root, ref)
     except ValueError as exc:
-        raise AudioError("path-outside-root", f"{ref}: {exc}") from None
+        raise AudioError(PATH_OUTSIDE_ROOT, f"{ref}: {exc}") from None
     except OSError:
         return ref
     return path.relative_to(root).as_posix()
 
 
 def _load_npy(out_root: Path, p: dict[str, Any], sample_rate: int) -> Decoded:
-    """An NPY output (float32 mono) at the rate its manifest row records."""
+    """An NPY output (float32, channels averaged) at the rate its manifest row records."""
     import soxr
 
     rate = p.get("sample_rate")
     if not rate:
-        raise AudioError("unreadable-audio", f"{p['ref']}: NPY audio without a sample_rate column")
+        raise AudioError(UNREADABLE_AUDIO, f"{p['ref']}: NPY audio without a sample_rate column")
     data = read_ref_bytes(out_root, p["ref"])  # AudioError path-outside-root for '..', symlinks
     try:
-        x = np.load(io.BytesIO(data), allow_pickle=False)
+        frames, _ = read_samples(data, ".npy", int(rate))
     except (OSError, ValueError) as exc:
-        raise AudioError("unreadable-audio", f"{p['ref']}: cannot read ({type(exc).__name__})") from None
-    x = np.asarray(x, dtype=np.float32).reshape(-1)
+        raise AudioError(UNREADABLE_AUDIO, f"{p['ref']}: cannot read ({type(exc).__name__})") from None
+    x = frames[:, 0] if frames.shape[1] == 1 else frames.mean(axis=1, dtype=np.float32)
     if not len(x):
-        raise AudioError("empty-audio", f"{p['ref']}: no samples")
+        raise AudioError(EMPTY_AUDIO, f"{p['ref']}: no samples")
     y = x if rate == sample_rate else soxr.resample(x, rate, sample_rate, quality="HQ")
     n_out = int(round(len(x) * sample_rate / rate))
     return Decoded(fit_length(y, n_out), sample_rate, rate, len(x), 1)

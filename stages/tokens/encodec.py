@@ -33,15 +33,14 @@ Torch and transformers are imported inside functions (the registry imports every
 from __future__ import annotations
 
 import hashlib
-import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from emoprep.pipeline.errors import ConfigError
+from emoprep.stages.common.audio_source import read_samples
 from emoprep.stages.tokens import weights
 from emoprep.stages.tokens.weights import Compute, WeightsSource
 
@@ -241,7 +240,6 @@ def load_clip(path: Path, tokenizer: str, source_rate: int | None = None
     (None, (reason, detail), digest) for a reject. `detail` names no path (the caller prefixes
     the manifest path). FLAC/WAV carry their rate; a float32 `.npy` clip needs `source_rate`
     (the manifest's `sample_rate`). The clip must be exactly the tokenizer's length."""
-    import soundfile as sf
     import soxr
 
     try:
@@ -251,17 +249,14 @@ def load_clip(path: Path, tokenizer: str, source_rate: int | None = None
     except OSError as exc:
         return None, ("unreadable-audio", f"cannot read ({exc.strerror or type(exc).__name__})"), "unreadable"
     sha = hashlib.sha256(data).hexdigest()
+    suffix = Path(path).suffix
+    if suffix.lower() == ".npy" and source_rate is None:
+        return None, ("unreadable-audio", "an .npy clip without a sample_rate in its manifest row"), sha
     try:
-        if Path(path).suffix.lower() == ".npy":
-            samples, rate = np.load(io.BytesIO(data), allow_pickle=False), source_rate
-            if rate is None:
-                return None, ("unreadable-audio", "an .npy clip without a sample_rate in its manifest row"), sha
-        else:
-            samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        samples, rate = read_samples(data, suffix, source_rate)
     except Exception as exc:  # noqa: BLE001 - any decoder failure is this file's fault
         return None, ("unreadable-audio", f"not decodable audio ({str(exc)[:120]})"), sha
-    samples = np.asarray(samples, dtype=np.float32)
-    mono = samples.mean(axis=1, dtype=np.float32) if samples.ndim == 2 else samples
+    mono = samples.mean(axis=1, dtype=np.float32)
     want_s = ARCHS[tokenizer]["clip_s"]
     if len(mono) != int(round(want_s * rate)):
         return None, ("bad-audio-length", f"{len(mono)} samples at {rate} Hz ({len(mono) / rate:.3f} s), "

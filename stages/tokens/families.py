@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-
 from emoprep.pipeline.errors import ConfigError
 from emoprep.stages.tokens import encodec, vit
 

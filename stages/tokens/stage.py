@@ -52,16 +52,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
+from emoprep.manifests.token_store import layout as ts
 from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.filehash import hash_file
 from emoprep.pipeline.fingerprint import library_version
-from emoprep.manifests.token_store import layout as ts
 from emoprep.pipeline.paths import output_file
 from emoprep.pipeline.stage import Outcome, Reject, Stage, WorkItem, runtime
+from emoprep.pipeline.values import natural_key
 from emoprep.stages.tokens import vit, weights
 from emoprep.stages.tokens.families import ARRAY_ORDER, FAMILIES, InputShard, collate_inputs, family_of
-from emoprep.pipeline.values import natural_key
 
 LABEL_COLUMNS = ("source_id", "modality", "start_s", "end_s", "valence", "arousal",
                  "valence_raw", "arousal_raw", "emotion", "split")

@@ -35,12 +35,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
 from emoprep.pipeline.errors import ConfigError
 from emoprep.stages.tokens import weights
+
 # Re-exported: the weight policy and compute helpers used to live here.
-from emoprep.stages.tokens.weights import (RANDOM_INIT, Compute, WeightsSource, _WARNED,  # noqa: F401
-                                    resolve_compute, set_threads, weight_identity, weights_sha256)
+from emoprep.stages.tokens.weights import (  # noqa: F401
+    _WARNED,
+    RANDOM_INIT,
+    Compute,
+    WeightsSource,
+    resolve_compute,
+    set_threads,
+    weight_identity,
+    weights_sha256,
+)
 
 HF_MODEL_ID = "google/vit-base-patch16-224"  # see the module docstring
 

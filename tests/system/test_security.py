@@ -367,7 +367,8 @@ def test_audio_payload_refs_never_leave_their_root(tmp_path, ref, kind):
 
 
 def test_spectrogram_refuses_chunk_paths_out_of_the_output_root(tmp_path):
-    from emoprep.stages.spectrogram.stage import AudioProblem, _load_chunk_any_rate
+    from emoprep.stages.common.audio_io import AudioError
+    from emoprep.stages.spectrogram.stage import _load_chunk_any_rate
 
     outside = tmp_path / "x.flac"
     sf.write(outside, np.zeros(4410, np.float32), 44100, format="FLAC")
@@ -377,7 +378,7 @@ def test_spectrogram_refuses_chunk_paths_out_of_the_output_root(tmp_path):
     ctx = stage_ctx("spectrogram", None, tmp_path, {})
     with opened_files() as opened:
         for rel in ("../x.flac", str(outside), "chunks/../../x.flac", "link/x.flac"):
-            with pytest.raises(AudioProblem) as err:
+            with pytest.raises(AudioError) as err:
                 _load_chunk_any_rate({"sample_id": "deam:2:0", "path": rel}, ctx.item_context())
             assert err.value.reason == "bad-path"
     assert_never_read(opened, outside)

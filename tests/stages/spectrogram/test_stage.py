@@ -14,8 +14,11 @@ from PIL import Image
 
 import tests.helpers.riffusion_reference as rr  # noqa: E402
 
+from emoprep.manifests.reasons import REJECT_CODES  # noqa: E402
 from emoprep.pipeline.errors import DataError  # noqa: E402
 from emoprep.pipeline.context import StageContext  # noqa: E402
+from emoprep.stages.common import naming  # noqa: E402
+from emoprep.stages.spectrogram import params, riffusion, seed001  # noqa: E402
 from emoprep.stages.spectrogram import stage as sp  # noqa: E402
 
 SR = 44100
@@ -35,7 +38,7 @@ def music() -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def fast_images(music):
-    return {kind: sp.riffusion_image(audio) for kind, audio in music.items()}
+    return {kind: riffusion.riffusion_image(audio) for kind, audio in music.items()}
 
 
 # ---------------------------------------------------------------- pixels vs riffusion
@@ -54,7 +57,7 @@ def test_matches_riffusion_converter(kind, music, fast_images):
 @pytest.mark.parametrize("kind", rr.MUSIC_KINDS)
 def test_matches_librosa_reference(kind, music, fast_images):
     img, max_value = fast_images[kind]
-    ref, ref_max = sp.riffusion_image_reference(music[kind])
+    ref, ref_max = riffusion.riffusion_image_reference(music[kind])
     worst, frac = diff_stats(img, ref)
     assert worst <= 1 and frac < 0.001, (kind, worst, frac)
     assert max_value == pytest.approx(ref_max, rel=1e-4)
@@ -73,7 +76,7 @@ def test_noiseless_tones_differ_only_by_riffusions_own_rounding(kind):
     which the 0.25 power lifts to a few gray levels. riffusion's float32 output then differs
     from its own formula evaluated exactly; ours must differ from it no more than that."""
     audio = rr.synthetic_music(kind, noise_dbfs=None)
-    img, _ = sp.riffusion_image(audio)
+    img, _ = riffusion.riffusion_image(audio)
     riff, _ = rr.image_from_float_audio(audio)
     exact, _ = rr.image_from_float_audio(audio, exact=True)
     ours_worst, ours_frac = diff_stats(img, riff)
@@ -84,11 +87,11 @@ def test_noiseless_tones_differ_only_by_riffusions_own_rounding(kind):
 
 # ---------------------------------------------------------------- transform properties
 def test_silence_is_white_with_zero_max():
-    img, max_value = sp.riffusion_image(np.zeros(CHUNK, np.float32))
+    img, max_value = riffusion.riffusion_image(np.zeros(CHUNK, np.float32))
     assert img.shape == (512, 501) and (img == 255).all()
     assert max_value == 0.0
-    assert (sp.to_model_size(img) == 255).all()
-    mel_ref, ref_max = sp.riffusion_image_reference(np.zeros(CHUNK, np.float32))
+    assert (riffusion.to_model_size(img) == 255).all()
+    mel_ref, ref_max = riffusion.riffusion_image_reference(np.zeros(CHUNK, np.float32))
     assert (mel_ref == 255).all() and ref_max == 0.0
 
 
@@ -96,7 +99,7 @@ def test_low_frequencies_at_the_bottom_and_loud_is_dark():
     """A 200 Hz tone darkens the row of the mel band centred nearest 200 Hz, counted from the
     bottom (band centres from the HTK formula, computed here independently)."""
     t = np.arange(CHUNK) / SR
-    img, _ = sp.riffusion_image((0.5 * np.sin(2 * np.pi * 200.0 * t)).astype(np.float32))
+    img, _ = riffusion.riffusion_image((0.5 * np.sin(2 * np.pi * 200.0 * t)).astype(np.float32))
     mel_max = 2595.0 * np.log10(1.0 + 10000.0 / 700.0)
     centres = 700.0 * (10 ** (np.linspace(0.0, mel_max, 514)[1:-1] / 2595.0) - 1.0)
     band = int(np.argmin(np.abs(centres - 200.0)))
@@ -108,8 +111,8 @@ def test_low_frequencies_at_the_bottom_and_loud_is_dark():
 
 def test_gain_scales_max_value_not_pixels(music):
     audio = music["mix"]
-    img, m = sp.riffusion_image(audio)
-    img2, m2 = sp.riffusion_image(audio * np.float32(0.25))
+    img, m = riffusion.riffusion_image(audio)
+    img2, m2 = riffusion.riffusion_image(audio * np.float32(0.25))
     assert np.array_equal(img, img2)   # a power-of-two gain is exact in float
     assert m2 == pytest.approx(m / 4, rel=1e-6)
 
@@ -120,7 +123,7 @@ def test_frame_count_matches_a_centred_stft(n_samples):
     import librosa
 
     audio = rr.synthetic_music("mix")[:n_samples]
-    img, _ = sp.riffusion_image(audio)
+    img, _ = riffusion.riffusion_image(audio)
     expected = librosa.stft(audio, n_fft=17640, hop_length=441, win_length=4410).shape[1]
     assert img.shape == (512, expected)
 
@@ -129,7 +132,7 @@ def test_filterbank_is_riffusions():
     import librosa
     import torch
 
-    fb = sp.mel_filterbank(SR, 17640, 512, 0.0, 10000.0)
+    fb = riffusion.mel_filterbank(SR, 17640, 512, 0.0, 10000.0)
     ref = librosa.filters.mel(sr=SR, n_fft=17640, n_mels=512, fmin=0.0, fmax=10000.0,
                               htk=True, norm=None)
     assert fb.shape == (512, 8821)
@@ -143,24 +146,24 @@ def test_filterbank_is_riffusions():
 
 
 def test_bad_audio_raises_value_error():
-    p = sp.DEFAULT_PARAMS
+    p = params.DEFAULT_PARAMS
     with pytest.raises(ValueError, match="no samples"):
-        sp.riffusion_image(np.zeros(0, np.float32))
+        riffusion.riffusion_image(np.zeros(0, np.float32))
     with pytest.raises(ValueError, match="reflect padding"):
-        sp.riffusion_image(np.zeros(p.n_fft // 2, np.float32))
+        riffusion.riffusion_image(np.zeros(p.n_fft // 2, np.float32))
     with pytest.raises(ValueError, match="NaN"):
-        sp.riffusion_image(np.r_[np.zeros(CHUNK - 1), np.nan].astype(np.float32))
+        riffusion.riffusion_image(np.r_[np.zeros(CHUNK - 1), np.nan].astype(np.float32))
     with pytest.raises(ValueError, match="mono"):
-        sp.riffusion_image(np.zeros((2, CHUNK), np.float32))
+        riffusion.riffusion_image(np.zeros((2, CHUNK), np.float32))
 
 
 def test_params_reject_inconsistent_values():
     with pytest.raises(ValueError, match="win_length"):
-        sp.SpectrogramParams(win_length=20000)
+        params.SpectrogramParams(win_length=20000)
     with pytest.raises(ValueError, match="f_max"):
-        sp.SpectrogramParams(f_max=30000.0)
+        params.SpectrogramParams(f_max=30000.0)
     with pytest.raises(ValueError, match="hop_length"):
-        sp.SpectrogramParams(hop_length=0)
+        params.SpectrogramParams(hop_length=0)
 
 
 @pytest.mark.parametrize("ours, theirs, shape", [
@@ -172,45 +175,45 @@ def test_params_reject_inconsistent_values():
 def test_other_transform_parameters_match_riffusion(ours, theirs, shape, music):
     """Other parameter sets give riffusion's pixels too (the plan cache is per parameter set)."""
     audio = music["mix"] if ours.get("sample_rate", SR) == SR else music["mix"][::2].copy()
-    img, _ = sp.riffusion_image(audio, sp.SpectrogramParams(**ours))
+    img, _ = riffusion.riffusion_image(audio, params.SpectrogramParams(**ours))
     ref, _ = rr.image_from_float_audio(audio, rr.RiffusionParams(**theirs))
     assert img.shape == ref.shape == shape
     worst, frac = diff_stats(img, ref)
     assert worst <= 1 and frac < 0.001, (worst, frac)
-    assert sp.riffusion_image(music["mix"])[0].shape == (512, 501)
+    assert riffusion.riffusion_image(music["mix"])[0].shape == (512, 501)
 
 
 def test_to_model_size_is_pillow_lanczos():
     rng = np.random.default_rng(3)
     img = rng.integers(0, 256, size=(512, 501), dtype=np.uint8)
-    small = sp.to_model_size(img)
+    small = riffusion.to_model_size(img)
     assert small.shape == (224, 224) and small.dtype == np.uint8
     expected = np.asarray(Image.fromarray(img).resize((224, 224), Image.Resampling.LANCZOS))
     assert np.array_equal(small, expected)
     ramp = np.tile(np.linspace(0, 255, 512).astype(np.uint8)[:, None], (1, 501))
-    col = sp.to_model_size(ramp)[:, 100].astype(int)
+    col = riffusion.to_model_size(ramp)[:, 100].astype(int)
     assert (np.diff(col) >= 0).all() and col[0] < 5 and col[-1] > 250
 
 
 def test_safe_name_is_injective_and_safe():
     ids = ["deam:2:0", "deam_2_0", "a/b", "..", ".", "x%3Ay", "x:y", "é"]
-    names = [sp.safe_name(i) for i in ids]
+    names = [naming.safe_name(i) for i in ids]
     assert len(set(names)) == len(ids)
     for name in names:
         assert "/" not in name and ":" not in name and name not in (".", "..")
-    assert sp.safe_name("deam:2:0") == "deam%3A2%3A0"
+    assert naming.safe_name("deam:2:0") == "deam%3A2%3A0"
 
 
 # ---------------------------------------------------------------- seed-001 mel clips
 def test_seed001_shape_and_standardisation(music):
-    mel = sp.seed001_mel(music["mix"], SR)
+    mel = seed001.seed001_mel(music["mix"], SR)
     assert mel.shape == (1, 128, 130) and mel.dtype == np.float32
     assert abs(float(mel.mean())) < 1e-4
     assert float(mel.std()) == pytest.approx(1.0, abs=1e-3)
 
 
 def test_seed001_silence_is_zeros():
-    mel = sp.seed001_mel(np.zeros(CHUNK, np.float32), SR)
+    mel = seed001.seed001_mel(np.zeros(CHUNK, np.float32), SR)
     assert mel.shape == (1, 128, 130) and not mel.any()
 
 
@@ -223,11 +226,11 @@ def test_seed001_trims_leading_silence_and_normalises_loudness(music):
     sr = 22050
     clip = soxr.resample(music["chord"], SR, sr, quality="HQ")[: 4 * sr]
     delayed = np.r_[np.zeros(sr, np.float32), clip * np.float32(0.1)]
-    a = sp.seed001_mel(clip, sr)
-    b = sp.seed001_mel(delayed, sr)
+    a = seed001.seed001_mel(clip, sr)
+    b = seed001.seed001_mel(delayed, sr)
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.95
-    no_trim = sp.SpectrogramParams(seed001_trim_top_db=1000.0)
-    c = sp.seed001_mel(delayed, sr, no_trim)
+    no_trim = params.SpectrogramParams(seed001_trim_top_db=1000.0)
+    c = seed001.seed001_mel(delayed, sr, no_trim)
     assert float(c[0, :, :40].std()) < 1e-3         # untrimmed: the first second is flat
     assert float(b[0, :, :40].std()) > 0.5
 
@@ -235,21 +238,21 @@ def test_seed001_trims_leading_silence_and_normalises_loudness(music):
 def test_seed001_resamples_to_22050(music):
     import soxr
 
-    at_44k = sp.seed001_mel(music["chord"], SR)
-    at_22k = sp.seed001_mel(soxr.resample(music["chord"], SR, 22050, quality="HQ"), 22050)
+    at_44k = seed001.seed001_mel(music["chord"], SR)
+    at_22k = seed001.seed001_mel(soxr.resample(music["chord"], SR, 22050, quality="HQ"), 22050)
     np.testing.assert_allclose(at_44k, at_22k, atol=1e-3)
 
 
 def test_seed001_pads_short_audio():
     t = np.arange(int(0.5 * 22050)) / 22050
-    mel = sp.seed001_mel((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 22050)
+    mel = seed001.seed001_mel((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 22050)
     assert mel.shape == (1, 128, 130)
     # the padded tail is the quietest part of the clip
     assert mel[0, :, -10:].mean() < mel[0, :, :10].mean()
 
 
 def test_zscore_constant_is_zeros():
-    assert not sp.zscore(np.full((4, 5), 3.0)).any()
+    assert not seed001.zscore(np.full((4, 5), 3.0)).any()
 
 
 # ---------------------------------------------------------------- the stage
@@ -296,8 +299,8 @@ def chunk_tree(tmp_path, music):
     return root, pd.DataFrame(rows)
 
 
-def make_ctx(root: Path, chunks: pd.DataFrame, **params) -> StageContext:
-    return StageContext(stage="spectrogram", params=sp.SpectrogramParams(**params),
+def make_ctx(root: Path, chunks: pd.DataFrame, **values) -> StageContext:
+    return StageContext(stage="spectrogram", params=params.SpectrogramParams(**values),
                         out_root=root, out_dir=root / "spectrogram" / "fp",
                         input_dirs={"chunks": root / "chunks" / "fp"},
                         manifests={"chunks": chunks})
@@ -342,7 +345,7 @@ def test_process_writes_pngs_rows_and_rejects(chunk_tree, music):
         "deam:10:2": "unreadable-audio", "deam:10:3": "unreadable-audio",
         "deam:10:4": "wrong-sample-rate", "deam:10:5": "empty-audio", "deam:10:6": "short-audio",
         "deam:10:7": "non-finite-audio"}
-    assert {r.reason for r in rejects.values()} <= set(sp.REASON_CODES)
+    assert {r.reason for r in rejects.values()} <= set(REJECT_CODES)
     for sid, rej in rejects.items():
         assert rej.message.startswith("chunks/fp/audio/10/")  # relative: no output-root in rows
         assert str(root) not in rej.message
@@ -357,18 +360,18 @@ def test_process_writes_pngs_rows_and_rejects(chunk_tree, music):
         assert im.mode == "L" and im.size == (224, 224)
         png = np.asarray(im)
     decoded, _ = sf.read(str(root / chunks.loc[0, "path"]), dtype="float32")
-    expected, max_value = sp.riffusion_image(decoded)
-    assert np.array_equal(png, sp.to_model_size(expected))
+    expected, max_value = riffusion.riffusion_image(decoded)
+    assert np.array_equal(png, riffusion.to_model_size(expected))
     assert row["max_value"] == max_value
     # PCM_24 storage is transparent at the image's precision
-    assert diff_stats(expected, sp.riffusion_image(music["mix"])[0])[0] <= 1
+    assert diff_stats(expected, riffusion.riffusion_image(music["mix"])[0])[0] <= 1
     silent = rows["deam:10:1"]
     assert silent["max_value"] == 0.0
     with Image.open(root / silent["path"]) as im:
         assert (np.asarray(im) == 255).all()
     npy_row = rows["deam:11:0"]                       # an NPY chunk gives the same pixels
     with Image.open(root / npy_row["path"]) as im:
-        assert np.array_equal(np.asarray(im), sp.to_model_size(sp.riffusion_image(music["quiet"])[0]))
+        assert np.array_equal(np.asarray(im), riffusion.to_model_size(riffusion.riffusion_image(music["quiet"])[0]))
     assert not list(root.rglob(".tmp-*"))
 
 
@@ -395,7 +398,7 @@ def test_process_seed001_writes_one_shard_per_song(chunk_tree, music):
     shard = np.load(root / song.rows[0]["path"], allow_pickle=False)
     assert shard.shape == (3, 1, 128, 130) and shard.dtype == np.float32
     decoded, _ = sf.read(str(root / chunks.loc[1, "path"]), dtype="float32")
-    np.testing.assert_array_equal(shard[1], sp.seed001_mel(decoded, SR))
+    np.testing.assert_array_equal(shard[1], seed001.seed001_mel(decoded, SR))
     other = outcomes["deam:10"]
     assert np.load(root / other.rows[0]["path"], allow_pickle=False).shape == (4, 1, 128, 130)
     assert {r.sample_id: r.reason for r in other.rejects} == {
@@ -410,15 +413,15 @@ def test_every_transform_parameter_enters_the_fingerprint():
     from emoprep.pipeline.fingerprint import components, fingerprint
 
     stage = sp.Spectrogram()
-    base = fingerprint(components(stage, sp.SpectrogramParams(), {"chunks": "x"}))
+    base = fingerprint(components(stage, params.SpectrogramParams(), {"chunks": "x"}))
     changes = {"n_fft": 17642, "win_length": 4400, "hop_length": 440, "n_mels": 256,
                "f_min": 20.0, "f_max": 11000.0, "image_power": 0.3, "size": 256,
                "keep_fullres": True, "kind": "seed001-mel", "seed001_n_mels": 64,
                "seed001_trim_top_db": 40.0, "seed001_target_rms_dbfs": -23.0}
     for name, value in changes.items():
-        changed = fingerprint(components(stage, sp.SpectrogramParams(**{name: value}), {"chunks": "x"}))
+        changed = fingerprint(components(stage, params.SpectrogramParams(**{name: value}), {"chunks": "x"}))
         assert changed != base, name
-    assert fingerprint(components(stage, sp.SpectrogramParams(), {"chunks": "x"})) == base
+    assert fingerprint(components(stage, params.SpectrogramParams(), {"chunks": "x"})) == base
 
 
 def test_pixels_do_not_depend_on_torch_thread_count(music):
@@ -428,9 +431,9 @@ def test_pixels_do_not_depend_on_torch_thread_count(music):
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        one = sp.riffusion_mel(music["mix"])
+        one = riffusion.riffusion_mel(music["mix"])
         torch.set_num_threads(max(2, before))
-        many = sp.riffusion_mel(music["mix"])
+        many = riffusion.riffusion_mel(music["mix"])
     finally:
         torch.set_num_threads(before)
     assert np.array_equal(one, many)
