@@ -2,6 +2,7 @@
 #   make tokens   set up .venv, run the whole DAG (demo data unless DATA=DIR) to token stores
 #   make test     set up .venv, run the tests
 #   make lint     ruff + mypy over pipeline/, stages/, manifests/, tests/ (zero findings)
+SHELL  := /bin/bash
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -57,9 +58,11 @@ test: $(LINKED)
 test-slow: $(LINKED)
 	$(PY) -m pytest -m slow
 
+# mypy reads the package through the install's link tree: its paths are mapped back to the
+# files you edit (build/__editable__.*/emoprep/stages/x.py -> stages/x.py).
 lint: $(LINKED)
 	$(VENV)/bin/ruff check pipeline stages manifests tests bench
-	$(VENV)/bin/mypy
+	@set -o pipefail; $(VENV)/bin/mypy | sed -E 's#build/__editable__[^/]*/emoprep/##'
 
 bench: $(LINKED)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from emoprep.pipeline.filehash import FileHasher
-from emoprep.pipeline.context import StageContext
-from emoprep.pipeline.registry import get_stage
-from emoprep.stages.demo.deam import write_deam_scale_tree
 from emoprep.pipeline.assemble import finish_manifest
+from emoprep.pipeline.context import StageContext
+from emoprep.pipeline.filehash import FileHasher
+from emoprep.pipeline.registry import get_stage
+from emoprep.stages.demo.deam_scale import write_deam_scale_tree
 
 HERE = Path(__file__).resolve().parent
 
@@ -76,7 +76,7 @@ def acceptance(deam: pd.DataFrame, chunks: pd.DataFrame, rejects: list) -> dict[
     under = pd.Series([int(r.sample_id.split(":")[1]) for r in rejects if r.reason == "under-annotated"],
                       dtype="int64").value_counts()
     ok_ex, ok_full = True, True
-    for sid, d in zip(deam["song_id"], deam["duration_s"]):
+    for sid, d in zip(deam["song_id"], deam["duration_s"], strict=True):
         full = int((d - 15) // 5)
         want = full + (1 if d - 15 - 5 * full >= 4.5 else 0) - int(under.get(sid, 0))
         got = int(counts.get(sid, 0))
@@ -112,7 +112,7 @@ def main() -> int:
     a.out.mkdir(parents=True)
 
     hasher = FileHasher()
-    deam, rej_d, cnt_d, t_d = run_stage("deam", tree, a.out, a.workers, hasher=hasher)
+    deam, rej_d, _, t_d = run_stage("deam", tree, a.out, a.workers, hasher=hasher)
     t0 = time.perf_counter()
     get_stage("deam").source_signature(StageContext(stage="deam", params=get_stage("deam").Params(),
                                                     out_root=a.out, out_dir=a.out / "x",
@@ -136,16 +136,16 @@ def main() -> int:
 
     load = os.getloadavg()
     lines = [
-        f"tree: {tree_info['n_songs']} songs (built in {tree_info['build_s']} s), workers={a.workers}, "
-        f"{os.cpu_count()} CPUs, python {platform.python_version()}, load avg at end {load[0]:.2f}",
-        f"deam ingest: {t_d['items']} items, {len(deam)} rows, {len(rej_d)} rejects in {t_d['wall_s']:.1f} s wall "
-        f"({t_d['items'] / t_d['wall_s']:.0f} items/s; CPU {t_d['cpu_s']:.1f} s; cold content hashing "
-        f"{t_d['signature_s']:.1f} s, warm {warm_sig:.2f} s)",
-        f"chunks: {t_c['items']} songs → {len(chunks)} chunks, {len(rej_c)} rejects, {cnt_c} in "
-        f"{t_c['wall_s']:.1f} s wall ({t_c['items'] / t_c['wall_s']:.1f} songs/s, "
-        f"{len(chunks) / t_c['wall_s']:.0f} chunks/s; CPU {t_c['cpu_s']:.1f} s); FLAC {du:.2f} GiB",
-        f"ingest + chunks: {t_d['wall_s'] + t_c['wall_s']:.1f} s wall; peak RSS main {self_rss:.0f} MiB, "
-        f"largest worker {child_rss:.0f} MiB",
+        (f"tree: {tree_info['n_songs']} songs (built in {tree_info['build_s']} s), workers={a.workers}, "
+         f"{os.cpu_count()} CPUs, python {platform.python_version()}, load avg at end {load[0]:.2f}"),
+        (f"deam ingest: {t_d['items']} items, {len(deam)} rows, {len(rej_d)} rejects in {t_d['wall_s']:.1f} s wall "
+         f"({t_d['items'] / t_d['wall_s']:.0f} items/s; CPU {t_d['cpu_s']:.1f} s; cold content hashing "
+         f"{t_d['signature_s']:.1f} s, warm {warm_sig:.2f} s)"),
+        (f"chunks: {t_c['items']} songs → {len(chunks)} chunks, {len(rej_c)} rejects, {cnt_c} in "
+         f"{t_c['wall_s']:.1f} s wall ({t_c['items'] / t_c['wall_s']:.1f} songs/s, "
+         f"{len(chunks) / t_c['wall_s']:.0f} chunks/s; CPU {t_c['cpu_s']:.1f} s); FLAC {du:.2f} GiB"),
+        (f"ingest + chunks: {t_d['wall_s'] + t_c['wall_s']:.1f} s wall; peak RSS main {self_rss:.0f} MiB, "
+         f"largest worker {child_rss:.0f} MiB"),
     ]
     lines.append(f"acceptance: {checks}")
     if clips_line:

@@ -38,7 +38,8 @@ EMOPREP = Path(sys.executable).with_name("emoprep")
 
 def ensure_tree(n_scale: int, seed: int = 0, only_ids: list[int] | None = None, tag: str = "") -> Path:
     """The synthetic tree, built once; 10× seeds its copy 0 from the 1× tree's MP3s."""
-    from emoprep.stages.demo.deam import AUDIO_DIR, write_deam_scale_tree
+    from emoprep.stages.demo.deam_files import AUDIO_DIR
+    from emoprep.stages.demo.deam_scale import write_deam_scale_tree
 
     root = OUT / f"deam-scale-n{n_scale}-s{seed}{tag}"
     marker = root / "_TREE.json"
@@ -150,12 +151,12 @@ def scale_run(a: argparse.Namespace) -> list[str]:
     chunks = stages["chunks"]["counts"]["rows"]
     images = stages["spectrogram"]["counts"]["rows"]
     lines = [
-        f"DEAM scale ×{a.n_scale}: {songs} songs → {chunks} chunks → {images} spectrogram PNGs "
-        f"({a.executor}, {a.workers} workers)",
+        (f"DEAM scale ×{a.n_scale}: {songs} songs → {chunks} chunks → {images} spectrogram PNGs "
+         f"({a.executor}, {a.workers} workers)"),
         f"wall {wall:.1f} s ({images / wall:.1f} images/s); stage seconds: "
         + ", ".join(f"{s} {d['run']['seconds']:.1f}" for s, d in stages.items()),
-        f"peak memory of the process tree: RSS sum {gib(mem.peak_rss)}, PSS sum {gib(mem.peak_pss)}, "
-        f"CLI process {gib(mem.peak_main)}, {mem.peak_procs} processes",
+        (f"peak memory of the process tree: RSS sum {gib(mem.peak_rss)}, PSS sum {gib(mem.peak_pss)}, "
+         f"CLI process {gib(mem.peak_main)}, {mem.peak_procs} processes"),
         "peak RSS sum while each stage ran: " + ", ".join(phase_peaks(mem, out)),
         f"no-op re-run: {noop:.2f} s",
         "rejects: " + ", ".join(f"{s} {d['counts']['rejects']}" for s, d in stages.items()),
@@ -166,7 +167,7 @@ def scale_run(a: argparse.Namespace) -> list[str]:
 
 
 def dask_speedup(a: argparse.Namespace) -> list[str]:
-    from emoprep.stages.demo.deam import scale_specs
+    from emoprep.stages.demo.deam_scale import scale_specs
 
     ids = [s.song_id for s in scale_specs(0) if s.kind == "excerpt"][: a.songs]
     tree = ensure_tree(1, only_ids=ids, tag=f"-first{a.songs}")
@@ -190,9 +191,9 @@ def dask_speedup(a: argparse.Namespace) -> list[str]:
         shutil.rmtree(p, ignore_errors=True)
     verdict = "; ".join(f"{name} vs local: " + ("identical" if not d else f"{len(d)} files DIFFER, e.g. {d[:3]}")
                         for name, d in differ.items())
-    return [f"spectrogram stage, {len(ids)} songs → {images} images: dask 1 worker {seconds['dask-w1']:.1f} s, "
+    return [(f"spectrogram stage, {len(ids)} songs → {images} images: dask 1 worker {seconds['dask-w1']:.1f} s, "
             f"dask 2 workers {seconds['dask-w2']:.1f} s (speed-up {seconds['dask-w1'] / seconds['dask-w2']:.2f}×), "
-            f"local 2 workers {seconds['local-w2']:.1f} s; {verdict}"]
+             f"local 2 workers {seconds['local-w2']:.1f} s; {verdict}")]
 
 
 def stage_files(folder: Path) -> dict[str, bytes]:

@@ -32,10 +32,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.helpers.token_fixtures import clip_label_rows, clip_signal, split_rows, tokens_ctx, write_clips  # noqa: E402
-
-from emoprep.stages.tokens import encodec, weights  # noqa: E402
-from emoprep.stages.tokens.stage import Tokens, objects_dir  # noqa: E402
+from emoprep.stages.tokens import encodec, weights
+from emoprep.stages.tokens.stage import Tokens, objects_dir
+from tests.helpers.token_fixtures import clip_label_rows, clip_signal, split_rows, tokens_ctx, write_clips
 
 TOK = "encodec-24khz"
 
@@ -54,10 +53,9 @@ def timed(fn) -> tuple[float, float, object]:
 def bare(model, clips: np.ndarray) -> np.ndarray:
     import torch
 
-    out = []
     with torch.inference_mode():
-        for c in clips:
-            out.append(model.encode(torch.from_numpy(c)[None, None], bandwidth=24.0).audio_codes[0, 0].numpy())
+        out = [model.encode(torch.from_numpy(c)[None, None], bandwidth=24.0).audio_codes[0, 0].numpy()
+               for c in clips]
     return np.stack(out).astype(np.int16)
 
 
@@ -93,7 +91,7 @@ def main() -> None:
     sizes = [int(b) for b in args.batch_sizes.split(",")]
     threads = weights.set_threads(0)
     rate = encodec.sample_rate(TOK)
-    clips = np.stack([clip_signal(int(round(args.seconds * rate)), rate, seed=k) for k in range(args.n)])
+    clips = np.stack([clip_signal(round(args.seconds * rate), rate, seed=k) for k in range(args.n)])
     audio_s = args.n * args.seconds
     model = encodec.get_encodec(TOK, None, 0, "cpu", "auto").model
     batched(model, clips[:1, : rate * 2], 1)  # warm-up
@@ -119,19 +117,20 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     load = os.getloadavg()[0]
-    lines = [f"## EnCodec 24 kHz throughput ({dt.date.today().isoformat()}, {platform.processor() or platform.machine()}, "
-             f"{os.cpu_count()} CPUs, torch {__import__('torch').__version__}, {threads} threads)", "",
-             f"`.venv/bin/python bench/encodec_bench.py --n {args.n} --seconds {args.seconds:g} "
-             f"--batch-sizes {args.batch_sizes} --rounds {args.rounds}`: {args.n} synthetic clips of "
-             f"{args.seconds:g} s ({audio_s:g} s of audio), `encodec-24khz` at 24 kbps, random init, float32 CPU; "
-             f"best of {args.rounds} round(s); load average at the end {load:.2f}; peak RSS {peak:.0f} MiB.", "",
+    lines = [(f"## EnCodec 24 kHz throughput ({dt.date.today().isoformat()}, "
+              f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+              f"torch {__import__('torch').__version__}, {threads} threads)"), "",
+             (f"`.venv/bin/python bench/encodec_bench.py --n {args.n} --seconds {args.seconds:g} "
+              f"--batch-sizes {args.batch_sizes} --rounds {args.rounds}`: {args.n} synthetic clips of "
+              f"{args.seconds:g} s ({audio_s:g} s of audio), `encodec-24khz` at 24 kbps, random init, float32 CPU; "
+              f"best of {args.rounds} round(s); load average at the end {load:.2f}; peak RSS {peak:.0f} MiB."), "",
              "| method | wall s | audio s / s | CPU s | codes = bare |", "|---|---:|---:|---:|---|"]
     for name, (wall, cpu) in best.items():
         eq = "–" if name in ("bare", "stage") else ("yes" if same[int(name.split()[1])] else "NO")
         lines.append(f"| {name} | {wall:.1f} | {audio_s / wall:.2f} | {cpu:.1f} | {eq} |")
     if "stage" in best:
-        lines += ["", f"stage / bare throughput: {best['bare'][0] / best['stage'][0]:.3f} (wall), "
-                      f"{best['bare'][1] / best['stage'][1]:.3f} (CPU s)"]
+        lines += ["", (f"stage / bare throughput: {best['bare'][0] / best['stage'][0]:.3f} (wall), "
+                       f"{best['bare'][1] / best['stage'][1]:.3f} (CPU s)")]
     text = "\n".join(lines)
     print(text if args.markdown else text.replace("| ", "").replace(" |", ""))
 

@@ -33,9 +33,9 @@ from pathlib import Path
 import pandas as pd
 import soundfile as sf
 
-from emoprep.pipeline.recipe import build_params
 from emoprep.pipeline.context import StageContext
-from emoprep.stages.demo.deam import synth_music
+from emoprep.pipeline.recipe import build_params
+from emoprep.stages.demo.music import synth_music
 from emoprep.stages.features import Features
 from emoprep.stages.segments.salient import Salient
 
@@ -127,8 +127,9 @@ def main() -> int:
     print("| stage | input | CPU s / clip | wall s / clip | clips / s (1 worker) |")
     print("|---|---|---:|---:|---:|")
     print("\n".join(lines))
-    print(f"DEAM + PMEmo estimate (1,744 x 45 s + 58 full songs + 794 x 30 s): features {est_f / 60:.1f} min at 1 worker, "
-          f"{est_f / 120:.1f} min at 2; salient {est_s / 60:.1f} min at 1 worker, {est_s / 120:.1f} min at 2")
+    print(f"DEAM + PMEmo estimate (1,744 x 45 s + 58 full songs + 794 x 30 s): features {est_f / 60:.1f} min "
+          f"at 1 worker, {est_f / 120:.1f} min at 2; salient {est_s / 60:.1f} min at 1 worker, "
+          f"{est_s / 120:.1f} min at 2")
     print(f"seed 003: 104 min for its feature extraction (>= {SEED003_SECONDS / SEED003_MAX_SONGS:.2f} s per song if "
           f"it covered all {SEED003_MAX_SONGS} songs); seed 004: 10-20 s per 30 s clip for OpenL3 embeddings")
     print(f"load average at the end: {load:.2f}")

@@ -34,12 +34,10 @@ import scipy.fft
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import tests.helpers.riffusion_reference as rr  # noqa: E402
-
-from emoprep.pipeline.context import StageContext  # noqa: E402
-from emoprep.stages.common import naming  # noqa: E402
-from emoprep.stages.spectrogram import params, riffusion, seed001  # noqa: E402
-from emoprep.stages.spectrogram import stage as sp  # noqa: E402
+import tests.helpers.riffusion_reference as rr
+from emoprep.pipeline.context import StageContext
+from emoprep.stages.spectrogram import params, riffusion
+from emoprep.stages.spectrogram import stage as sp
 
 
 def make_chunks(n: int) -> list[np.ndarray]:
@@ -98,8 +96,8 @@ def stage_runner(chunks: list[np.ndarray], root: Path):
 
 
 def pixel_stats(a: list[np.ndarray], b: list[np.ndarray]) -> tuple[int, float]:
-    worst = max(int(np.abs(x.astype(np.int16) - y.astype(np.int16)).max()) for x, y in zip(a, b))
-    frac = float(np.mean([np.mean(x != y) for x, y in zip(a, b)]))
+    worst = max(int(np.abs(x.astype(np.int16) - y.astype(np.int16)).max()) for x, y in zip(a, b, strict=True))
+    frac = float(np.mean([np.mean(x != y) for x, y in zip(a, b, strict=True)]))
     return worst, frac
 
 
@@ -129,7 +127,8 @@ def main() -> int:
         # built per chunk outside the timer (keeping N of them would need N x 35 MB)
         methods = {
             "(a) stage fast path": (lambda a: riffusion.riffusion_image(a, p), chunks, None),
-            "(b) plain librosa (full STFT, dense mel)": (lambda a: riffusion.riffusion_image_reference(a, p), chunks, None),
+            "(b) plain librosa (full STFT, dense mel)": (lambda a: riffusion.riffusion_image_reference(a, p),
+                                                         chunks, None),
             "(c) floor: bare rfft 501 x 17640 f32": (bare_rfft, chunks, lambda a: floor_frames(a, p)),
             "(c2) bare scipy rfft 501 x 17640 f32": (bare_scipy_rfft, chunks, lambda a: floor_frames(a, p)),
             "(d) riffusion converter (torch replica)": (rr.image_from_float_audio, chunks, None),
@@ -161,20 +160,20 @@ def main() -> int:
     for name, (cpu, wall) in best.items():
         lines.append(f"| {name} | {cpu * 1e3:.1f} | {wall * 1e3:.1f} | {1 / cpu:.1f} |")
     summary = [
-        f"fast vs plain librosa: {speedup_cpu:.2f}x per CPU-second, {speedup_wall:.2f}x wall "
-        f"({'PASS' if speedup_cpu >= 3 else 'FAIL'}: SPEC needs >= 3x)",
+        (f"fast vs plain librosa: {speedup_cpu:.2f}x per CPU-second, {speedup_wall:.2f}x wall "
+         f"({'PASS' if speedup_cpu >= 3 else 'FAIL'}: SPEC needs >= 3x)"),
         f"fast path = {fast_cpu / floor_cpu:.2f}x the bare-FFT floor",
-        f"pixels, fast vs plain librosa: max |diff| {vs_ref[0]}, {vs_ref[1]:.4%} differ; "
-        f"fast vs riffusion replica: max |diff| {vs_riff[0]}, {vs_riff[1]:.4%} differ",
+        (f"pixels, fast vs plain librosa: max |diff| {vs_ref[0]}, {vs_ref[1]:.4%} differ; "
+         f"fast vs riffusion replica: max |diff| {vs_riff[0]}, {vs_riff[1]:.4%} differ"),
     ]
-    print("\n".join(lines + [""] + summary))
+    print("\n".join([*lines, "", *summary]))
     if args.markdown:
         from importlib.metadata import version
         print("\n---- markdown ----")
         print(f"\n## Spectrogram stage ({dt.date.today().isoformat()})\n")
         libs = ", ".join(f"{d} {version(d)}" for d in ("numpy", "scipy", "librosa", "torch", "pillow"))
         print(f"Machine: {cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}, "
-              f"{libs}. `{' '.join(['.venv/bin/python', 'bench/spectrogram_bench.py'] + sys.argv[1:])}`: "
+              f"{libs}. `{' '.join(['.venv/bin/python', 'bench/spectrogram_bench.py', *sys.argv[1:]])}`: "
               f"{args.n} synthetic 5 s chunks (512 x 501 px), best of {args.rounds} interleaved "
               "rounds; CPU = time.process_time of all threads.\n")
         print("\n".join(lines) + "\n")

@@ -17,9 +17,8 @@ import pyarrow.parquet as pq
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
 import tests.helpers.riffusion_reference as rr  # noqa: E402
-
 from emoprep.stages.spectrogram.riffusion import riffusion_image  # noqa: E402
 
 

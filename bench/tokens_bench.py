@@ -36,10 +36,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.helpers.token_fixtures import label_rows, split_rows, tokens_ctx, write_pngs  # noqa: E402
-
-from emoprep.stages.tokens import vit  # noqa: E402
-from emoprep.stages.tokens.stage import Tokens, objects_dir  # noqa: E402
+from emoprep.stages.tokens import vit, weights
+from emoprep.stages.tokens.stage import Tokens, objects_dir
+from tests.helpers.token_fixtures import label_rows, split_rows, tokens_ctx, write_pngs
 
 
 def cpu_seconds() -> float:
@@ -54,7 +53,7 @@ def bare_forward(model, batches) -> tuple[float, float]:
     t0, c0 = time.perf_counter(), cpu_seconds()
     with torch.inference_mode():
         for x in batches:
-            model(pixel_values=x).last_hidden_state
+            model(pixel_values=x)
     return time.perf_counter() - t0, cpu_seconds() - c0
 
 
@@ -110,7 +109,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     assert len(items) == 1, "one shard of --n samples"
     item, ictx = items[0], ctx.item_context()
     p = ctx.params
-    threads = vit.set_threads(p.threads)
+    threads = weights.set_threads(p.threads)
     loaded = vit.get_vit(p.tokenizer, p.weights, p.hf_model_id, p.seed, "cpu", p.autocast)
 
     imgs = [np.asarray(Image.open(tmp / s["input_path"])) for s in item.payload["samples"]]
@@ -129,7 +128,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     own, own_cpu = min(w for w, _ in own_s), min(c for _, c in own_s)
     pipeline(stage, item, ictx)  # a real object for (d)
     reuse_s = []
-    for r in range(max(3, args.rounds)):
+    for _ in range(max(3, args.rounds)):
         shutil.rmtree(ictx.out_dir, ignore_errors=True)  # a new fingerprint folder each round
         reuse_s.append(pipeline(stage, item, ictx, reuse=True))
     reuse = min(w for w, _ in reuse_s)
@@ -138,19 +137,19 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     ratio = bare / pipe  # throughput ratio = time ratio for the same N
     load = os.getloadavg()[0]
     lines = [
-        f"tokens bench: {p.tokenizer} ({loaded.identity['sha256']}), N={args.n} (½ gray, ½ RGB 224 px), "
-        f"batch {args.batch_size}, compute {loaded.compute.dtype_name} on {loaded.compute.device}, store {p.dtype}, "
-        f"torch threads {threads}, decode workers {args.workers}, best of {args.rounds}",
-        f"  bare forward : {args.n / bare:7.2f} samples/s wall ({bare:.2f} s, {bare_cpu:.2f} CPU-s; "
-        f"rounds {', '.join(f'{w:.2f}' for w, _ in bare_s)} s)",
-        f"  pipeline     : {args.n / pipe:7.2f} samples/s wall ({pipe:.2f} s, {pipe_cpu:.2f} CPU-s incl. decode workers; "
-        f"rounds {', '.join(f'{w:.2f}' for w, _ in pipe_s)} s)",
-        f"  own cost     : {own:.2f} s wall, {own_cpu:.2f} CPU-s for the {args.n} samples with the model stubbed "
-        f"(decode + normalise + cast + write); bound bare / (bare + own) = {bare / (bare + own):.3f}",
-        f"  ratio        : {ratio:.3f} × bare throughput, wall (target ≥ 0.9); CPU-s ratio {bare_cpu / pipe_cpu:.3f}; "
-        f"load average at the end {load:.2f}",
-        f"  re-use       : {reuse:.3f} s wall for the {args.n} samples when the shard object exists "
-        f"(hash PNGs + link; {pipe / reuse:.0f}× faster than computing)",
+        (f"tokens bench: {p.tokenizer} ({loaded.identity['sha256']}), N={args.n} (½ gray, ½ RGB 224 px), "
+         f"batch {args.batch_size}, compute {loaded.compute.dtype_name} on {loaded.compute.device}, store {p.dtype}, "
+         f"torch threads {threads}, decode workers {args.workers}, best of {args.rounds}"),
+        (f"  bare forward : {args.n / bare:7.2f} samples/s wall ({bare:.2f} s, {bare_cpu:.2f} CPU-s; "
+         f"rounds {', '.join(f'{w:.2f}' for w, _ in bare_s)} s)"),
+        (f"  pipeline     : {args.n / pipe:7.2f} samples/s wall ({pipe:.2f} s, {pipe_cpu:.2f} CPU-s "
+         f"incl. decode workers; rounds {', '.join(f'{w:.2f}' for w, _ in pipe_s)} s)"),
+        (f"  own cost     : {own:.2f} s wall, {own_cpu:.2f} CPU-s for the {args.n} samples with the model stubbed "
+         f"(decode + normalise + cast + write); bound bare / (bare + own) = {bare / (bare + own):.3f}"),
+        (f"  ratio        : {ratio:.3f} × bare throughput, wall (target ≥ 0.9); CPU-s ratio {bare_cpu / pipe_cpu:.3f}; "
+         f"load average at the end {load:.2f}"),
+        (f"  re-use       : {reuse:.3f} s wall for the {args.n} samples when the shard object exists "
+         f"(hash PNGs + link; {pipe / reuse:.0f}× faster than computing)"),
     ]
     print("\n".join(lines))
     if args.markdown:

@@ -1,38 +1,33 @@
-"""Readers for trainers: a PyTorch dataset, a modality-balanced batch sampler, a HF view.
+"""Readers for trainers: a PyTorch dataset and a modality-balanced batch sampler.
 
 PyTorch (map-style, lazy, memory-mapped; each DataLoader worker opens its own maps)::
 
     from torch.utils.data import DataLoader
-    from emoprep.manifests.reader import TokenDataset, BalancedBatchSampler
+    from emoprep.manifests import TokenDataset, BalancedBatchSampler
     ds = TokenDataset("emoprep-out", split="train", enhanced=True)     # tokens [197, 771]
     dl = DataLoader(ds, batch_sampler=BalancedBatchSampler(ds, batch_size=32, seed=0), num_workers=2)
     for batch in dl:
         batch["tokens"], batch["valence"], batch["arousal"], batch["modality"], batch["sample_id"]
 
-Hugging Face `datasets` (Parquet view, written once next to the store)::
-
-    import datasets
-    from emoprep.manifests.reader import hf_parquet_view
-    dsd = datasets.load_dataset("parquet", data_files=hf_parquet_view("emoprep-out"))
-    dsd["train"].with_format("numpy")[0]["patches"]                      # [196, 768]
+Hugging Face `datasets`: `emoprep.manifests.hf_view.hf_parquet_view` (a Parquet view).
 
 Plain NumPy: see `emoprep.manifests.token_store.layout` (every shard is an `.npy` file).
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import os
-from pathlib import Path, PurePosixPath
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from emoprep.pipeline.atomic import atomic_path, atomic_write_json
-from emoprep.manifests.token_store import layout as ts
+from emoprep.manifests.token_store.layout import READER_COLUMNS, StoreError, path_column
+from emoprep.manifests.token_store.reader import check_index, load_index, open_array
 from emoprep.pipeline.values import natural_key
 
 MODALITY_CODES = {"image": 0, "audio": 1, 0: 0, 1: 1}
@@ -46,7 +41,7 @@ def modality_code(modality: Any) -> int:
         raise ValueError(f"modality {modality!r}: expected 'image'/0 or 'audio'/1") from None
 
 
-class TokenDataset(Dataset):
+class TokenDataset(Dataset[dict[str, Any]]):
     """One token store (or part of it) as a map-style PyTorch dataset.
 
     `out_root`: the run's output root (or one store folder). `tokenizer`: which token set
@@ -72,9 +67,9 @@ class TokenDataset(Dataset):
     def __init__(self, out_root: str | os.PathLike[str], tokenizer: str = "vit-base-patch16-224",
                  split: str | Sequence[str] | None = None, modality: Any = None,
                  enhanced: bool = False, include_cls: bool = True, dtype: torch.dtype = torch.float32):
-        store = ts.load_index(out_root, tokenizer)
+        store = load_index(out_root, tokenizer)
         df = store.df
-        ts.check_index(df, out_root, ts.READER_COLUMNS + (("split",) if split is not None else ()))
+        check_index(df, out_root, READER_COLUMNS + (("split",) if split is not None else ()))
         if split is not None:
             df = df[df["split"].isin([split] if isinstance(split, str) else list(split))]
         if modality is not None:
@@ -90,10 +85,10 @@ class TokenDataset(Dataset):
         self._files: dict[str, list[Path]] = {}
         self._codes: dict[str, np.ndarray] = {}
         for name in self.arrays:
-            paths = self.index[ts.path_column(name)]
+            paths = self.index[path_column(name)]
             if paths.isna().any():  # factorize would give code -1: another row's file
-                raise ts.StoreError(f"{out_root}: {int(paths.isna().sum())} rows have no "
-                                    f"{ts.path_column(name)}, e.g. {self.index.loc[paths.isna(), 'sample_id'].iloc[0]}")
+                raise StoreError(f"{out_root}: {int(paths.isna().sum())} rows have no "
+                                    f"{path_column(name)}, e.g. {self.index.loc[paths.isna(), 'sample_id'].iloc[0]}")
             codes, uniques = pd.factorize(paths, sort=True)
             self._files[name] = [store.resolve(u) for u in uniques]
             self._codes[name] = codes
@@ -116,7 +111,7 @@ class TokenDataset(Dataset):
         if self._pid != os.getpid():  # forked worker: do not reuse the parent's maps
             self._maps, self._pid = {}, os.getpid()
         if path not in self._maps:
-            self._maps[path] = ts.open_array(path)
+            self._maps[path] = open_array(path)
         return self._maps[path]
 
     def tokens(self, i: int) -> np.ndarray:
@@ -126,12 +121,12 @@ class TokenDataset(Dataset):
             path = self._files[name][self._codes[name][i]]
             shard = self._map(path)
             if self._rows[i] >= len(shard):
-                raise ts.StoreError(f"{path}: {self.sample_ids[i]} is row {self._rows[i]} of a shard "
+                raise StoreError(f"{path}: {self.sample_ids[i]} is row {self._rows[i]} of a shard "
                                     f"with {len(shard)} rows (truncated or replaced shard?)")
             a = shard[self._rows[i]]
             parts.append(np.asarray(a, dtype=np.float32).reshape(-1, a.shape[-1]))
         if len({p.shape[1] for p in parts}) > 1:
-            raise ts.StoreError(f"{self.sample_ids[i]}: arrays {self.arrays} differ in token width "
+            raise StoreError(f"{self.sample_ids[i]}: arrays {self.arrays} differ in token width "
                                 f"{[p.shape[1] for p in parts]}")
         tok = np.concatenate(parts) if len(parts) > 1 else parts[0]
         if self.enhanced:
@@ -198,106 +193,3 @@ class BalancedBatchSampler(Sampler[list[int]]):
     def __iter__(self) -> Iterator[list[int]]:
         epoch, self.epoch = self.epoch, self.epoch + 1
         return iter(self.batches(epoch))
-
-
-# ---- Hugging Face view -----------------------------------------------------------------
-
-VIEW_FILE = "_VIEW.json"
-VIEW_VERSION = 2
-VIEW_COLUMNS = ("sample_id", "source_id", "modality", "start_s", "end_s", "valence", "arousal",
-                "valence_raw", "arousal_raw", "emotion", "split", "tokenizer", "weights", "image_path",
-                "audio_path")
-
-
-def hf_parquet_view(out_root: str | os.PathLike[str], tokenizer: str = "vit-base-patch16-224",
-                    dest: str | os.PathLike[str] | None = None) -> dict[str, list[str]]:
-    """Write (once) a Parquet copy of a token store and return `data_files` for
-    `datasets.load_dataset("parquet", data_files=...)`: {split: [file, ...]}.
-
-    Columns: the label columns, `cls` [D] and `patches` [P][D] (ViT) or `codes` [K][T]
-    (EnCodec, int16) as fixed-size lists in the stored dtype (float16 by default). One file per (split, shard) keeps memory bounded.
-    The view is keyed by everything it writes (`view_key`: the tokens stage fingerprint and
-    the index content — labels, split, shard checksums): an unchanged store is not
-    rewritten; a new split or new labels give a new view. Default folder:
-    `<out_root>/hf/<tokenizer>/<key>/`.
-    """
-    store = ts.load_index(out_root, tokenizer)
-    ts.check_index(store.df, out_root, ts.READER_COLUMNS + ("split", "shard"))
-    df = store.df.sort_values(["shard", "row"], kind="stable").reset_index(drop=True)
-    key = view_key(df, tokenizer)
-    dest = Path(dest) if dest is not None else (
-        store.root / "hf" if store.standalone else store.root / "hf" / tokenizer / key)
-    marker = dest / VIEW_FILE
-    old_parts: set[str] = set()
-    if marker.is_file():
-        import json
-
-        info = json.loads(marker.read_text())
-        if info.get("key") == key:
-            return {s: [str(dest / f) for f in files] for s, files in info["data_files"].items()}
-        old_parts = {f for files in info.get("data_files", {}).values() for f in files}
-        marker.unlink()  # the parts are about to change: the old key must stop vouching for them
-    data_files: dict[str, list[str]] = {}
-    for (split, shard), grp in df.groupby(["split", "shard"], sort=True):
-        rel = f"{split}/part-{int(shard):05d}.parquet"
-        _write_view_part(dest / rel, grp, store)
-        data_files.setdefault(str(split), []).append(rel)
-    atomic_write_json(marker, {"key": key, "tokenizer": tokenizer, "data_files": data_files})
-    for rel in old_parts - {f for files in data_files.values() for f in files}:
-        if _view_part_name(rel):  # a tampered _VIEW.json must not delete files elsewhere
-            (dest / rel).unlink(missing_ok=True)  # e.g. a split name that no longer exists
-    return {s: [str(dest / f) for f in files] for s, files in data_files.items()}
-
-
-def _view_part_name(rel: Any) -> bool:
-    """Is `rel` a part file name this module writes (`<split>/part-<n>.parquet`)?"""
-    parts = PurePosixPath(rel).parts if isinstance(rel, str) else ()
-    return (len(parts) == 2 and parts[0] not in ("", ".", "..") and parts[1].startswith("part-")
-            and parts[1].endswith(".parquet"))
-
-
-def view_key(index: pd.DataFrame, tokenizer: str) -> str:
-    """16 hex digits naming a view: SHA-256 over the tokens stage fingerprint(s) and the exact
-    content (Arrow IPC bytes) of every index column the view is built from."""
-    import pyarrow as pa
-
-    arrays = [c for a in ts.ARRAY_ORDER for c in (ts.path_column(a), ts.sha_column(a))]
-    cols = [c for c in (*VIEW_COLUMNS, "shard", "row", "fingerprint", *arrays) if c in index.columns]
-    table = pa.Table.from_pandas(index[cols].reset_index(drop=True), preserve_index=False)
-    table = table.replace_schema_metadata(None)  # pandas' metadata names its own version
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    h = hashlib.sha256(f"emoprep-hf-view/{VIEW_VERSION}/{tokenizer}\n".encode())
-    fps = sorted(set(map(str, index["fingerprint"]))) if "fingerprint" in index.columns else []
-    h.update(("fingerprints:" + ",".join(fps) + "\n").encode())
-    h.update(sink.getvalue().to_pybytes())
-    return h.hexdigest()[:16]
-
-
-def _fixed_list(values: np.ndarray) -> Any:
-    """[n, *dims] array → nested pyarrow FixedSizeListArray of length n."""
-    import pyarrow as pa
-
-    arr = pa.array(np.ascontiguousarray(values).reshape(-1))
-    for dim in reversed(values.shape[1:]):
-        arr = pa.FixedSizeListArray.from_arrays(arr, int(dim))
-    return arr
-
-
-def _write_view_part(path: Path, grp: pd.DataFrame, store: ts.StoreIndex) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    rows = grp["row"].to_numpy(np.int64)
-    cols = {c: pa.array(grp[c].tolist()) for c in VIEW_COLUMNS  # (another tokenizer's input column: absent)
-            if c in grp.columns and not (c.endswith("_path") and grp[c].isna().all())}
-    for name in store.arrays(grp):  # cls + patches (ViT) or codes (EnCodec), in the stored dtype
-        shard_path = store.resolve(grp[ts.path_column(name)].iloc[0])
-        arr = ts.open_array(shard_path)
-        if grp[ts.path_column(name)].nunique() > 1 or rows.max(initial=-1) >= len(arr):
-            raise ts.StoreError(f"{shard_path}: the index's rows of this shard do not fit it "
-                                f"({len(arr)} rows, index asks up to row {rows.max(initial=-1)})")
-        cols[name] = _fixed_list(np.asarray(arr[rows]))
-    with atomic_path(path) as tmp:
-        pq.write_table(pa.table(cols), tmp, row_group_size=64)

@@ -49,7 +49,8 @@ DUPLICATE_ID = _code(
     "the same sample id appears more than once with different content")
 PATH_OUTSIDE_ROOT = _code(
     "path-outside-root",
-    "a path from a table, manifest or folder listing (absolute, '..', a symlink) that would leave the dataset root (or the output root, for audio read from an upstream stage); never read")
+    "a path from a table, manifest or folder listing (absolute, '..', a symlink) that would leave the "
+    "dataset root (or the output root, for audio read from an upstream stage); never read")
 
 # --- DEAM ingest
 MISSING_ANNOTATION = _code(
@@ -57,7 +58,8 @@ MISSING_ANNOTATION = _code(
     "audio file with no row in the static or dynamic annotation CSVs")
 MISSING_AUDIO = _code(
     "missing-audio",
-    "song annotated in the CSVs (or a generic table row) but its audio file (MEMD_audio/<id>.mp3, chorus/<id>.mp3, the row's path) is absent")
+    "song annotated in the CSVs (or a generic table row) but its audio file (MEMD_audio/<id>.mp3, "
+    "chorus/<id>.mp3, the row's path) is absent")
 BAD_ANNOTATION = _code(
     "bad-annotation",
     "the song's annotation rows exist but hold no usable value (NaN or out of range)")
@@ -103,7 +105,8 @@ LONGER_THAN_TARGET = _code(
     "song longer than the clip length (46.0 s) and policy = 'pad'")
 MISSING_DYNAMIC = _code(
     "missing-dynamic",
-    "no dynamic frame with both valence and arousal for a song to chunk (absent, or conflicting rows blanked at ingest)")
+    "no dynamic frame with both valence and arousal for a song to chunk (absent, or conflicting rows "
+    "blanked at ingest)")
 TOO_SHORT = _code(
     "too-short",
     "song shorter than start_s + pad_tail_min_s (15 + 4.5 s): it yields no chunk")
@@ -132,7 +135,8 @@ UNDECODABLE_IMAGE = _code(
     "Pillow cannot identify, verify or fully decode the image (corrupt, truncated)")
 BAD_ID = _code(
     "bad-id",
-    "a sheet row whose Image_No is empty or not a whole number; a generic table id that is empty or has '/', '\\', ':' or control characters")
+    "a sheet row whose Image_No is empty or not a whole number; a generic table id that is empty or has "
+    "'/', '\\', ':' or control characters")
 UNMATCHED_FILE = _code(
     "unmatched-file",
     "an image file whose name is not a number")

@@ -19,6 +19,8 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+
+from emoprep.manifests.reasons import ReasonCode
 from emoprep.pipeline.columns import with_kinds
 from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.ledger import ItemRecord, Ledger
@@ -30,11 +32,17 @@ from emoprep.pipeline.values import natural_key
 class Assembled:
     table: pa.Table                       # kept rows, naturally sorted by sample_id
     rejects: list[Reject] = field(default_factory=list)
-    counters: Counter = field(default_factory=Counter)
+    counters: Counter[str] = field(default_factory=Counter)
     records: int = 0                      # item records that went in
 
 
-def row_order_key(sample_id: Any) -> tuple:
+# A row's place: natural order of its sample id, ties broken by the text.
+RowOrder = tuple[tuple[tuple[int, int, str], ...], str]
+# Where a column first appears: (not sample_id, that row's order, position in the row).
+FirstSeen = tuple[int, RowOrder, int]
+
+
+def row_order_key(sample_id: Any) -> RowOrder:
     """Natural order, ties ('a01' vs 'a1') broken by the text so the order is total."""
     text = "" if sample_id is None else str(sample_id)
     return natural_key(text), text
@@ -58,14 +66,14 @@ def assemble(ledger: Ledger, wanted: set[str] | None = None,
     latest = latest_batch_of(ledger, wanted)
     out = Assembled(pa.table({}))
     parts: list[pa.Table] = []
-    first_seen: dict[str, tuple] = {}
+    first_seen: dict[str, FirstSeen] = {}
 
     def take(records: list[ItemRecord]) -> None:
         rows = []
         for rec in records:
             out.records += 1
             rows.extend(rec.rows)
-            out.rejects.extend(Reject(*x) for x in rec.rejects)
+            out.rejects.extend(Reject(sid, ReasonCode(reason), message) for sid, reason, message in rec.rejects)
             out.counters.update(rec.counters)
         if rows:
             parts.append(_rows_table(rows, first_seen))
@@ -77,7 +85,7 @@ def assemble(ledger: Ledger, wanted: set[str] | None = None,
     return out
 
 
-def _rows_table(rows: list[dict[str, Any]], first_seen: dict[str, tuple]) -> pa.Table:
+def _rows_table(rows: list[dict[str, Any]], first_seen: dict[str, FirstSeen]) -> pa.Table:
     """One batch of row dicts as an Arrow table; notes where each column first appears."""
     names: dict[str, None] = {}
     for row in rows:
@@ -96,7 +104,7 @@ def _scalar(v: Any) -> Any:
     return None if isinstance(v, float) and math.isnan(v) else v
 
 
-def _concat(parts: list[pa.Table], first_seen: dict[str, tuple]) -> pa.Table:
+def _concat(parts: list[pa.Table], first_seen: dict[str, FirstSeen]) -> pa.Table:
     if not parts:
         return pa.table({"sample_id": pa.array([], pa.string())})
     names = sorted(first_seen, key=first_seen.__getitem__)

@@ -4,12 +4,19 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING
 
 import typer
-from emoprep.pipeline.errors import ConfigError, EmoprepError
 from rich.console import Console
 from rich.table import Table
+
+from emoprep.pipeline.errors import ConfigError, EmoprepError
+from emoprep.pipeline.progress import RunProgress
+
+if TYPE_CHECKING:
+    from emoprep.pipeline.recipe import Recipe
+    from emoprep.pipeline.runlog import RunLog
+    from emoprep.pipeline.runner import PlannedStage, StageSummary
 
 app = typer.Typer(
     name="emoprep",
@@ -36,18 +43,18 @@ def _fail(exc: EmoprepError) -> None:
     raise typer.Exit(exc.exit_code)
 
 
-def _load(recipe: Optional[str], sets: list[str]):
+def _load(recipe: str | None, sets: list[str]) -> Recipe:
     from emoprep.pipeline.recipe import load_recipe
     return load_recipe(recipe, sets)
 
 
-def _dataset_roots_configured(recipe) -> bool:
+def _dataset_roots_configured(recipe: Recipe) -> bool:
     from emoprep.pipeline.registry import all_stages
     return any(recipe.sections.get(name, {}).get("root") for name, st in all_stages().items()
                if st.datasets)
 
 
-def _data_root(recipe, data_root: Optional[Path], out_root: Path, log) -> Optional[Path]:
+def _data_root(recipe: Recipe, data_root: Path | None, out_root: Path, log: RunLog) -> Path | None:
     """The data root to search; the embedded demo dataset when nothing is configured."""
     if data_root is not None:
         if not data_root.is_dir():
@@ -64,21 +71,21 @@ def _data_root(recipe, data_root: Optional[Path], out_root: Path, log) -> Option
 
 @app.command()
 def run(
-    stage: Optional[str] = typer.Option(None, "--stage", help="Run the DAG up to and including this stage."),
-    recipe: Optional[str] = typer.Option(None, "--recipe", help=RECIPE_HELP),
-    data_root: Optional[Path] = typer.Option(None, "--data-root", help=DATA_HELP),
+    stage: str | None = typer.Option(None, "--stage", help="Run the DAG up to and including this stage."),
+    recipe: str | None = typer.Option(None, "--recipe", help=RECIPE_HELP),
+    data_root: Path | None = typer.Option(None, "--data-root", help=DATA_HELP),
     out_root: Path = typer.Option(Path("emoprep-out"), "--out", help=OUT_HELP),
     force: bool = typer.Option(False, "--force", help="Rebuild the selected stages even if up to date."),
     executor: str = typer.Option("local", "--executor", help="local (process pool), inline, or dask."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="dask scheduler address (tcp://HOST:PORT)."),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="dask scheduler address (tcp://HOST:PORT)."),
     workers: int = typer.Option(0, "--workers", help="Worker processes (0 = one per CPU core)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would run and why, do nothing."),
     sets: list[str] = typer.Option([], "--set", help=SET_HELP),
     no_wait: bool = typer.Option(False, "--no-wait", help="Exit 2 instead of waiting when another run holds --out."),
-    max_reject_ratio: Optional[float] = typer.Option(
+    max_reject_ratio: float | None = typer.Option(
         None, "--max-reject-ratio", help="Fail (exit 1) when a stage rejects more than this fraction of its inputs."),
-    weights: Optional[Path] = typer.Option(
+    weights: Path | None = typer.Option(
         None, "--weights", help="Model weights folder (safetensors) for the tokenizer; default: the local HF "
                                 "cache, else a seeded random init (warned and recorded)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings, errors and the summary."),
@@ -94,10 +101,12 @@ def run(
         rec = _load(recipe, _with_weights(sets, weights))
         if dry_run:
             log = RunLog(None, console=err, quiet=quiet)
-            root = data_root if data_root else (out_root / "demo-data" if not _dataset_roots_configured(rec) else None)
+            demo = out_root / "demo-data" if not _dataset_roots_configured(rec) else None
+            root = data_root if data_root else demo
             if root is not None and not root.is_dir():
                 raise ConfigError(f"--data-root {root}: no such folder (run without --dry-run to create the demo data)")
-            _print_plan(Runner(rec, out_root, root, device, log).plan(stage), title=f"plan (dry run) — recipe {rec.name}")
+            _print_plan(Runner(rec, out_root, root, device, log).plan(stage),
+                        title=f"plan (dry run) — recipe {rec.name}")
             return
         out_root.mkdir(parents=True, exist_ok=True)
         log = RunLog(out_root, console=err, quiet=quiet)
@@ -108,7 +117,7 @@ def run(
             ex = make_executor(executor, workers or os.cpu_count() or 1, scheduler)
             log.event("run-start", recipe=rec.name, stage=stage, argv=sys.argv)
             try:
-                with _progress(quiet) as progress:
+                with RunProgress(err, quiet) as progress:
                     summaries = runner.run(stage, ex, force=force, max_reject_ratio=max_reject_ratio,
                                            progress=progress)
             finally:
@@ -130,12 +139,12 @@ def run(
 
 @app.command()
 def status(
-    recipe: Optional[str] = typer.Option(None, "--recipe", help=RECIPE_HELP),
-    stage: Optional[str] = typer.Option(None, "--stage", help="Only the DAG up to this stage."),
-    data_root: Optional[Path] = typer.Option(None, "--data-root", help=DATA_HELP),
+    recipe: str | None = typer.Option(None, "--recipe", help=RECIPE_HELP),
+    stage: str | None = typer.Option(None, "--stage", help="Only the DAG up to this stage."),
+    data_root: Path | None = typer.Option(None, "--data-root", help=DATA_HELP),
     out_root: Path = typer.Option(Path("emoprep-out"), "--out", help=OUT_HELP),
     sets: list[str] = typer.Option([], "--set", help=SET_HELP),
-    weights: Optional[Path] = typer.Option(None, "--weights", help="As for run: weights decide token fingerprints."),
+    weights: Path | None = typer.Option(None, "--weights", help="As for run: weights decide token fingerprints."),
 ) -> None:
     """Every stage of the recipe: done / stale (and what changed) / in progress / missing."""
     from emoprep.pipeline.runlog import RunLog
@@ -148,7 +157,8 @@ def status(
         if root is None and not _dataset_roots_configured(rec):
             root = out_root / "demo-data"
         if root is not None and not root.is_dir():
-            raise ConfigError(f"data root {root} does not exist (pass --data-root, or run first to create the demo data)")
+            raise ConfigError(f"data root {root} does not exist "
+                              "(pass --data-root, or run first to create the demo data)")
         _print_plan(Runner(rec, out_root, root, "auto", RunLog(None, quiet=True)).plan(stage),
                     title=f"status — recipe {rec.name}, output {out_root}")
     except EmoprepError as exc:
@@ -160,9 +170,11 @@ def validate(
     out_root: Path = typer.Option(Path("emoprep-out"), "--out", help=OUT_HELP),
     require_pretrained: bool = typer.Option(
         False, "--require-pretrained", help="Fail when any token set was made with random-init weights."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON here."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the report as JSON here."),
 ) -> None:
-    """Check the token stores against the manifests (shapes, dtypes, finite values, VA in [-1, 1], modality flags, ids both ways, unique ids, split disjoint by song, shard checksums); exit 1 naming the offenders."""
+    """Check the token stores against the manifests (shapes, dtypes, finite values, VA in
+    [-1, 1], modality flags, ids both ways, unique ids, split disjoint by song, shard
+    checksums); exit 1 naming the offenders."""
     import json
 
     from emoprep.manifests.validate import render_table
@@ -185,7 +197,8 @@ def report(
     out_root: Path = typer.Option(Path("emoprep-out"), "--out", help=OUT_HELP),
     no_wait: bool = typer.Option(False, "--no-wait", help="Exit 2 instead of waiting when a run holds --out."),
 ) -> None:
-    """(Re)build [cyan]report/[/] (index.html with plots, report.json, DATASET.md) from every finished stage, with run timings; prints where it is."""
+    """(Re)build [cyan]report/[/] (index.html with plots, report.json, DATASET.md) from every
+    finished stage, with run timings; prints where it is."""
     from emoprep.pipeline.lock import OutputLock
     from emoprep.stages.report.stage import build_report
 
@@ -233,7 +246,7 @@ def stages() -> None:
 
 
 @app.command()
-def recipes(show: Optional[str] = typer.Option(None, "--show", help="Print one recipe's resolved parameters.")) -> None:
+def recipes(show: str | None = typer.Option(None, "--show", help="Print one recipe's resolved parameters.")) -> None:
     """List the shipped recipes, or show one with every parameter resolved."""
     from emoprep.pipeline.recipe import load_recipe, params_as_dict, shipped_recipes
 
@@ -242,19 +255,19 @@ def recipes(show: Optional[str] = typer.Option(None, "--show", help="Print one r
             rec = load_recipe(show)
             out.print(f"[bold]{rec.name}[/]: {rec.description}\ntargets: {', '.join(rec.targets)}")
             from emoprep.pipeline.runner import Runner
-            for name, st, params, inputs in Runner(rec, Path(".")).stage_order():
+            for name, _stage, params, inputs in Runner(rec, Path()).stage_order():
                 out.print(f"\n[cyan][{name}][/]  # inputs: {', '.join(inputs) or 'raw data'}")
                 for k, v in params_as_dict(params).items():
                     out.print(f"{k} = {v!r}", highlight=False)
             return
-        for name, text in sorted(shipped_recipes().items()):
+        for name in sorted(shipped_recipes()):
             rec = load_recipe(name)
             out.print(f"[bold]{name}[/]: {rec.description}  (targets: {', '.join(rec.targets)})")
     except EmoprepError as exc:
         _fail(exc)
 
 
-def _with_weights(sets: list[str], weights: Optional[Path]) -> list[str]:
+def _with_weights(sets: list[str], weights: Path | None) -> list[str]:
     """`--weights DIR` is shorthand for `--set tokens.weights=DIR`."""
     if weights is None:
         return list(sets)
@@ -263,7 +276,7 @@ def _with_weights(sets: list[str], weights: Optional[Path]) -> list[str]:
     return [*sets, f"tokens.weights={str(weights.resolve())!r}"]
 
 
-def _print_plan(plan, title: str) -> None:
+def _print_plan(plan: list[PlannedStage], title: str) -> None:
     table = Table(title=title)
     for col in ("stage", "status", "fingerprint", "why"):
         table.add_column(col)
@@ -274,54 +287,19 @@ def _print_plan(plan, title: str) -> None:
     out.print(table)
 
 
-def _print_summary(summaries, out_root: Path) -> None:
+def _print_summary(summaries: list[StageSummary], out_root: Path) -> None:
     table = Table(title=f"emoprep run — {out_root}")
-    for col, just in (("stage", "left"), ("status", "left"), ("items", "right"), ("kept", "right"),
-                      ("rejected", "right"), ("resumed", "right"), ("seconds", "right"), ("top reject reasons", "left")):
-        table.add_column(col, justify=just)
+    for col in ("stage", "status"):
+        table.add_column(col, justify="left")
+    for col in ("items", "kept", "rejected", "resumed", "seconds"):
+        table.add_column(col, justify="right")
+    table.add_column("top reject reasons", justify="left")
     for s in summaries:
         top = ", ".join(f"{k} {v}" for k, v in sorted(s.reasons.items(), key=lambda kv: -kv[1])[:3])
         table.add_row(s.name, s.status, str(s.items), str(s.rows), str(s.rejects), str(s.resumed),
                       f"{s.seconds:.1f}", top)
     out.print(table)
     out.print(f"manifests: {out_root / 'manifests'}  (rejects with reasons: manifests/rejects.parquet)")
-
-
-class _progress:
-    """One rich progress bar per stage (items, rate, ETA); silent when not on a terminal."""
-
-    def __init__(self, quiet: bool):
-        self.enabled = not quiet and err.is_terminal
-        self._p = None
-
-    def __enter__(self):
-        if not self.enabled:
-            return None
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            ProgressColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-        from rich.text import Text
-
-        class Rate(ProgressColumn):
-            def render(self, task):
-                speed = task.finished_speed or task.speed
-                return Text(f"{speed:6.1f} it/s" if speed else "     - it/s", style="cyan")
-
-        self._p = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                           Rate(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                           console=err)
-        self._p.__enter__()
-        return self._p
-
-    def __exit__(self, *exc):
-        if self._p is not None:
-            self._p.__exit__(*exc)
 
 
 def main() -> None:

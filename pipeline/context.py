@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import pandas as pd
+
 from emoprep.pipeline.filehash import FileHasher
 from emoprep.pipeline.paths import output_file
 from emoprep.pipeline.upstream import InMemoryManifests, UpstreamManifests

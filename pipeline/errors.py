@@ -16,7 +16,3 @@ class DataError(EmoprepError):
     """The data cannot be processed as a whole (exit 1); single bad items are rejects instead."""
 
     exit_code = 1
-
-
-class ValidationFailed(EmoprepError):
-    exit_code = 1

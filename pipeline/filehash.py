@@ -16,6 +16,8 @@ from pathlib import Path
 from emoprep.pipeline.atomic import atomic_write_text
 
 CHUNK = 1 << 20
+# A cache entry: [size, mtime_ns, inode, sha256 hex].
+Entry = list[int | str]
 
 
 def hash_file(path: str | os.PathLike[str]) -> str:
@@ -33,7 +35,7 @@ class FileHasher:
     def __init__(self, cache_file: str | os.PathLike[str] | None = None):
         self.cache_file = Path(cache_file) if cache_file else None
         self._lock = threading.Lock()
-        self._cache: dict[str, list] = {}
+        self._cache: dict[str, Entry] = {}
         self._dirty = False
         if self.cache_file and self.cache_file.exists():
             try:
@@ -42,7 +44,7 @@ class FileHasher:
                 self._cache = {}  # a damaged cache only costs re-hashing
 
     @staticmethod
-    def _stat_key(st: os.stat_result) -> list:
+    def _stat_key(st: os.stat_result) -> Entry:
         return [st.st_size, st.st_mtime_ns, st.st_ino]
 
     def hash(self, path: str | os.PathLike[str]) -> str:
@@ -51,11 +53,11 @@ class FileHasher:
         key = self._stat_key(st)
         with self._lock:
             hit = self._cache.get(p)
-        if hit and hit[:3] == key:
+        if hit and hit[:3] == key and isinstance(hit[3], str):
             return hit[3]
         digest = hash_file(p)
         with self._lock:
-            self._cache[p] = key + [digest]
+            self._cache[p] = [*key, digest]
             self._dirty = True
         return digest
 

@@ -9,17 +9,18 @@ machines; the components are kept in `_DONE.json` so `status` can say *what* cha
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
+from functools import cache
 from importlib import metadata
 from typing import Any
 
 from emoprep.pipeline.atomic import canonical_json
 from emoprep.pipeline.recipe import params_as_dict
+from emoprep.pipeline.stage import AnyStage
 
 SHORT = 16  # hex digits used in folder names (64 bits)
 
 
-@lru_cache(maxsize=None)
+@cache
 def library_version(dist: str) -> str:
     try:
         return metadata.version(dist)
@@ -31,7 +32,7 @@ def digest(obj: Any) -> str:
     return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()
 
 
-def components(stage: Any, params: Any, input_fps: dict[str, str], source: Any = None,
+def components(stage: AnyStage, params: Any, input_fps: dict[str, str], source: Any = None,
                extra: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "stage": stage.name,
@@ -56,13 +57,10 @@ def explain_change(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]
     if old.get("version") != new["version"]:
         reasons.append(f"stage code version {old.get('version')} -> {new['version']}")
     op, np_ = old.get("params", {}), new["params"]
-    for key in sorted(set(op) | set(np_)):
-        if op.get(key, "<unset>") != np_.get(key, "<unset>"):
-            reasons.append(f"parameter {key}: {op.get(key, '<unset>')!r} -> {np_.get(key, '<unset>')!r}")
+    reasons += [f"parameter {key}: {op.get(key, '<unset>')!r} -> {np_.get(key, '<unset>')!r}"
+                for key in sorted(set(op) | set(np_)) if op.get(key, "<unset>") != np_.get(key, "<unset>")]
     oi, ni = old.get("inputs", {}), new["inputs"]
-    for key in sorted(set(oi) | set(ni)):
-        if oi.get(key) != ni.get(key):
-            reasons.append(f"input {key} changed")
+    reasons += [f"input {key} changed" for key in sorted(set(oi) | set(ni)) if oi.get(key) != ni.get(key)]
     if old.get("source") != new["source"]:
         reasons.append("source data changed")
     if old.get("extra") != new["extra"]:
@@ -70,7 +68,6 @@ def explain_change(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]
                       if old.get("extra", {}).get(k) != new["extra"].get(k))
         reasons.append(f"{', '.join(keys) or 'extra'} changed")
     ol, nl = old.get("libraries", {}), new["libraries"]
-    for key in sorted(set(ol) | set(nl)):
-        if ol.get(key) != nl.get(key):
-            reasons.append(f"library {key} {ol.get(key)} -> {nl.get(key)}")
+    reasons += [f"library {key} {ol.get(key)} -> {nl.get(key)}"
+                for key in sorted(set(ol) | set(nl)) if ol.get(key) != nl.get(key)]
     return reasons or ["fingerprint differs"]

@@ -31,7 +31,7 @@ class ItemRecord:
     counters: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def from_outcome(cls, key: str, outcome: Outcome) -> "ItemRecord":
+    def from_outcome(cls, key: str, outcome: Outcome) -> ItemRecord:
         return cls(key=key,
                    rows=[plain(r) for r in outcome.rows],
                    rejects=[[r.sample_id, r.reason, r.message] for r in outcome.rejects],

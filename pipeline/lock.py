@@ -10,8 +10,10 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from types import TracebackType
+from typing import TextIO
 
 from emoprep.pipeline.errors import ConfigError
 
@@ -19,12 +21,14 @@ LOCK_NAME = ".emoprep.lock"
 
 
 class OutputLock:
+    """Held for the whole run (a context manager); released by `release()` or process death."""
+
     def __init__(self, out_root: Path, wait: bool = True,
                  on_wait: Callable[[str], None] | None = None):
         self.path = out_root / LOCK_NAME
         self.wait = wait
         self.on_wait = on_wait
-        self._fh = None
+        self._fh: TextIO | None = None
 
     def _holder(self) -> str:
         try:
@@ -33,9 +37,9 @@ class OutputLock:
         except (OSError, ValueError):
             return "another process"
 
-    def acquire(self) -> "OutputLock":
+    def acquire(self) -> OutputLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+")
+        fh = open(self.path, "a+")  # noqa: SIM115 - held open as the lock until release()
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -62,8 +66,9 @@ class OutputLock:
             self._fh.close()
             self._fh = None
 
-    def __enter__(self) -> "OutputLock":
+    def __enter__(self) -> OutputLock:
         return self.acquire()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         self.release()

@@ -1,6 +1,7 @@
 """Memory the run no longer needs goes back to the operating system between stages."""
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 
@@ -13,7 +14,5 @@ def release_memory() -> None:
     for the rest of the run, on top of the workers of every later stage."""
     gc.collect()
     pa.default_memory_pool().release_unused()
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
         ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
-        pass

@@ -76,7 +76,7 @@ def load_recipe(name_or_file: str | None = None, sets: list[str] | None = None,
     if unknown_head:
         raise ConfigError(f"{origin}: unknown key(s) in [recipe]: {', '.join(sorted(unknown_head))}")
     if "extends" in head:
-        base = load_recipe(head["extends"], None, _seen + (name_or_file,))
+        base = load_recipe(head["extends"], None, (*_seen, name_or_file))
     else:
         base = Recipe(name=head.get("name", Path(name_or_file).stem))
     stages = all_stages()
@@ -174,7 +174,7 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(args) != len(value):
                 raise ConfigError(f"{where} = {value!r}: expected {len(args)} values")
-            return tuple(coerce(v, a, where) for v, a in zip(value, args))
+            return tuple(coerce(v, a, where) for v, a in zip(value, args, strict=True))
         item_tp = args[0] if args else Any
         items = [coerce(v, item_tp, where) for v in value]
         return tuple(items) if origin is tuple else items

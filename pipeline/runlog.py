@@ -10,7 +10,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from rich.console import Console
 
@@ -20,13 +20,13 @@ class RunLog:
         self.console = console or Console(stderr=True, soft_wrap=True)
         self.quiet = quiet
         self.path: Path | None = None
-        self._fh = None
+        self._fh: TextIO | None = None
         if out_root is not None:
             logs = out_root / "logs"
             logs.mkdir(parents=True, exist_ok=True)
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
             self.path = logs / f"run-{stamp}-{os.getpid()}.jsonl"
-            self._fh = open(self.path, "a", encoding="utf-8")
+            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - open for the run, close()d
 
     def event(self, event: str, **fields: Any) -> None:
         if self._fh is not None:

@@ -19,6 +19,8 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+from rich.progress import Progress
+
 from emoprep.manifests.reasons import INTERNAL_ERROR, NO_OUTPUT, REJECT_CODES, WORKER_CRASHED
 from emoprep.pipeline import __version__
 from emoprep.pipeline.assemble import assemble, finish_manifest
@@ -39,7 +41,6 @@ from emoprep.pipeline.stage import AnyStage, WorkItem
 from emoprep.pipeline.store import MANIFEST, REJECTS, Published, StageDir, rejects_to_table, write_table
 from emoprep.pipeline.upstream import ManifestFiles
 from emoprep.pipeline.values import natural_key
-from rich.progress import Progress
 
 LEDGER_FLUSH_SECONDS = 2.0
 LEDGER_FLUSH_ITEMS = 500
@@ -121,7 +122,7 @@ class Runner:
             if state.get(name) == "done":
                 return
             if state.get(name) == "visiting":
-                raise ConfigError(f"stage cycle: {' -> '.join(chain + (name,))}")
+                raise ConfigError(f"stage cycle: {' -> '.join((*chain, name))}")
             try:
                 stage = get_stage(name)
             except KeyError as exc:
@@ -130,7 +131,7 @@ class Runner:
             params = self.recipe.params_for(stage)
             inputs = stage.inputs(params)
             for dep in inputs:
-                visit(dep, chain + (name,))
+                visit(dep, (*chain, name))
             state[name] = "done"
             order.append((name, stage, params, inputs))
 
@@ -227,13 +228,13 @@ class Runner:
             built = assemble(Ledger(ps.sdir.path), wanted)
         counters = built.counters
         df = built.table.to_pandas()
-        built.table = None  # only the DataFrame from here on
+        built.table = pa.table({})  # drop the Arrow copy: only the DataFrame from here on
         df, rejects = finish_manifest(ps.stage, ctx, df, built.rejects)
         table = self._final_table(ps, df)
-        reasons = Counter(r.reason for r in rejects)
+        reasons = Counter(str(r.reason) for r in rejects)
         undocumented = sorted(set(reasons) - set(REJECT_CODES))
         if undocumented:
-            self.log.warn(f"{ps.name}: reject reasons not listed in manifests/schema.py: {undocumented}")
+            self.log.warn(f"{ps.name}: reject reasons not listed in manifests/reasons.py: {undocumented}")
         counts = {"items": n_items, "rows": table.num_rows, "rejects": len(rejects),
                   "reasons": dict(sorted(reasons.items())), "counters": dict(sorted(counters.items()))}
         if max_reject_ratio is not None and n_items and len(rejects) / n_items > max_reject_ratio:
@@ -374,7 +375,7 @@ ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 class EnvironmentFault(DataError):
     def __init__(self, stage: str, key: str, exc: OSError):
         what = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
-                errno.EROFS: "the output folder is read-only"}.get(exc.errno, exc.strerror)
+                errno.EROFS: "the output folder is read-only"}.get(exc.errno or 0, exc.strerror)
         super().__init__(f"{stage}: {what} while processing {key}"
                          f"{f' (writing {exc.filename})' if exc.filename else ''}; finished items are "
                          "committed and earlier outputs are intact: free space and run the same command again")

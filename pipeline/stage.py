@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import pandas as pd
+
 from emoprep.manifests.reasons import ReasonCode
 from emoprep.pipeline.columns import ColumnKind
 

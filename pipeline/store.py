@@ -17,6 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from emoprep.pipeline.atomic import atomic_path, atomic_write_json, sweep_temp_files
 from emoprep.pipeline.fingerprint import SHORT
 from emoprep.pipeline.ledger import LEDGER, Ledger
@@ -65,12 +66,11 @@ class StageDir:
     def __init__(self, out_root: Path, subdir: str, fp: str):
         self.out_root = out_root
         self.subdir = subdir
-        self.full_fp = fp
         self.fp = fp[:SHORT]  # folder name
         self.path = out_root / subdir / self.fp
 
     @classmethod
-    def at(cls, out_root: Path, rel_dir: str) -> "StageDir":
+    def at(cls, out_root: Path, rel_dir: str) -> StageDir:
         """The folder `rel_dir` (as recorded in manifests/_current.json)."""
         subdir, _, fp = rel_dir.rpartition("/")
         return cls(out_root, subdir, fp)
@@ -80,14 +80,16 @@ class StageDir:
         return self.path / DONE
 
     def read_done(self) -> dict[str, Any] | None:
+        """The `_DONE.json` record, or None when there is none (or it is unreadable)."""
         try:
-            return json.loads(self.done_file.read_text(encoding="utf-8"))
+            done = json.loads(self.done_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
+        return done if isinstance(done, dict) else None
 
     def is_done(self) -> bool:
         done = self.read_done()
-        return (bool(done) and str(done.get("fingerprint", "")).startswith(self.fp)
+        return (done is not None and bool(done) and str(done.get("fingerprint", "")).startswith(self.fp)
                 and (self.path / MANIFEST).exists())
 
     def in_progress_items(self) -> int:
@@ -122,10 +124,12 @@ class Published:
         self.current_file = self.dir / "_current.json"
 
     def current(self) -> dict[str, dict[str, str]]:
+        """Stage name -> {"dir": its current folder, "fingerprint": ...} ({} before any run)."""
         try:
-            return json.loads(self.current_file.read_text(encoding="utf-8"))
+            current = json.loads(self.current_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
+        return current if isinstance(current, dict) else {}
 
     def publish(self, stage: str, sdir: StageDir, out_root: Path) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -138,12 +142,9 @@ class Published:
 
     def rebuild_rejects(self, out_root: Path) -> None:
         tables = []
-        for stage, entry in sorted(self.current().items()):
+        for _stage, entry in sorted(self.current().items()):
             path = out_root / entry["dir"] / REJECTS
             if path.exists():
                 tables.append(pq.read_table(path))
-        if tables:
-            table = pa.concat_tables(tables)
-        else:
-            table = rejects_to_table([], "")
+        table = pa.concat_tables(tables) if tables else rejects_to_table([], "")
         write_table(table, self.dir / "rejects.parquet")

@@ -9,6 +9,8 @@ this list is cheap.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from emoprep.pipeline.stage import Stage
 from emoprep.stages.deam.stage import Deam
 from emoprep.stages.features import Features
@@ -19,14 +21,15 @@ from emoprep.stages.labels import Labels
 from emoprep.stages.pairs import Pairs
 from emoprep.stages.pmemo.stage import Pmemo
 from emoprep.stages.report.stage import Report
-from emoprep.stages.segments.chunks import Chunks, Clips
+from emoprep.stages.segments.chunks import Chunks
+from emoprep.stages.segments.clips import Clips
 from emoprep.stages.segments.salient import Salient
 from emoprep.stages.spectrogram.stage import Spectrogram
 from emoprep.stages.split import Split
 from emoprep.stages.tokens.stage import Tokens
 
 # In data-flow order: ingest, segments, transforms, labels, tokens, report.
-BUILTIN_STAGES: tuple[type[Stage], ...] = (
+BUILTIN_STAGES: tuple[type[Stage[Any]], ...] = (
     Deam, Pmemo, FoodPics, Generic,
     Clips, Chunks, Salient,
     Spectrogram, Images, Features,

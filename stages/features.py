@@ -18,24 +18,26 @@ clip. Rows also carry ids, the dataset, the raw VA on the dataset's scale (`labe
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from emoprep.pipeline.stage import Outcome, Reject, Stage, WorkItem
+from emoprep.manifests.reasons import NON_FINITE_AUDIO, NON_FINITE_FEATURES, SHORTER_THAN_WINDOW
+from emoprep.pipeline.columns import ColumnKind
+from emoprep.pipeline.context import ItemContext, StageContext
+from emoprep.pipeline.stage import Outcome, Stage, WorkItem
 from emoprep.stages.common.audio_io import AudioError
 from emoprep.stages.common.audio_source import audio_payloads, load_mono
-from emoprep.pipeline.columns import with_kinds
 
 # Frame-wise features in column order: name -> number of dimensions (n_mfcc for mfcc).
 FRAME_FEATURES = ("mfcc", "chroma_stft", "chroma_cqt", "chroma_cens", "spectral_contrast",
                   "spectral_centroid", "spectral_bandwidth", "spectral_rolloff", "zcr", "rms", "tonnetz")
 STATS = ("mean", "std")
-ID_KINDS = {"sample_id": "str", "source_id": "str", "modality": "int", "dataset": "str",
-            "duration_s": "float", "sample_rate": "int", "n_frames": "int",
-            "valence_raw": "float", "arousal_raw": "float"}
+ID_KINDS: dict[str, ColumnKind] = {
+    "sample_id": "str", "source_id": "str", "modality": "int", "dataset": "str",
+    "duration_s": "float", "sample_rate": "int", "n_frames": "int", "valence_raw": "float",
+    "arousal_raw": "float"}
 
 
 def frame_features(y: np.ndarray, sr: int = 22050, n_mfcc: int = 20, n_fft: int = 2048,
@@ -70,11 +72,8 @@ def frame_features(y: np.ndarray, sr: int = 22050, n_mfcc: int = 20, n_fft: int 
 
 def column_names(dims: dict[str, int]) -> list[str]:
     """Feature column names in table order for the given dimensions per feature."""
-    cols = []
-    for name in FRAME_FEATURES:
-        for i in range(dims[name]):
-            for stat in STATS:
-                cols.append(f"{name}_{i + 1:02d}_{stat}" if dims[name] > 1 else f"{name}_{stat}")
+    cols = [f"{name}_{i + 1:02d}_{stat}" if dims[name] > 1 else f"{name}_{stat}"
+            for name in FRAME_FEATURES for i in range(dims[name]) for stat in STATS]
     return [*cols, "tempo"]
 
 
@@ -105,54 +104,54 @@ def clip_features(y: np.ndarray, sr: int = 22050, n_mfcc: int = 20, n_fft: int =
     return summarise(feats, tempo), int(feats["rms"].shape[1])
 
 
-class Features(Stage):
+@dataclass(frozen=True)
+class FeaturesParams:
+    sources: tuple[str, ...] = ("deam", "pmemo")  # ingest stages (whole songs) or audio stages
+    sample_rate: int = 22050
+    n_mfcc: int = 20
+    n_fft: int = 2048
+    hop_length: int = 512
+
+
+class Features(Stage[FeaturesParams]):
     name = "features"
     version = "2"  # 2: hostile-input hardening of the audio reader
     libraries = ("librosa", "numpy", "scipy", "soundfile", "soxr")
     default_inputs = ("deam", "pmemo")
     description = "librosa MFCC/chroma/spectral/ZCR/RMS/tonnetz mean+std and tempo, one row per clip (seed 003)"
+    Params = FeaturesParams
 
-    @dataclass(frozen=True)
-    class Params:
-        sources: tuple[str, ...] = ("deam", "pmemo")  # ingest stages (whole songs) or audio stages
-        sample_rate: int = 22050
-        n_mfcc: int = 20
-        n_fft: int = 2048
-        hop_length: int = 512
-
-    def inputs(self, params: Any) -> list[str]:
+    def inputs(self, params: FeaturesParams) -> list[str]:
         return list(params.sources)
 
-    def plan(self, ctx: Any) -> list[WorkItem]:
+    def columns(self, ctx: StageContext[FeaturesParams]) -> Mapping[str, ColumnKind]:
+        """The id columns, then one float column per feature (their number follows n_mfcc)."""
+        feature: ColumnKind = "float"
+        kinds = dict(ID_KINDS)
+        kinds.update(dict.fromkeys(column_names(default_dims(ctx.params.n_mfcc)), feature))
+        return kinds
+
+    def plan(self, ctx: StageContext[FeaturesParams]) -> list[WorkItem]:
         return [WorkItem(p["sample_id"], p) for p in audio_payloads(ctx, ctx.params.sources, "features")]
 
-    def process(self, item: WorkItem, ctx: Any) -> Outcome:
+    def process(self, item: WorkItem, ctx: ItemContext[FeaturesParams]) -> Outcome:
         p, q = item.payload, ctx.params
         try:
             dec = load_mono(p, ctx, q.sample_rate)
         except AudioError as exc:
-            return _reject(item.key, exc.reason, exc.message)
+            return Outcome.rejected(item.key, exc.reason, exc.message)
         if len(dec.samples) < q.n_fft:
-            return _reject(item.key, "shorter-than-window", f"{p['ref']}: {len(dec.samples)} samples, fewer than "
-                           f"one {q.n_fft}-sample analysis frame")
+            return Outcome.rejected(item.key, SHORTER_THAN_WINDOW, f"{p['ref']}: {len(dec.samples)} samples, "
+                                    f"fewer than one {q.n_fft}-sample analysis frame")
         if not np.all(np.isfinite(dec.samples)):
-            return _reject(item.key, "non-finite-audio", f"{p['ref']}: NaN or infinite samples")
+            return Outcome.rejected(item.key, NON_FINITE_AUDIO, f"{p['ref']}: NaN or infinite samples")
         values, n_frames = clip_features(dec.samples, q.sample_rate, q.n_mfcc, q.n_fft, q.hop_length)
         bad = sorted(k for k, v in values.items() if not np.isfinite(v))
         if bad:
-            return _reject(item.key, "non-finite-features", f"{p['ref']}: {len(bad)} features are NaN or "
-                           f"infinite (e.g. {', '.join(bad[:3])}); silent audio?")
+            return Outcome.rejected(item.key, NON_FINITE_FEATURES, f"{p['ref']}: {len(bad)} features are NaN "
+                                    f"or infinite (e.g. {', '.join(bad[:3])}); silent audio?")
         row = {"sample_id": p["sample_id"], "source_id": p["source_id"], "modality": 1,
                "dataset": p["dataset"], "duration_s": dec.duration_s, "sample_rate": q.sample_rate,
                "n_frames": n_frames, "valence_raw": p["valence_raw"], "arousal_raw": p["arousal_raw"],
                **values}
         return Outcome(rows=[row])
-
-    def finalize(self, ctx: Any, rows: pd.DataFrame, rejects: list[Reject]) -> tuple[pd.DataFrame, list[Reject]]:
-        kinds = dict(ID_KINDS)
-        kinds.update({c: "float" for c in column_names(default_dims(ctx.params.n_mfcc))})
-        return with_kinds(rows, kinds), rejects
-
-
-def _reject(sample_id: str, reason: str, message: str) -> Outcome:
-    return Outcome(rejects=[Reject(sample_id, reason, message)])

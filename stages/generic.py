@@ -28,33 +28,44 @@ import hashlib
 import io
 import math
 import re
-import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 import pandas as pd
 
+from emoprep.manifests.reasons import (
+    BAD_ANNOTATION,
+    BAD_ID,
+    DUPLICATE_ID,
+    IMAGE_TOO_LARGE,
+    MISSING_AUDIO,
+    MISSING_IMAGE,
+    PATH_OUTSIDE_ROOT,
+    UNDECODABLE_IMAGE,
+    VA_OUT_OF_RANGE,
+)
+from emoprep.pipeline.columns import ColumnKind
+from emoprep.pipeline.context import ItemContext, StageContext
 from emoprep.pipeline.errors import ConfigError, DataError
 from emoprep.pipeline.stage import Outcome, Reject, Stage, WorkItem, runtime
+from emoprep.pipeline.values import error_text
 from emoprep.stages.common.audio_io import AudioError, probe
 from emoprep.stages.common.dataset_files import resolve_in_root
-from emoprep.stages.common.image_io import decode_image, DEFAULT_MAX_PIXELS, ImageTooLarge, UndecodableImage
-from emoprep.pipeline.columns import with_kinds
-from emoprep.pipeline.values import error_text
+from emoprep.stages.common.image_io import DEFAULT_MAX_PIXELS, ImageTooLarge, UndecodableImage, decode_image
+from emoprep.stages.common.naming import nfc
 
 TABLE_EXTS = (".csv", ".tsv")
-BAD_ID = re.compile(r"[/\\:\x00-\x1f\x7f]")
-COMMON_KINDS = {"sample_id": "str", "source_id": "str", "modality": "int", "item_id": "str"}
-IMAGE_KINDS = {"image_path": "str", "content_hash": "str", "width": "int", "height": "int", "mode": "str"}
-AUDIO_KINDS = {"audio_path": "str", "content_hash": "str", "duration_s": "float", "n_frames_audio": "int",
-               "sample_rate": "int", "channels": "int", "audio_format": "str"}
-LABEL_KINDS = {"valence_raw": "float", "arousal_raw": "float", "label": "str",
-               "scale_min": "float", "scale_max": "float", "table_row": "int"}
-
-
-def nfc(text: str) -> str:
-    return unicodedata.normalize("NFC", text)
+BAD_ID_CHARS = re.compile(r"[/\\:\x00-\x1f\x7f]")
+COMMON_KINDS: dict[str, ColumnKind] = {"sample_id": "str", "source_id": "str", "modality": "int", "item_id": "str"}
+IMAGE_KINDS: dict[str, ColumnKind] = {"image_path": "str", "content_hash": "str", "width": "int", "height": "int",
+                                      "mode": "str"}
+AUDIO_KINDS: dict[str, ColumnKind] = {"audio_path": "str", "content_hash": "str", "duration_s": "float",
+                                      "n_frames_audio": "int", "sample_rate": "int", "channels": "int",
+                                      "audio_format": "str"}
+LABEL_KINDS: dict[str, ColumnKind] = {"valence_raw": "float", "arousal_raw": "float", "label": "str",
+                                      "scale_min": "float", "scale_max": "float", "table_row": "int"}
 
 
 # ---- the table ---------------------------------------------------------------------------------
@@ -117,36 +128,41 @@ def parse_value(cell: str) -> float | None:
 def id_problem(item_id: str) -> str | None:
     if not item_id:
         return "empty id"
-    if BAD_ID.search(item_id):
+    if BAD_ID_CHARS.search(item_id):
         return f"id {item_id!r} contains '/', '\\\\', ':' or a control character"
     return None
 
 
 # ---- the stage ---------------------------------------------------------------------------------
-class Generic(Stage):
+@dataclass(frozen=True)
+class GenericParams:
+    root: str = runtime("")
+    table: str = ""                         # table file relative to the root; "" = find it
+    dataset_name: str = "generic"           # sample ids are <dataset_name>:<id>
+    modality: Literal["image", "audio"] = "image"
+    id_column: str = "id"
+    path_column: str = "path"
+    valence_column: str = "valence"
+    arousal_column: str = "arousal"
+    label_column: str = "label"
+    source_column: str = ""                 # groups rows (e.g. a song); "" = each id alone
+    scale: tuple[float, ...] = ()           # raw VA scale [lo, hi]; required with VA columns
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+class Generic(Stage[GenericParams]):
     name = "generic"
     version = "2"  # 2: malformed tables, paths out of the root
     libraries = ("pillow", "soundfile")
     datasets = ("generic",)
     description = "generic id,path,valence,arousal[,label] table of images or audio with a declared VA scale"
+    Params = GenericParams
 
-    @dataclass(frozen=True)
-    class Params:
-        root: str = runtime("")
-        table: str = ""                         # table file relative to the root; "" = find it
-        dataset_name: str = "generic"           # sample ids are <dataset_name>:<id>
-        modality: Literal["image", "audio"] = "image"
-        id_column: str = "id"
-        path_column: str = "path"
-        valence_column: str = "valence"
-        arousal_column: str = "arousal"
-        label_column: str = "label"
-        source_column: str = ""                 # groups rows (e.g. a song); "" = each id alone
-        scale: tuple[float, ...] = ()           # raw VA scale [lo, hi]; required with VA columns
-        max_pixels: int = DEFAULT_MAX_PIXELS
+    def columns(self, ctx: StageContext[GenericParams]) -> Mapping[str, ColumnKind]:
+        return {**COMMON_KINDS, **(IMAGE_KINDS if ctx.params.modality == "image" else AUDIO_KINDS), **LABEL_KINDS}
 
     # -- the data root and the table
-    def locate_root(self, params: Any, data_root: Path | None) -> Path:
+    def locate_root(self, params: GenericParams, data_root: Path | None) -> Path:
         if params.root:
             root = Path(params.root).expanduser()
             if not root.is_dir() or find_table(root, params) is None:
@@ -164,19 +180,19 @@ class Generic(Stage):
         return found[0]
 
     @staticmethod
-    def _expected(params: Any) -> str:
+    def _expected(params: GenericParams) -> str:
         what = f"the table {params.table!r}" if params.table else "one .csv/.tsv table"
         return (f"expected a folder holding {what} with columns {params.id_column!r} and "
                 f"{params.path_column!r} (SPEC §3.4); set generic.table / generic.root")
 
-    def _table(self, ctx: Any) -> Path:
+    def _table(self, ctx: StageContext[GenericParams]) -> Path:
         root = Path(ctx.roots["generic"])
         table = find_table(root, ctx.params)
         if table is None:
             raise ConfigError(f"{root}: {self._expected(ctx.params)}")
         return table
 
-    def source_signature(self, ctx: Any) -> Any:
+    def source_signature(self, ctx: StageContext[GenericParams]) -> dict[str, Any]:
         root, table = Path(ctx.roots["generic"]), self._table(ctx)
         files = {}
         for item in self._rows(ctx)[1]:
@@ -186,7 +202,7 @@ class Generic(Stage):
         return {"table": [table.relative_to(root).as_posix(), ctx.hasher.hash(table)],
                 "files": dict(sorted(files.items()))}
 
-    def _rows(self, ctx: Any) -> tuple[dict[str, int | None], list[dict[str, Any]]]:
+    def _rows(self, ctx: StageContext[GenericParams]) -> tuple[dict[str, int | None], list[dict[str, Any]]]:
         """Column positions and one record per table row (cells by role)."""
         p = ctx.params
         table = self._table(ctx)
@@ -208,16 +224,17 @@ class Generic(Stage):
         records = []
         for line, cells in rows:
             # absent column → None; a short row's missing cell → ""
-            rec = {role: None if i is None else (cells[i] if i < len(cells) else "") for role, i in cols.items()}
+            rec: dict[str, Any] = {role: None if i is None else (cells[i] if i < len(cells) else "")
+                                   for role, i in cols.items()}
             rec["line"] = line
             rec["path"] = clean_path(rec["path"])
             records.append(rec)
         return cols, records
 
     # -- per row
-    def plan(self, ctx: Any) -> list[WorkItem]:
+    def plan(self, ctx: StageContext[GenericParams]) -> list[WorkItem]:
         p = ctx.params
-        if not p.dataset_name or BAD_ID.search(p.dataset_name):
+        if not p.dataset_name or BAD_ID_CHARS.search(p.dataset_name):
             raise ConfigError(f"generic.dataset_name {p.dataset_name!r}: a non-empty name without '/', ':'")
         _, records = self._rows(ctx)
         root = Path(ctx.roots["generic"])
@@ -240,34 +257,36 @@ class Generic(Stage):
             items.append(WorkItem(f"{p.dataset_name}:{item_id}", payload))
         return items
 
-    def process(self, item: WorkItem, ctx: Any) -> Outcome:
+    def process(self, item: WorkItem, ctx: ItemContext[GenericParams]) -> Outcome:
         p, q = item.payload, ctx.params
         table = p["table"]
         if "bad_id" in p:
-            return _reject(item.key, "bad-id", f"{table} line {p['line']}: {p['bad_id']}")
+            return Outcome.rejected(item.key, BAD_ID, f"{table} line {p['line']}: {p['bad_id']}")
         recs = p["rows"]
         lines = ", ".join(str(r["line"]) for r in recs)
         if p["conflict"]:
-            return _reject(item.key, "duplicate-id", f"{table} lines {lines}: id {p['item_id']!r} on rows that differ")
+            return Outcome.rejected(item.key, DUPLICATE_ID,
+                                    f"{table} lines {lines}: id {p['item_id']!r} on rows that differ")
         rec = recs[0]
         where = f"{table} line {rec['line']}"
         problem = path_problem(rec["path"])
         if problem:
-            return _reject(item.key, "path-outside-root", f"{where}: {problem}")
+            return Outcome.rejected(item.key, PATH_OUTSIDE_ROOT, f"{where}: {problem}")
         try:
             va = self._va(rec, q)
         except ValueError as exc:
-            return _reject(item.key, "bad-annotation", f"{where}: VA cell {exc} is not a number")
+            return Outcome.rejected(item.key, BAD_ANNOTATION, f"{where}: VA cell {exc} is not a number")
         if va and any(x is not None and not (q.scale[0] <= x <= q.scale[1]) for x in va):
-            return _reject(item.key, "va-out-of-range", f"{where}: VA {va} outside the declared scale {list(q.scale)}")
+            return Outcome.rejected(item.key, VA_OUT_OF_RANGE,
+                                    f"{where}: VA {va} outside the declared scale {list(q.scale)}")
         root = Path(ctx.roots["generic"])
         try:
             path = resolve_in_root(root, rec["path"])
         except ValueError as exc:
-            return _reject(item.key, "path-outside-root", f"{where}: {error_text(exc)}")
+            return Outcome.rejected(item.key, PATH_OUTSIDE_ROOT, f"{where}: {error_text(exc)}")
         except OSError:
-            missing = "missing-image" if q.modality == "image" else "missing-audio"
-            return _reject(item.key, missing, f"{where}: {rec['path']} is not in the dataset root")
+            missing = MISSING_IMAGE if q.modality == "image" else MISSING_AUDIO
+            return Outcome.rejected(item.key, missing, f"{where}: {rec['path']} is not in the dataset root")
         probe_cols = self._probe(path, root, rec["path"], q, p.get("content_hash"))
         if isinstance(probe_cols, Outcome):
             return Outcome(rejects=[Reject(item.key, r.reason, f"{where}: {r.message}") for r in probe_cols.rejects])
@@ -280,38 +299,38 @@ class Generic(Stage):
         return Outcome(rows=[row], counters={"identical-rows-merged": len(recs) - 1} if len(recs) > 1 else {})
 
     @staticmethod
-    def _va(rec: dict[str, Any], q: Any) -> tuple[float | None, float | None] | None:
+    def _va(rec: dict[str, Any], q: GenericParams) -> tuple[float | None, float | None] | None:
         if rec.get("valence") is None and rec.get("arousal") is None:
             return None
         return parse_value(rec["valence"]), parse_value(rec["arousal"])
 
     @staticmethod
-    def _probe(path: Path, root: Path, rel: str, q: Any, digest: str | None) -> dict[str, Any] | Outcome:
+    def _probe(path: Path, root: Path, rel: str, q: GenericParams, digest: str | None) -> dict[str, Any] | Outcome:
         """Columns describing the file (image size/mode or audio length/rate), or a reject."""
         if q.modality == "image":
             try:
                 data = path.read_bytes()
                 im = decode_image(data, q.max_pixels, name=rel)
             except ImageTooLarge as exc:
-                return _reject("", "image-too-large", str(exc))
+                return Outcome.rejected("", IMAGE_TOO_LARGE, str(exc))
             except UndecodableImage as exc:
-                return _reject("", "undecodable-image", str(exc))
+                return Outcome.rejected("", UNDECODABLE_IMAGE, str(exc))
             return {"image_path": rel, "content_hash": digest or hashlib.sha256(data).hexdigest(),
                     "width": im.size[0], "height": im.size[1], "mode": im.mode}
         try:
             info = probe(root, path.relative_to(root).as_posix())
         except AudioError as exc:
-            return _reject("", exc.reason, exc.message)
+            return Outcome.rejected("", exc.reason, exc.message)
         return {"audio_path": rel, "content_hash": digest or hashlib.sha256(path.read_bytes()).hexdigest(),
                 "duration_s": info.duration_s, "n_frames_audio": info.frames, "sample_rate": info.sample_rate,
                 "channels": info.channels, "audio_format": info.format}
 
-    def finalize(self, ctx: Any, rows: pd.DataFrame, rejects: list[Reject]) -> tuple[pd.DataFrame, list[Reject]]:
-        kinds = {**COMMON_KINDS, **(IMAGE_KINDS if ctx.params.modality == "image" else AUDIO_KINDS), **LABEL_KINDS}
-        return with_kinds(rows, kinds), sorted(rejects, key=lambda r: r.sample_id)
+    def finalize(self, ctx: StageContext[GenericParams], rows: pd.DataFrame,
+                 rejects: list[Reject]) -> tuple[pd.DataFrame, list[Reject]]:
+        return rows, sorted(rejects, key=lambda r: r.sample_id)
 
 
-def find_table(folder: Path, params: Any) -> Path | None:
+def find_table(folder: Path, params: GenericParams) -> Path | None:
     """The table in `folder`: `params.table` if set (and present), else the one .csv/.tsv
     directly in it whose header has the id and path columns."""
     folder = Path(folder)
@@ -328,7 +347,7 @@ def find_table(folder: Path, params: Any) -> Path | None:
     return hits[0] if len(hits) == 1 else None
 
 
-def _has_columns(path: Path, params: Any) -> bool:
+def _has_columns(path: Path, params: GenericParams) -> bool:
     try:
         head = decode_table(path.read_bytes()[:65536])
     except OSError:
@@ -349,7 +368,3 @@ def _existing(root: Path, rel: str | None) -> Path | None:
 
 def _scale_ok(scale: tuple[float, ...]) -> bool:
     return len(scale) == 2 and all(math.isfinite(x) for x in scale) and scale[0] < scale[1]
-
-
-def _reject(sample_id: str, reason: str, message: str) -> Outcome:
-    return Outcome(rejects=[Reject(sample_id, reason, message)])

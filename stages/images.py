@@ -161,7 +161,7 @@ class Images(Stage[ImagesParams]):
             "path": ctx.rel(out), "src_width": src_size[0], "src_height": src_size[1],
             "src_mode": src_mode, "exif_orientation": orientation,
         })
-        counters = {note: 1 for note in notes}
+        counters = dict.fromkeys(notes, 1)
         if orientation != 1:
             counters["exif-rotated"] = 1
         return Outcome(rows=[carried], counters=counters)

@@ -12,12 +12,21 @@ a source's own scale wins over its rows' dataset scales.
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from emoprep.manifests.reasons import DUPLICATE_ID, MISSING_VA, VA_OUT_OF_RANGE
 from emoprep.pipeline.atomic import atomic_write_json
+from emoprep.pipeline.context import StageContext
+from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.stage import Outcome, Reject, Stage
 from emoprep.pipeline.values import finite_float
+
+# A row that passed the checks: (source stage, manifest record, raw valence, raw arousal).
+Candidate = tuple[str, dict[Hashable, Any], float, float]
+# (min, max) per dimension ("valence", "arousal"), per modality (minmax) or declared scale (fixed).
+Bounds = dict[int | str, dict[str, tuple[float, ...]]]
 
 POSITIVE = ("excited", "delighted", "happy", "content", "relaxed", "calm")
 NEGATIVE = ("tired", "bored", "depressed", "frustrated", "angry", "tense")
@@ -49,10 +58,8 @@ def emotion_class(valence: float, arousal: float) -> str:
     """
     if math.isnan(valence) or math.isnan(arousal):
         raise ValueError("emotion_class needs finite valence and arousal")
-    if valence == 0:
-        slope = -math.inf if arousal > 0 else (math.inf if arousal < 0 else 0.0)
-    else:
-        slope = arousal / valence
+    at_zero = -math.inf if arousal > 0 else (math.inf if arousal < 0 else 0.0)
+    slope = at_zero if valence == 0 else arousal / valence
     return (POSITIVE if valence > 0 else NEGATIVE)[_band(slope)]
 
 
@@ -63,49 +70,53 @@ def minmax_to_unit(x: float, lo: float, hi: float) -> float:
     return 2.0 * (x - lo) / (hi - lo) - 1.0
 
 
-class Labels(Stage):
+@dataclass(frozen=True)
+class LabelsParams:
+    # The stages whose items are tokenized (they carry valence_raw/arousal_raw), so a
+    # sample lost in any earlier stage never enters the bounds or the split.
+    sources: tuple[str, ...] = ("spectrogram", "images")
+    method: Literal["minmax", "fixed"] = "minmax"
+    # method = "fixed": the declared raw scale of each source stage or dataset (sample-id
+    # prefix), e.g. {clips = [1.0, 9.0]} or {deam = [1.0, 9.0], pmemo = [0.0, 1.0]}
+    scales: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+class Labels(Stage[LabelsParams]):
     name = "labels"
     version = "1"
     description = "normalise VA to [-1, 1] per modality and dimension; emotion class (thesis eq. 2.1)"
+    Params = LabelsParams
 
-    @dataclass(frozen=True)
-    class Params:
-        # The stages whose items are tokenized (they carry valence_raw/arousal_raw), so a
-        # sample lost in any earlier stage never enters the bounds or the split.
-        sources: tuple[str, ...] = ("spectrogram", "images")
-        method: Literal["minmax", "fixed"] = "minmax"
-        # method = "fixed": the declared raw scale of each source stage or dataset (sample-id
-        # prefix), e.g. {clips = [1.0, 9.0]} or {deam = [1.0, 9.0], pmemo = [0.0, 1.0]}
-        scales: dict[str, tuple[float, float]] = field(default_factory=dict)
-
-    def inputs(self, params: Any) -> list[str]:
+    def inputs(self, params: LabelsParams) -> list[str]:
         return list(params.sources)
 
-    def run(self, ctx) -> Outcome:
+    def run(self, ctx: StageContext[LabelsParams]) -> Outcome:
         p = ctx.params
-        candidates, rejects, seen = [], [], set()
+        candidates: list[Candidate] = []
+        rejects: list[Reject] = []
+        seen: set[str] = set()
         for source in p.sources:
             df = ctx.input_manifest(source)
             for rec in df.to_dict("records"):
                 sid = str(rec["sample_id"])
                 v, a = finite_float(rec.get("valence_raw")), finite_float(rec.get("arousal_raw"))
                 if sid in seen:
-                    rejects.append(Reject(sid, "duplicate-id", f"{sid} appears in more than one of {p.sources}"))
+                    rejects.append(Reject(sid, DUPLICATE_ID, f"{sid} appears in more than one of {p.sources}"))
                     continue
                 seen.add(sid)
                 if v is None or a is None:
-                    rejects.append(Reject(sid, "missing-va", f"{source}: valence_raw={rec.get('valence_raw')!r}, "
-                                                             f"arousal_raw={rec.get('arousal_raw')!r}"))
+                    rejects.append(Reject(sid, MISSING_VA, f"{source}: valence_raw={rec.get('valence_raw')!r}, "
+                                                           f"arousal_raw={rec.get('arousal_raw')!r}"))
                     continue
                 if p.method == "fixed":
                     lo, hi = p.scales[scale_key(p.scales, source, sid)]
                     if not (lo <= v <= hi and lo <= a <= hi):
-                        rejects.append(Reject(sid, "va-out-of-range",
+                        rejects.append(Reject(sid, VA_OUT_OF_RANGE,
                                               f"{source}: VA ({v}, {a}) outside the declared scale [{lo}, {hi}]"))
                         continue
                 candidates.append((source, rec, v, a))
         bounds = self._bounds(candidates, p)
-        rows = []
+        rows: list[dict[str, Any]] = []
         for source, rec, v, a in candidates:
             b = bounds[scale_key(p.scales, source, str(rec["sample_id"])) if p.method == "fixed"
                        else int(rec["modality"])]
@@ -125,13 +136,13 @@ class Labels(Stage):
         return Outcome(rows=rows, rejects=rejects)
 
     @staticmethod
-    def _bounds(candidates, p) -> dict[Any, dict[str, tuple[float, float]]]:
+    def _bounds(candidates: list[Candidate], p: LabelsParams) -> Bounds:
         """(min, max) per modality (minmax) or per declared scale used (fixed), per dimension."""
         if p.method == "fixed":
             used = {scale_key(p.scales, source, str(rec["sample_id"])) for source, rec, _, _ in candidates}
             used |= {s for s in p.sources if s in p.scales}
             return {k: {"valence": tuple(p.scales[k]), "arousal": tuple(p.scales[k])} for k in sorted(used)}
-        out: dict[Any, dict[str, tuple[float, float]]] = {}
+        out: Bounds = {}
         for modality in sorted({int(rec["modality"]) for _, rec, _, _ in candidates}):
             vs = [v for _, rec, v, _ in candidates if int(rec["modality"]) == modality]
             as_ = [a for _, rec, _, a in candidates if int(rec["modality"]) == modality]
@@ -139,7 +150,7 @@ class Labels(Stage):
         return out
 
 
-def scale_key(scales: dict[str, Any], source: str, sample_id: str) -> str:
+def scale_key(scales: dict[str, tuple[float, float]], source: str, sample_id: str) -> str:
     """The declared scale for a row of `source`: the source's own, else its dataset's (the
     sample-id prefix, `pmemo` of `pmemo:12`). Raises ConfigError naming both when neither
     is declared."""
@@ -148,6 +159,5 @@ def scale_key(scales: dict[str, Any], source: str, sample_id: str) -> str:
     dataset = sample_id.split(":", 1)[0]
     if dataset in scales:
         return dataset
-    from emoprep.pipeline.errors import ConfigError
     raise ConfigError(f"labels.method = 'fixed' needs labels.scales for source {source!r} or dataset "
                       f"{dataset!r} (row {sample_id}), e.g. --set 'labels.scales={{{source}=[1.0, 9.0]}}'")

@@ -33,21 +33,23 @@ import hashlib
 import io
 import math
 from collections import Counter
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import pandas as pd
-
+from emoprep.manifests.reasons import MISSING_LABEL, NO_IMAGE_FOR_LABEL
 from emoprep.pipeline.atomic import atomic_write_json, atomic_write_text
+from emoprep.pipeline.columns import ColumnKind
+from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.stage import Outcome, Reject, Stage
-from emoprep.pipeline.columns import with_kinds
-from emoprep.pipeline.values import finite_float
+from emoprep.pipeline.values import finite_float, natural_key
 
-KINDS = {"sample_id": "str", "source_id": "str", "modality": "int", "audio_id": "str", "image_id": "str",
-         "label": "str", "split": "str", "audio_path": "str", "image_path": "str",
-         "audio_valence": "float", "audio_arousal": "float", "image_valence": "float",
-         "image_arousal": "float", "pool_audio": "int", "pool_images": "int"}
+KINDS: dict[str, ColumnKind] = {
+    "sample_id": "str", "source_id": "str", "modality": "int", "audio_id": "str", "image_id": "str",
+    "label": "str", "split": "str", "audio_path": "str", "image_path": "str",
+    "audio_valence": "float", "audio_arousal": "float", "image_valence": "float",
+    "image_arousal": "float", "pool_audio": "int", "pool_images": "int"}
 CSV_COLUMNS = ("audio_id", "image_id", "label", "split", "audio_path", "image_path")
 
 
@@ -55,7 +57,7 @@ def keyed_order(ids: list[str], seed: int, role: str) -> list[str]:
     """`ids` ordered by a keyed BLAKE2b hash of (seed, role, id): a seeded shuffle that does
     not depend on the input order or the machine."""
     def key(item_id: str) -> tuple[bytes, str]:
-        h = hashlib.blake2b(f"{role}\x00{item_id}".encode("utf-8"), digest_size=8,
+        h = hashlib.blake2b(f"{role}\x00{item_id}".encode(), digest_size=8,
                             key=str(int(seed)).encode("ascii"), person=b"emoprep-pairs")
         return h.digest(), item_id
     return sorted(ids, key=key)
@@ -74,25 +76,34 @@ def pool_key(split: str, label: str, image_pool: str) -> tuple[str, str]:
     return (split if image_pool == "same-split" else "*", label)
 
 
-class Pairs(Stage):
+# A pool of images or audio items: (split, or "*" with image_pool = "all"; label) -> ids.
+Pools = dict[tuple[str, str], list[str]]
+
+
+@dataclass(frozen=True)
+class PairsParams:
+    source: str = "split"          # a manifest with both modalities, the label and split columns
+    label_column: str = "emotion"
+    audio_paths: str = "salient"   # stage whose `path` is each audio item's file ("" = none)
+    image_paths: str = "images"    # stage whose `path` is each image's file ("" = none)
+    seed: int = 0
+    image_pool: Literal["same-split", "all"] = "same-split"
+
+
+class Pairs(Stage[PairsParams]):
     name = "pairs"
     version = "1"
     default_inputs = ("split", "salient", "images")
     description = "each audio item paired with an image of the same label, seeded, in its split (seed 002)"
+    Params = PairsParams
 
-    @dataclass(frozen=True)
-    class Params:
-        source: str = "split"          # a manifest with both modalities, the label and split columns
-        label_column: str = "emotion"
-        audio_paths: str = "salient"   # stage whose `path` is each audio item's file ("" = none)
-        image_paths: str = "images"    # stage whose `path` is each image's file ("" = none)
-        seed: int = 0
-        image_pool: Literal["same-split", "all"] = "same-split"
-
-    def inputs(self, params: Any) -> list[str]:
+    def inputs(self, params: PairsParams) -> list[str]:
         return list(dict.fromkeys(s for s in (params.source, params.audio_paths, params.image_paths) if s))
 
-    def run(self, ctx: Any) -> Outcome:
+    def columns(self, ctx: StageContext[PairsParams]) -> Mapping[str, ColumnKind]:
+        return KINDS
+
+    def run(self, ctx: StageContext[PairsParams]) -> Outcome:
         q = ctx.params
         if q.image_pool not in ("same-split", "all"):
             raise ConfigError(f"pairs.image_pool must be 'same-split' or 'all', not {q.image_pool!r}")
@@ -105,15 +116,15 @@ class Pairs(Stage):
         audio = [i for i in items if i["modality"] == 1]
         images = [i for i in items if i["modality"] == 0 and i["label"] is not None]
         paths = {**self._paths(ctx, q.audio_paths), **self._paths(ctx, q.image_paths)}
-        pools: dict[tuple[str, str], list[str]] = {}
+        pools: Pools = {}
         for im in images:
             pools.setdefault(pool_key(im["split"], im["label"], q.image_pool), []).append(im["sample_id"])
         outcome = Outcome()
         by_id = {i["sample_id"]: i for i in items}
-        wanted: dict[tuple[str, str], list[str]] = {}
+        wanted: Pools = {}
         for a in audio:
             if a["label"] is None:
-                outcome.rejects.append(Reject(a["sample_id"], "missing-label",
+                outcome.rejects.append(Reject(a["sample_id"], MISSING_LABEL,
                                               f"{q.source}: {a['sample_id']} has no {q.label_column}"))
             else:
                 wanted.setdefault(pool_key(a["split"], a["label"], q.image_pool), []).append(a["sample_id"])
@@ -121,7 +132,7 @@ class Pairs(Stage):
             chosen = assign_images(wanted[key], pools.get(key, []), q.seed)
             for aid in wanted[key]:
                 if aid not in chosen:
-                    outcome.rejects.append(Reject(aid, "no-image-for-label", _no_image(key, q)))
+                    outcome.rejects.append(Reject(aid, NO_IMAGE_FOR_LABEL, _no_image(key, q)))
                     continue
                 outcome.rows.append(_pair(by_id[aid], by_id[chosen[aid]], paths, len(wanted[key]),
                                           len(pools[key])))
@@ -129,22 +140,18 @@ class Pairs(Stage):
         return outcome
 
     @staticmethod
-    def _paths(ctx: Any, stage: str) -> dict[str, str]:
+    def _paths(ctx: StageContext[PairsParams], stage: str) -> dict[str, str]:
         if not stage:
             return {}
         df = ctx.input_manifest(stage)
         if "path" not in df.columns:
             raise ConfigError(f"pairs: the {stage} manifest has no path column (pairs.audio_paths / image_paths)")
-        return {str(s): str(p) for s, p in zip(df["sample_id"], df["path"]) if isinstance(p, str)}
-
-    def finalize(self, ctx: Any, rows: pd.DataFrame, rejects: list[Reject]) -> tuple[pd.DataFrame, list[Reject]]:
-        return with_kinds(rows, KINDS), rejects
+        return {str(s): str(p) for s, p in zip(df["sample_id"], df["path"], strict=True) if isinstance(p, str)}
 
     @staticmethod
-    def _write(ctx: Any, rows: list[dict[str, Any]], pools: dict, wanted: dict, q: Any) -> None:
+    def _write(ctx: StageContext[PairsParams], rows: list[dict[str, Any]], pools: Pools, wanted: Pools,
+               q: PairsParams) -> None:
         """pairs.csv and pairs_summary.json in the stage folder."""
-        from emoprep.pipeline.values import natural_key
-
         ordered = sorted(rows, key=lambda r: natural_key(r["sample_id"]))
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
@@ -165,13 +172,14 @@ class Pairs(Stage):
             "max_image_uses": max(uses.values(), default=0), "pools": per_pool})
 
 
-def _item(rec: dict[str, Any], label_column: str) -> dict[str, Any]:
+def _item(rec: Mapping[Hashable, Any], label_column: str) -> dict[str, Any]:
     label = rec.get(label_column)
     if label is not None and not isinstance(label, str) and math.isnan(float(label)):
         label = None
     return {"sample_id": str(rec["sample_id"]), "source_id": str(rec.get("source_id") or rec["sample_id"]),
             "modality": int(rec["modality"]), "label": None if label is None or label == "" else str(label),
-            "split": str(rec["split"]), "valence": finite_float(rec.get("valence")), "arousal": finite_float(rec.get("arousal"))}
+            "split": str(rec["split"]), "valence": finite_float(rec.get("valence")),
+            "arousal": finite_float(rec.get("arousal"))}
 
 
 def _pair(a: dict[str, Any], im: dict[str, Any], paths: dict[str, str], n_audio: int, n_images: int) -> dict[str, Any]:
@@ -183,7 +191,7 @@ def _pair(a: dict[str, Any], im: dict[str, Any], paths: dict[str, str], n_audio:
             "pool_audio": n_audio, "pool_images": n_images}
 
 
-def _no_image(key: tuple[str, str], q: Any) -> str:
+def _no_image(key: tuple[str, str], q: PairsParams) -> str:
     where = f"in split {key[0]!r} " if q.image_pool == "same-split" else ""
     return (f"no image with {q.label_column} = {key[1]!r} {where}to pair with"
             + (" (image_pool = 'all' draws from every split)" if q.image_pool == "same-split" else ""))

@@ -32,7 +32,9 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from emoprep.manifests.reasons import DUPLICATE_ID, MISSING_SOURCE_ID
 from emoprep.pipeline.atomic import atomic_write_json
+from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.stage import Outcome, Reject, Stage, runtime
 
@@ -40,23 +42,25 @@ DEFAULT_NAMES = {2: ("train", "test"), 3: ("train", "val", "test")}
 METHODS = ("hash", "quota")
 
 
-class Split(Stage):
+@dataclass(frozen=True)
+class SplitParams:
+    seed: int = 0
+    ratios: tuple[float, ...] = (0.8, 0.2)
+    names: tuple[str, ...] = ()   # default: train/test, or train/val/test for 3 ratios
+    method: Literal["quota", "hash"] = "quota"  # quota: exact per stratum; hash: stable by construction
+    # A previous split manifest (e.g. an older manifests/split.parquet): its sources keep
+    # their split, only new sources are placed. Its content hash enters the fingerprint.
+    pin: str = runtime("")
+
+
+class Split(Stage[SplitParams]):
     name = "split"
     version = "2"  # 2: quota (stratified) by default, pin
     default_inputs = ("labels",)
     description = "seeded train/test split grouped by source, stratified by emotion, pinnable for stability"
+    Params = SplitParams
 
-    @dataclass(frozen=True)
-    class Params:
-        seed: int = 0
-        ratios: tuple[float, ...] = (0.8, 0.2)
-        names: tuple[str, ...] = ()   # default: train/test, or train/val/test for 3 ratios
-        method: Literal["quota", "hash"] = "quota"  # quota: exact per stratum; hash: stable by construction
-        # A previous split manifest (e.g. an older manifests/split.parquet): its sources keep
-        # their split, only new sources are placed. Its content hash enters the fingerprint.
-        pin: str = runtime("")
-
-    def fingerprint_extra(self, ctx: Any) -> dict[str, Any]:
+    def fingerprint_extra(self, ctx: StageContext[SplitParams]) -> dict[str, Any]:
         pin = ctx.params.pin
         if not pin:
             return {}
@@ -65,7 +69,7 @@ class Split(Stage):
                               "with source_id and split columns)")
         return {"pin": ctx.hasher.hash(pin)}
 
-    def run(self, ctx: Any) -> Outcome:
+    def run(self, ctx: StageContext[SplitParams]) -> Outcome:
         p = ctx.params
         names, cuts = split_plan(p.ratios, p.names)
         if p.method not in METHODS:
@@ -81,7 +85,8 @@ class Split(Stage):
         summary = split_summary(rows, strata, names, p)
         atomic_write_json(ctx.out_dir / "split_summary.json", summary)
         ctx.info("split: " + ", ".join(f"{k} {v}" for k, v in summary["rows"].items()), **summary["rows"])
-        return Outcome(rows=rows.to_dict("records"), rejects=rejects)
+        records = [{str(k): v for k, v in rec.items()} for rec in rows.to_dict("records")]
+        return Outcome(rows=records, rejects=rejects)
 
 
 def split_plan(ratios: Any, names: Any) -> tuple[tuple[str, ...], list[float]]:
@@ -117,13 +122,12 @@ def place(u: float, cuts: list[float]) -> int:
 def clean_labels(labels: pd.DataFrame) -> tuple[pd.DataFrame, list[Reject]]:
     """Sorted label rows without duplicate ids or missing sources (each such row is a reject)."""
     df = labels.sort_values("sample_id", kind="stable").reset_index(drop=True)
-    rejects = []
     dup = df["sample_id"].duplicated(keep="first")
-    for sid in df.loc[dup, "sample_id"]:
-        rejects.append(Reject(str(sid), "duplicate-id", f"label row {sid}: id appears more than once; first kept"))
+    rejects = [Reject(str(sid), DUPLICATE_ID, f"label row {sid}: id appears more than once; first kept")
+               for sid in df.loc[dup, "sample_id"]]
     no_src = ~dup & (df["source_id"].isna() | (df["source_id"].astype(str).str.strip() == ""))
-    for sid in df.loc[no_src, "sample_id"]:
-        rejects.append(Reject(str(sid), "missing-source-id", f"label row {sid}: no source_id, cannot group it"))
+    rejects.extend(Reject(str(sid), MISSING_SOURCE_ID, f"label row {sid}: no source_id, cannot group it")
+                   for sid in df.loc[no_src, "sample_id"])
     return df[~dup & ~no_src].reset_index(drop=True), rejects
 
 
@@ -179,17 +183,18 @@ def read_pin(path: str, names: tuple[str, ...]) -> dict[str, str]:
         raise ConfigError(f"split.pin {path}: split names {bad} are not among {list(names)}")
     if df["source_id"].duplicated().any():
         raise ConfigError(f"split.pin {path}: some sources appear in two splits")
-    return dict(zip(df["source_id"], df["split"]))
+    return dict(zip(df["source_id"], df["split"], strict=True))
 
 
-def split_summary(rows: pd.DataFrame, strata: pd.DataFrame, names: tuple[str, ...], p: Any) -> dict[str, Any]:
+def split_summary(rows: pd.DataFrame, strata: pd.DataFrame, names: tuple[str, ...],
+                  p: SplitParams) -> dict[str, Any]:
     """Counts per split overall and per stratum (rows and sources), for the report and the log."""
     src_split = rows.drop_duplicates("source_id").set_index("source_id")["split"]
     st = strata.assign(split=src_split.reindex(strata.index))
     per = []
-    for (mod, emo), grp in st.groupby(["modality", "emotion"], sort=True):
+    for (_mod, emo), grp in st.groupby(["modality", "emotion"], sort=True):
         counts = grp["split"].value_counts()
-        per.append({"modality": int(mod), "emotion": emo, "sources": int(len(grp)),
+        per.append({"modality": int(grp["modality"].iloc[0]), "emotion": emo, "sources": len(grp),
                     **{n: int(counts.get(n, 0)) for n in names}})
     row_counts = rows["split"].value_counts()
     return {"method": p.method, "seed": int(p.seed), "ratios": [float(r) for r in p.ratios],

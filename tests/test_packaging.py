@@ -96,8 +96,12 @@ def test_every_emoprep_import_names_an_existing_file() -> None:
         if any(part in (".venv", "build", ".git") for part in path.relative_to(REPO).parts):
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = ([node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level
-                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
             bad += [f"{path.relative_to(REPO)}:{node.lineno}: {n}" for n in names
                     if n.split(".")[0] == "emoprep" and n not in known]
     assert bad == []

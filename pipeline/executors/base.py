@@ -48,10 +48,10 @@ class Executor(ABC):
                       ctx: ItemContext[Any]) -> Iterator[ItemResult]:
         """Run `stage_name`'s `process` on every item; yield results as they finish."""
 
-    def release(self) -> None:
+    def release(self) -> None:  # noqa: B027 - optional hook, most back ends hold nothing
         """Hand back what idle workers hold after a stage (default: nothing to do)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most back ends hold nothing
         """Stop every worker (default: nothing to do)."""
 
     def __enter__(self) -> Executor:
@@ -97,11 +97,11 @@ def run_windowed(items: Iterable[WorkItem], submit: Callable[[WorkItem, int], H]
                 running[submit(item, 1)] = (item, 1)
         else:
             while not exhausted and len(running) < window:
-                item = next(fresh, None)
-                if item is None:
+                new = next(fresh, None)
+                if new is None:
                     exhausted = True
                 else:
-                    running[submit(item, 0)] = (item, 0)
+                    running[submit(new, 0)] = (new, 0)
         if not running:
             if exhausted and not retries:
                 return

@@ -9,17 +9,21 @@ at a time; an item whose retry kills a worker again becomes a `worker-crashed` r
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import uuid
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emoprep.pipeline.context import ItemContext
 from emoprep.pipeline.executors.base import Executor, ItemResult, process_item, run_windowed
 from emoprep.pipeline.memory import release_memory
 from emoprep.pipeline.registry import get_stage
 from emoprep.pipeline.stage import Outcome, WorkItem
+
+if TYPE_CHECKING:  # distributed is imported when a DaskExecutor is made
+    from distributed import Client, Future
 
 SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                      "NUMBA_NUM_THREADS": "1"}
@@ -101,16 +105,18 @@ class DaskExecutor(Executor):
         resources = {"GPU": 1} if gpu else None
         window = self.gpu_workers if gpu else self.workers
 
-        def submit(item: WorkItem, attempt: int):
+        def submit(item: WorkItem, attempt: int) -> Future[Outcome]:
             return self.client.submit(process_item_on_worker, stage_name, item, ctx, pure=False, resources=resources,
                                       key=f"{stage_name}-{run_id}-{attempt}-{item.key}")
 
-        def wait_any(futures: list) -> Iterable:
-            return wait(futures, return_when="FIRST_COMPLETED").done
+        def wait_any(futures: list[Future[Outcome]]) -> Iterable[Future[Outcome]]:
+            done: set[Future[Outcome]] = wait(futures, return_when="FIRST_COMPLETED").done
+            return done
 
-        def outcome(fut) -> Outcome | BaseException | None:
+        def outcome(fut: Future[Outcome]) -> Outcome | BaseException | None:
             try:
-                return fut.result()
+                result: Outcome = fut.result()
+                return result
             except KilledWorker:
                 return None  # tasks queued on a dying worker die with it
             except Exception as exc:  # noqa: BLE001 - a stage error becomes a reject
@@ -123,10 +129,8 @@ class DaskExecutor(Executor):
     def release(self) -> None:
         """Workers may belong to a shared cluster and outlive this run: instead of stopping
         them, hand the heap each one freed after the stage back to the OS."""
-        try:
+        with contextlib.suppress(Exception):  # trimming is an optimisation, never a failure
             self.client.run(release_memory)
-        except Exception:  # noqa: BLE001 - trimming is an optimisation, never a failure
-            pass
 
     def close(self) -> None:
         self.client.close()
@@ -134,6 +138,7 @@ class DaskExecutor(Executor):
             self.cluster.close()
 
 
-def worker_pids(client) -> dict[str, int]:
+def worker_pids(client: Client) -> dict[str, int]:
     """address -> pid of every worker (used by tests that kill a worker)."""
-    return client.run(os.getpid)
+    pids: dict[str, int] = client.run(os.getpid)
+    return pids

@@ -70,7 +70,7 @@ class DevicePoolExecutor(Executor):
 
     def map_unordered(self, stage_name: str, items: Iterable[WorkItem],
                       ctx: ItemContext[Any]) -> Iterator[ItemResult]:
-        load = {d: 0 for d in self.devices}
+        load = dict.fromkeys(self.devices, 0)
         device_of: dict[Future[Outcome], str] = {}
 
         def submit(item: WorkItem, attempt: int) -> Future[Outcome]:

@@ -16,11 +16,13 @@ import io
 import os
 import re
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import numpy as np
+
 from emoprep.manifests.reasons import (
     ABSURD_SAMPLE_RATE,
     EMPTY_AUDIO,
@@ -100,7 +102,8 @@ def leaves_root(root: Path, ref: str) -> bool:
     return False
 
 
-_ZIPS: dict[tuple, zipfile.ZipFile] = {}
+# (path, size, mtime_ns, inode, pid) -> the open archive
+_ZIPS: dict[tuple[str, int, int, int, int], zipfile.ZipFile] = {}
 
 
 def open_zip(path: Path) -> zipfile.ZipFile:
@@ -147,7 +150,7 @@ def open_ref(root: Path, ref: str) -> Iterator[BinaryIO]:
     if member is None:
         path = _safe_join(root, rel)
         try:
-            fh = open(path, "rb")
+            fh = open(path, "rb")  # noqa: SIM115 - closed by the `with fh` below
         except OSError as exc:
             raise AudioError(UNREADABLE_AUDIO, f"{ref}: cannot open ({error_text(exc)})") from None
         with fh:
@@ -181,7 +184,7 @@ def probe(root: Path, ref: str) -> AudioInfo:
     with open_ref(root, ref) as src:
         try:
             info = sf.info(src)
-        except Exception as exc:  # libsndfile raises several types for junk input
+        except Exception as exc:  # noqa: BLE001 - libsndfile raises several types for junk input
             raise AudioError(UNREADABLE_AUDIO, f"{ref}: not decodable audio ({_short(exc)})") from None
     if info.frames <= 0 or info.samplerate <= 0 or info.channels <= 0:
         raise AudioError(EMPTY_AUDIO, f"{ref}: no audio frames ({info.frames} frames)")
@@ -232,11 +235,11 @@ def decode_mono(root: Path, ref: str, sample_rate: int) -> Decoded:
                 check_sample_rate(ref, sr)
                 try:
                     data = fh.read(dtype="float32", always_2d=True)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - any decoder failure midway is the file's
                     raise _failed_midway(ref, src, sr, announced, exc) from None
         except AudioError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - libsndfile raises several types for junk input
             raise AudioError(UNREADABLE_AUDIO, f"{ref}: not decodable audio ({_short(exc)})") from None
     n_src = len(data)
     if n_src == 0:
@@ -249,7 +252,7 @@ def decode_mono(root: Path, ref: str, sample_rate: int) -> Decoded:
     del data
     if sr != sample_rate:
         mono = soxr.resample(mono, sr, sample_rate, quality="HQ")
-    n_out = int(round(n_src * sample_rate / sr))
+    n_out = round(n_src * sample_rate / sr)
     return Decoded(fit_length(mono, n_out), sample_rate, sr, n_src, channels)
 
 
@@ -262,13 +265,11 @@ def _failed_midway(ref: str, src: BinaryIO, sr: int, announced: int, exc: Except
     import soundfile as sf
 
     n_ok = 0
-    try:
+    with contextlib.suppress(Exception):  # counting stops where decoding fails, whatever the error
         src.seek(0)
         with sf.SoundFile(src) as fh:
             while got := len(fh.read(1 << 13, dtype="float32", always_2d=True)):
                 n_ok += got
-    except Exception:
-        pass
     if n_ok < announced * (1 - TRUNCATION_TOLERANCE) - TRUNCATION_SLACK_FRAMES:
         return AudioError(TRUNCATED_AUDIO, f"{ref}: decoding fails after {n_ok} of the {announced} frames "
                           f"its header announces ({n_ok / sr:.2f} of {announced / sr:.2f} s; {_short(exc)}); "
@@ -307,22 +308,10 @@ def write_audio(path: Path, samples: np.ndarray, sample_rate: int, audio_format:
         with atomic_path(path) as tmp:
             sf.write(tmp, samples, sample_rate, format="FLAC", subtype="PCM_24")
     elif audio_format == "npy":
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.save(fh, np.asarray(samples, dtype=np.float32), allow_pickle=False)
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, np.asarray(samples, dtype=np.float32), allow_pickle=False)
     else:
         raise ValueError(f"audio_format must be 'flac' or 'npy', not {audio_format!r}")
-
-
-def read_audio(path: Path) -> tuple[np.ndarray, int | None]:
-    """Read an output written by `write_audio` (rate is None for NPY)."""
-    path = Path(path)
-    if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False), None
-    import soundfile as sf
-
-    data, sr = sf.read(path, dtype="float32")
-    return data, sr
 
 
 def _short(exc: BaseException) -> str:

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from emoprep.manifests.reasons import (
     EMPTY_AUDIO,
     NON_FINITE_AUDIO,
@@ -74,7 +76,7 @@ def read_output_audio(path: Path, name: str | None = None,
                          "it; re-run `emoprep run --stage chunks --force`)")
     try:
         data, sr = read_samples(Path(path), Path(path).suffix, npy_rate)
-    except Exception as exc:  # libsndfile / np.load raise several types for corrupt files
+    except Exception as exc:  # noqa: BLE001 - libsndfile / np.load raise several types for corrupt files
         detail = str(exc).replace(str(path), name)
         raise AudioError(UNREADABLE_AUDIO, f"{name}: cannot read audio ({detail})") from None
     if data.shape[0] == 0:
@@ -91,7 +93,7 @@ def _frames(values: Any) -> list[float | None] | None:
     return [None if v is None or not math.isfinite(float(v)) else float(v) for v in values]
 
 
-def row_va(rec: dict[str, Any]) -> tuple[float | None, float | None]:
+def row_va(rec: Mapping[Hashable, Any]) -> tuple[float | None, float | None]:
     """A row's raw VA: its own `valence_raw`/`arousal_raw` (clips, chunks), else the song's
     static value (`static_valence_raw`, ingest manifests)."""
     for v_col, a_col in (("valence_raw", "arousal_raw"), ("static_valence_raw", "static_arousal_raw")):
@@ -119,8 +121,8 @@ def audio_payloads(ctx: StageContext[Any], sources: tuple[str, ...], stage: str)
                               "column); choose an ingest or audio stage as source")
         if "modality" in df.columns:
             df = df[df["modality"] == 1]
-        for rec in sorted(df.to_dict("records"), key=lambda r: str(r["sample_id"])):
-            out.append(_payload(rec, source, kind, str(rec[col])))
+        out.extend(_payload(rec, source, kind, str(rec[col]))
+                   for rec in sorted(df.to_dict("records"), key=lambda r: str(r["sample_id"])))
     seen: dict[str, str] = {}
     for p in out:
         if p["sample_id"] in seen:
@@ -130,7 +132,7 @@ def audio_payloads(ctx: StageContext[Any], sources: tuple[str, ...], stage: str)
     return out
 
 
-def _payload(rec: dict[str, Any], source: str, kind: str, ref: str) -> dict[str, Any]:
+def _payload(rec: Mapping[Hashable, Any], source: str, kind: str, ref: str) -> dict[str, Any]:
     sid = str(rec["sample_id"])
     v, a = row_va(rec)
     p: dict[str, Any] = {
@@ -187,5 +189,5 @@ def _load_npy(out_root: Path, p: dict[str, Any], sample_rate: int) -> Decoded:
     if not len(x):
         raise AudioError(EMPTY_AUDIO, f"{p['ref']}: no samples")
     y = x if rate == sample_rate else soxr.resample(x, rate, sample_rate, quality="HQ")
-    n_out = int(round(len(x) * sample_rate / rate))
+    n_out = round(len(x) * sample_rate / rate)
     return Decoded(fit_length(y, n_out), sample_rate, rate, len(x), 1)

@@ -40,3 +40,13 @@ def resolve_in_root(root: Path, rel: str) -> Path:
 
 
 # ---------------------------------------------------------------- decoding -------
+
+
+def visible_subdirs(folder: Path) -> list[Path]:
+    """The folders directly in `folder`, sorted, without hidden ones and macOS's `__MACOSX`
+    (what unzipping an archive made on a Mac adds); [] when `folder` cannot be listed.
+    Where the ingests look for a dataset's wrapper folders."""
+    try:
+        return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "__MACOSX")))
+    except OSError:
+        return []

@@ -56,7 +56,7 @@ def open_image(data: bytes, max_pixels: int, name: str = "image") -> Any:
             im = Image.open(io.BytesIO(data))
         except Image.DecompressionBombError as exc:
             raise ImageTooLarge(f"{name}: {error_text(exc)}") from None
-        except Exception as exc:  # Pillow plugins raise many types on garbage input
+        except Exception as exc:  # noqa: BLE001 - Pillow plugins raise many types on garbage input
             raise UndecodableImage(f"{name}: cannot identify image ({type(exc).__name__}: {error_text(exc)})") from None
     width, height = im.size
     if width <= 0 or height <= 0:
@@ -78,7 +78,7 @@ def decode_image(data: bytes, max_pixels: int, name: str = "image", verify: bool
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 im.verify()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - Pillow decoders raise many types on corrupt data
             raise UndecodableImage(f"{name}: verify failed ({type(exc).__name__}: {error_text(exc)})") from None
         finally:
             im.close()
@@ -87,7 +87,7 @@ def decode_image(data: bytes, max_pixels: int, name: str = "image", verify: bool
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             im.load()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - Pillow decoders raise many types on corrupt data
         raise UndecodableImage(f"{name}: decoding failed ({type(exc).__name__}: {error_text(exc)})") from None
     return im
 
@@ -97,7 +97,7 @@ def exif_orientation(im: Any) -> int:
     try:
         value = im.getexif().get(0x0112, 1)
         return int(value) if int(value) in range(1, 9) else 1
-    except Exception:
+    except Exception:  # noqa: BLE001 - a broken EXIF block raises many types; it counts as 1
         return 1
 
 
@@ -109,7 +109,7 @@ def orient(im: Any) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return ImageOps.exif_transpose(im)
-    except Exception:
+    except Exception:  # noqa: BLE001 - a broken EXIF block raises many types; shown as stored
         return im
 
 
@@ -168,7 +168,7 @@ def on_white(im: Any) -> Any:
     from PIL import Image
 
     rgba = (im.convert("LA") if im.mode == "La" else im).convert("RGBA")  # no La → RGBA path
-    white = Image.new("RGBA", rgba.size, WHITE + (255,))
+    white = Image.new("RGBA", rgba.size, (*WHITE, 255))
     return Image.alpha_composite(white, rgba).convert("RGB")
 
 
@@ -193,18 +193,18 @@ def to_rgb(im: Any, apply_icc: str = "cmyk") -> tuple[Any, list[str]]:
     if mode in GRAY16_MODES or mode in ("I", "F"):
         gray, how = wide_gray_to_l(im)
         return gray.convert("RGB"), [how]
-    if icc and (apply_icc == "all" and mode in ("RGB", "L") or apply_icc != "none" and mode == "CMYK"):
+    if icc and ((apply_icc == "all" and mode in ("RGB", "L")) or (apply_icc != "none" and mode == "CMYK")):
         try:
             return icc_to_srgb(im, icc), [f"icc-{mode.lower()}"]
-        except Exception:
+        except Exception:  # noqa: BLE001 - LittleCMS raises many types on a broken profile
             notes.append("icc-invalid")
     if mode == "CMYK":
-        return im.convert("RGB"), notes + ["cmyk-naive"]
+        return im.convert("RGB"), [*notes, "cmyk-naive"]
     if mode in ALPHA_MODES or "transparency" in im.info:
-        return on_white(im), notes + ["alpha-on-white"]
+        return on_white(im), [*notes, "alpha-on-white"]
     if mode == "RGB":
         return im, notes
-    return im.convert("RGB"), notes + [f"from-{mode.lower()}"]
+    return im.convert("RGB"), [*notes, f"from-{mode.lower()}"]
 
 
 def fit_square(rgb: Any, size: int, fit: str) -> Any:

@@ -9,8 +9,8 @@ the stage that needs the other kind (`clips` reads static, `chunks` dynamic).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 from pathlib import PurePosixPath
 
 import numpy as np
@@ -18,9 +18,14 @@ import pandas as pd
 
 from emoprep.pipeline.errors import DataError
 from emoprep.stages.common.audio_io import AudioError, read_ref_bytes, split_ref
-from emoprep.stages.deam.parsers import (AnnotationFormatError, frame_grid, parse_metadata_csv,
-                                     parse_static_csv, read_dynamic_rows)
 from emoprep.stages.deam.layout import DeamLayout
+from emoprep.stages.deam.parsers import (
+    AnnotationFormatError,
+    frame_grid,
+    parse_metadata_csv,
+    parse_static_csv,
+    read_dynamic_rows,
+)
 
 STATIC_RANGE = (1.0, 9.0)
 DYNAMIC_RANGE = (-1.0, 1.0)
@@ -71,7 +76,7 @@ def combine_static(frames: list[pd.DataFrame]) -> tuple[pd.DataFrame, dict[int, 
     conflicts: dict[int, str] = {}
     identical: dict[int, int] = {}
     dup = df[df.duplicated("song_id", keep=False)]
-    for sid, grp in dup.groupby("song_id", sort=True):
+    for sid, grp in dup.groupby(dup["song_id"], sort=True):
         vals = grp[value_cols].to_numpy(dtype=float)
         same = np.all(np.isclose(vals, vals[0], equal_nan=True, rtol=0, atol=1e-9))
         where = ", ".join(grp["static_source"])
@@ -169,8 +174,9 @@ def _mentions(layout: DeamLayout, static: pd.DataFrame,
               dynamic: dict[str, dict[int, np.ndarray]]) -> dict[int, list[str]]:
     """Song id -> names of the annotation files that have a row for it."""
     mentions: dict[int, list[str]] = {}
-    for src in static.get("static_source", pd.Series(dtype=str)).items():
-        mentions.setdefault(int(src[0]), []).append(src[1].split(":")[0])
+    sources = static.get("static_source", pd.Series(dtype=str))
+    for sid, source in zip(sources.index.tolist(), sources.tolist(), strict=True):
+        mentions.setdefault(int(sid), []).append(source.split(":")[0])
     for dim, frames in dynamic.items():
         for sid in frames:
             mentions.setdefault(int(sid), []).append(_ref_name(layout.dynamic[dim]))

@@ -7,12 +7,12 @@ do about it, and the `deam` stage's `audit.json` records what was found and done
 """
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
-from typing import Any, Iterable, Literal
+from collections.abc import Iterable
+from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from emoprep.pipeline.errors import ConfigError
@@ -60,7 +60,8 @@ def crossed_votes(joined: pd.DataFrame) -> np.ndarray:
         sd = x.std()
         return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
 
-    d = (z(joined["valence_mean"]) - z(joined["arousal_mean"])) * (z(joined["arousal"]) - z(joined["valence"]))
+    d: npt.NDArray[np.float64] = ((z(joined["valence_mean"]) - z(joined["arousal_mean"]))
+                                  * (z(joined["arousal"]) - z(joined["valence"])))
     return np.sign(d).astype(int)
 
 
@@ -137,7 +138,7 @@ def block_stats(joined: pd.DataFrame, lo: int, hi: int, *, margin: float, min_so
         verdict = "straight"
     else:
         verdict = "unclear"
-    return {"id_min": lo, "id_max": hi, "n": int(len(b)), **r,
+    return {"id_min": lo, "id_max": hi, "n": len(b), **r,
             "straight": straight, "crossed": crossed, "verdict": verdict}
 
 
@@ -151,7 +152,7 @@ def audit_blocks(static_df: pd.DataFrame, dyn_means: pd.DataFrame, *, margin: fl
     static_df: index song_id, columns valence_mean, arousal_mean (1–9, as in the file).
     dyn_means: index song_id, columns valence, arousal (mean dynamic rating per song)."""
     st = static_df[["valence_mean", "arousal_mean"]].astype(float)
-    st = st[np.isfinite(st).all(axis=1)]
+    st = st[np.isfinite(st.to_numpy()).all(axis=1)]
     joined = st.join(dyn_means[["valence", "arousal"]].astype(float), how="inner").dropna().sort_index()
     rows = []
     for lo, hi in (standard_blocks(joined.index) if blocks is None else blocks):
@@ -167,15 +168,16 @@ def audit_blocks(static_df: pd.DataFrame, dyn_means: pd.DataFrame, *, margin: fl
 
 def ids_to_fix(audit: pd.DataFrame, mode: str, ids: Iterable[int]) -> set[int]:
     """The song ids whose static valence/arousal columns are swapped under `mode`."""
-    ids = set(int(i) for i in ids)
+    ids = {int(i) for i in ids}
     if mode == "none":
         return set()
     if mode == "swap-le-1000":
         return {i for i in ids if i <= 1000}
     if mode == "auto":
         out: set[int] = set()
-        for row in audit[audit["verdict"] == "crossed"].itertuples():
-            out |= {i for i in ids if row.id_min <= i <= row.id_max}
+        crossed = audit[audit["verdict"] == "crossed"]
+        for lo, hi in zip(crossed["id_min"].tolist(), crossed["id_max"].tolist(), strict=True):
+            out |= {i for i in ids if lo <= i <= hi}
         return out
     raise ConfigError(f"deam.static_fix must be 'auto', 'swap-le-1000' or 'none', not {mode!r}")
 
@@ -190,12 +192,14 @@ def apply_static_fix(rows: pd.DataFrame, fix: set[int]) -> pd.DataFrame:
                   "static_arousal_std", "static_fixed"):
             rows[c] = pd.Series(dtype=bool if c == "static_fixed" else float)
         return rows
-    has = np.isfinite(rows["static_valence_file"].astype(float)) & np.isfinite(rows["static_arousal_file"].astype(float))
+    has = (np.isfinite(rows["static_valence_file"].astype(float))
+           & np.isfinite(rows["static_arousal_file"].astype(float)))
     swap = rows["song_id"].astype(int).isin(fix) & has
     for dim, other in (("valence", "arousal"), ("arousal", "valence")):
         for kind in ("raw", "std"):
             src = "file" if kind == "raw" else "std_file"
-            rows[f"static_{dim}_{kind}"] = np.where(swap, rows[f"static_{other}_{src}"], rows[f"static_{dim}_{src}"]).astype(float)
+            rows[f"static_{dim}_{kind}"] = np.where(swap, rows[f"static_{other}_{src}"],
+                                                    rows[f"static_{dim}_{src}"]).astype(float)
     rows["static_fixed"] = swap.to_numpy(dtype=bool)
     return rows
 
@@ -224,7 +228,7 @@ def audit_inputs(ann: Annotations) -> tuple[pd.DataFrame, pd.DataFrame]:
     disagree with a repeated row of the same song are left out, as the stage leaves them out."""
     static = ann.static
     if len(static):
-        static = static[[static_ok(v, a) for v, a in zip(static["valence_mean"], static["arousal_mean"])]]
+        static = static[[static_ok(v, a) for v, a in zip(static["valence_mean"], static["arousal_mean"], strict=True)]]
     static = static.drop(index=list(ann.static_conflicts), errors="ignore")
     dyn = dynamic_means(ann).drop(index=list(ann.dynamic_conflicts), errors="ignore")
     return static, dyn
@@ -248,8 +252,3 @@ def audit_report(audit: pd.DataFrame, static_fix: str, fixed_ids: Iterable[int],
         "n_parse_problems": len(problems),
         "files": files,
     }
-
-
-def read_audit(out_dir: Path) -> dict[str, Any]:
-    """The audit written by the `deam` stage's finalize (for the report)."""
-    return json.loads((Path(out_dir) / "audit.json").read_text())

@@ -12,8 +12,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from emoprep.pipeline.errors import ConfigError
-from emoprep.stages.common.audio_io import make_ref, open_zip, split_ref
 from emoprep.pipeline.values import error_text
+from emoprep.stages.common.audio_io import make_ref, open_zip, split_ref
+from emoprep.stages.common.dataset_files import visible_subdirs
 from emoprep.stages.common.naming import is_utf8_name, printable_name
 
 AUDIO_DIR = "MEMD_audio"
@@ -63,16 +64,9 @@ class DeamLayout:
         return sorted({r for r in refs if split_ref(r)[1] is None})
 
 
-def _subdirs(folder: Path) -> list[Path]:
-    try:
-        return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "__MACOSX")))
-    except OSError:
-        return []
-
-
 def _bases(root: Path) -> list[Path]:
     """`root` and each folder one level below it (a wrapper such as `DEAM/` or `annotations/`)."""
-    return [root, *_subdirs(root)]
+    return [root, *visible_subdirs(root)]
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -116,7 +110,9 @@ def _audio_entry_ok(name: str) -> bool:
 
 def _list_audio_dir(folder: Path, root: Path) -> tuple[list[str], list[str], list[str]]:
     """(.mp3 files, other files, names that are not UTF-8 in printable form)."""
-    audio, ignored, undecodable = [], [], []
+    audio: list[str] = []
+    ignored: list[str] = []
+    undecodable: list[str] = []
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         if not entry.is_file() or not _audio_entry_ok(entry.name):
             continue
@@ -184,8 +180,8 @@ def find_layout(root: Path) -> DeamLayout | None:
 
     layout.static = [r for r in (locate(p, "DEAM_Annotations.zip") for p in STATIC_FILES) if r]
     for dim, rel in DYNAMIC_FILES.items():
-        if (ref := locate(rel, "DEAM_Annotations.zip")) is not None:
-            layout.dynamic[dim] = ref
+        if (found := locate(rel, "DEAM_Annotations.zip")) is not None:
+            layout.dynamic[dim] = found
     layout.metadata = [r for r in (locate(p, "metadata.zip") for p in METADATA_FILES) if r]
     layout.zips = sorted(used_zips)
     return layout
@@ -196,7 +192,7 @@ def _audio_candidates(folder: Path) -> tuple[bool, bool]:
     direct = (folder / AUDIO_DIR).is_dir() or any(
         p.name.lower() == "deam_audio.zip" for p in folder.glob("*.zip"))
     deeper = any((d / AUDIO_DIR).is_dir() or any(p.name.lower() == "deam_audio.zip" for p in d.glob("*.zip"))
-                 for d in _subdirs(folder))
+                 for d in visible_subdirs(folder))
     return direct, deeper
 
 
@@ -215,7 +211,7 @@ def locate_deam_root(root_param: str, data_root: Path | None) -> Path:
         data_root = Path(data_root).expanduser()
         if not data_root.is_dir():
             raise ConfigError(f"--data-root {data_root}: not a folder")
-        cands = [data_root, *_subdirs(data_root)]
+        cands = [data_root, *visible_subdirs(data_root)]
     flags = [(c, *_audio_candidates(c)) for c in cands]
     ordered = [c for c, d, _ in flags if d] + [c for c, d, w in flags if w and not d]
     audio_only = []

@@ -11,8 +11,9 @@ import csv
 import math
 import os
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -231,7 +232,7 @@ def parse_metadata_csv(src: str | os.PathLike[str] | bytes, name: str = "metadat
 
         picks = {"artist": col("artist"), "title": col(*_META_TITLE), "genre": col("genre")}
         for line, cells in rows[1:]:
-            sid = _parse_id(cells[id_col]) if id_col < len(cells) else None
+            sid = _parse_id(cells[id_col]) if id_col is not None and id_col < len(cells) else None
             if sid is None:
                 problems.append(f"{name}:{line}: no integer id, line skipped")
                 continue
@@ -240,7 +241,7 @@ def parse_metadata_csv(src: str | os.PathLike[str] | bytes, name: str = "metadat
                 value = " ".join(cells[i].split()) if i is not None and i < len(cells) else ""
                 rec[key] = value or None
             records.append(rec)
-    except Exception as exc:  # metadata must never stop the run
+    except Exception as exc:  # noqa: BLE001 - metadata must never stop the run
         problems.append(f"{name}: unreadable ({type(exc).__name__}: {exc})")
         records = []
     df = pd.DataFrame.from_records(records, columns=cols)

@@ -1,10 +1,10 @@
 """`deam` ingest: index a DEAM download (SPEC §3.1) into one manifest row per song, and audit
 its annotations.
 
-The work is split by job: `deam_layout` finds the files (plain folders, wrapper folders or
-the official zips, read in place), `deam_csv` parses the quirky CSVs, `deam_annotations`
-combines them per song, `deam_audit` checks static against dynamic annotations and decides
-the static fix. This module is the stage: one work item per song id, audio probed from its
+The work is split by job: `layout` finds the files (plain folders, wrapper folders or
+the official zips, read in place), `parsers` reads the quirky CSVs, `annotations` combines
+them per song, `audit` checks static against dynamic annotations and decides the static
+fix. This module is the stage: one work item per song id, audio probed from its
 header (never decoded here), the audit in `finalize`.
 
 A song is kept when it has one audio file and at least one usable annotation kind; a fault
@@ -17,28 +17,55 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
+from emoprep.manifests.reasons import (
+    BAD_ANNOTATION,
+    BAD_SONG_ID,
+    DUPLICATE_ANNOTATION,
+    DUPLICATE_AUDIO,
+    MISSING_ANNOTATION,
+    MISSING_AUDIO,
+)
 from emoprep.pipeline.atomic import atomic_write_json
+from emoprep.pipeline.columns import ColumnKind
+from emoprep.pipeline.context import ItemContext, StageContext
 from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.stage import Outcome, PlannedItems, Reject, Stage, WorkItem, runtime
-from emoprep.stages.common.audio_io import AudioError, leaves_root, probe, read_ref_bytes, split_ref
-from emoprep.stages.deam.annotations import (Annotations, clean_dynamic, load_annotations,
-                                             song_frames, static_ok)
-from emoprep.stages.deam.audit import (STATIC_FIXES, StaticFix, apply_static_fix, audit_blocks,
-                                       audit_inputs, audit_report, ids_to_fix)
-from emoprep.stages.deam.layout import (AUDIO_DIR, DYNAMIC_FILES, LAYOUT_HELP, OFFICIAL_ZIPS,
-                                        STATIC_FILES, DeamLayout, audio_song_id, check_zip,
-                                        find_layout, locate_deam_root)
-from emoprep.pipeline.columns import with_kinds
+from emoprep.pipeline.values import finite_float
+from emoprep.stages.common.audio_io import AudioError, AudioInfo, leaves_root, probe, read_ref_bytes, split_ref
+from emoprep.stages.deam.annotations import Annotations, clean_dynamic, load_annotations, song_frames, static_ok
+from emoprep.stages.deam.audit import (
+    STATIC_FIXES,
+    StaticFix,
+    apply_static_fix,
+    audit_blocks,
+    audit_inputs,
+    audit_report,
+    ids_to_fix,
+)
+from emoprep.stages.deam.layout import (
+    AUDIO_DIR,
+    DYNAMIC_FILES,
+    LAYOUT_HELP,
+    OFFICIAL_ZIPS,
+    STATIC_FILES,
+    DeamLayout,
+    audio_song_id,
+    check_zip,
+    find_layout,
+    locate_deam_root,
+)
 
 # The manifest's columns and their kinds (one Parquet type each, whatever the data).
-MANIFEST_KINDS = {
+MANIFEST_KINDS: dict[str, ColumnKind] = {
     "sample_id": "str", "source_id": "str", "modality": "int", "song_id": "int",
     "audio_path": "str", "content_hash": "str", "duration_s": "float", "n_frames_audio": "int",
     "sample_rate": "int", "channels": "int", "audio_format": "str",
@@ -52,30 +79,35 @@ MANIFEST_KINDS = {
 }
 
 
-class Deam(Stage):
+@dataclass(frozen=True)
+class DeamParams:
+    root: str = runtime("")
+    static_fix: StaticFix = "auto"
+    audit_margin: float = 0.2      # crossed − straight correlation needed to flag a block
+    audit_min_songs: int = 6       # smaller blocks get the verdict "insufficient"
+    audit_min_run: int = 20        # shortest crossed run detected outside DEAM's blocks
+
+
+class Deam(Stage[DeamParams]):
     name = "deam"
     version = "3"  # 3: hostile-input hardening (non-UTF-8 names, inf values, symlinks, rates)
     libraries = ("soundfile", "pandas", "numpy")
     datasets = ("deam",)
     description = "DEAM ingest: index audio + annotations, probe audio, audit static vs dynamic"
+    Params = DeamParams
 
-    @dataclass(frozen=True)
-    class Params:
-        root: str = runtime("")
-        static_fix: StaticFix = "auto"
-        audit_margin: float = 0.2      # crossed − straight correlation needed to flag a block
-        audit_min_songs: int = 6       # smaller blocks get the verdict "insufficient"
-        audit_min_run: int = 20        # shortest crossed run detected outside DEAM's blocks
+    def columns(self, ctx: StageContext[DeamParams]) -> Mapping[str, ColumnKind]:
+        return MANIFEST_KINDS
 
     # -- where the data is
-    def locate_root(self, params: Any, data_root: Path | None) -> Path:
+    def locate_root(self, params: DeamParams, data_root: Path | None) -> Path:
         return locate_deam_root(params.root, data_root)
 
-    def _root(self, ctx: Any) -> Path:
+    def _root(self, ctx: StageContext[DeamParams]) -> Path:
         root = ctx.roots.get("deam")
         return Path(root) if root is not None else self.locate_root(ctx.params, None)
 
-    def _layout(self, ctx: Any) -> DeamLayout:
+    def _layout(self, ctx: StageContext[DeamParams]) -> DeamLayout:
         root = self._root(ctx)
         layout = find_layout(root)
         if layout is None:
@@ -85,16 +117,16 @@ class Deam(Stage):
                               f"or {DYNAMIC_FILES['valence']}; {LAYOUT_HELP}")
         return layout
 
-    def source_signature(self, ctx: Any) -> Any:
+    def source_signature(self, ctx: StageContext[DeamParams]) -> dict[str, Any]:
         layout = self._layout(ctx)
         files = {rel: "outside-root" if leaves_root(layout.root, rel) else ctx.hasher.hash(layout.root / rel)
                  for rel in layout.plain_files()}
         files.update({rel: ctx.hasher.hash(layout.root / rel) for rel in layout.zips})
-        files.update({rel: "undecodable-name" for rel in layout.undecodable})
+        files.update(dict.fromkeys(layout.undecodable, "undecodable-name"))
         return {"dataset": "deam", "files": dict(sorted(files.items()))}
 
     # -- per song
-    def plan(self, ctx: Any) -> list[WorkItem]:
+    def plan(self, ctx: StageContext[DeamParams]) -> PlannedItems:
         if ctx.params.static_fix not in STATIC_FIXES:
             raise ConfigError(f"deam.static_fix must be 'auto', 'swap-le-1000' or 'none', "
                               f"not {ctx.params.static_fix!r}")
@@ -115,7 +147,7 @@ class Deam(Stage):
                 ctx, layout, ann, sid, audio.get(sid, []), ann.mentions.get(sid, [])))
             for sid in songs)))
 
-    def _song_payload(self, ctx: Any, layout: DeamLayout, ann: Annotations, sid: int,
+    def _song_payload(self, ctx: StageContext[DeamParams], layout: DeamLayout, ann: Annotations, sid: int,
                       refs: list[str], mentions: list[str]) -> dict[str, Any]:
         p: dict[str, Any] = {"song_id": sid, "audio_refs": refs, "mentions": sorted(set(mentions)),
                              "static_conflict": ann.static_conflicts.get(sid),
@@ -125,7 +157,7 @@ class Deam(Stage):
             p["content_hash"] = ctx.hasher.hash(layout.root / refs[0])
         if sid in ann.static.index and sid not in ann.static_conflicts:
             row = ann.static.loc[sid]
-            p["static"] = {k: float(row[k]) if k in row and pd.notna(row[k]) else None
+            p["static"] = {k: finite_float(row[k]) if k in row else None
                            for k in ("valence_mean", "valence_std", "arousal_mean", "arousal_std")}
             p["static_source"] = str(row["static_source"])
         if ann.has_dynamic(sid) and sid not in ann.dynamic_conflicts:
@@ -134,7 +166,7 @@ class Deam(Stage):
             a, na = clean_dynamic(a)
             if nv + na:
                 p["issues"].append(f"{nv + na} dynamic frames outside [-1, 1] set to NaN")
-            p["dyn_valence"], p["dyn_arousal"] = _nan_to_none(v), _nan_to_none(a)
+            p["dyn_valence"], p["dyn_arousal"] = [finite_float(x) for x in v], [finite_float(x) for x in a]
             p["dyn_t0_s"], p["dyn_hz"] = ann.t0_ms / 1000.0, 1000.0 / ann.step_ms
         if not ann.metadata.empty and sid in ann.metadata.index:
             m = ann.metadata.loc[sid]
@@ -142,35 +174,35 @@ class Deam(Stage):
                              for k in ("metadata_year", "artist", "title", "genre")}
         return p
 
-    def process(self, item: WorkItem, ctx: Any) -> Outcome:
+    def process(self, item: WorkItem, ctx: ItemContext[DeamParams]) -> Outcome:
         p = item.payload
         sid = item.key
         if "bad_name" in p:
-            return _reject(sid, "bad-song-id", f"{p['bad_name']}: file name is not <song_id>.mp3")
+            return Outcome.rejected(sid, BAD_SONG_ID, f"{p['bad_name']}: file name is not <song_id>.mp3")
         refs = p["audio_refs"]
         if len(refs) > 1:
-            return _reject(sid, "duplicate-audio", f"{len(refs)} audio files for one song: {', '.join(refs)}")
+            return Outcome.rejected(sid, DUPLICATE_AUDIO, f"{len(refs)} audio files for one song: {', '.join(refs)}")
         song = SongAnnotation.of(p)
         conflicts = [c for c in (p.get("static_conflict"), p.get("dynamic_conflict")) if c]
         if not song.usable and conflicts:
-            return _reject(sid, "duplicate-annotation", f"song {p['song_id']}: {'; '.join(conflicts)}; "
-                           "no other usable annotation")
+            return Outcome.rejected(sid, DUPLICATE_ANNOTATION, f"song {p['song_id']}: {'; '.join(conflicts)}; "
+                                    "no other usable annotation")
         if not refs:
-            return _reject(sid, "missing-audio", f"song {p['song_id']} is annotated in "
-                           f"{', '.join(p['mentions'])} but {AUDIO_DIR}/{p['song_id']}.mp3 is missing")
+            return Outcome.rejected(sid, MISSING_AUDIO, f"song {p['song_id']} is annotated in "
+                                    f"{', '.join(p['mentions'])} but {AUDIO_DIR}/{p['song_id']}.mp3 is missing")
         ref = refs[0]
         if not song.usable:
             if "static" not in p and "dyn_valence" not in p:
-                return _reject(sid, "missing-annotation",
-                               f"{ref} has no row in the static or dynamic annotation CSVs")
-            return _reject(sid, "bad-annotation", f"song {p['song_id']}: no usable annotation ("
-                           + "; ".join(song.issues or ["dynamic frames are all missing"]) + ")")
+                return Outcome.rejected(sid, MISSING_ANNOTATION,
+                                        f"{ref} has no row in the static or dynamic annotation CSVs")
+            return Outcome.rejected(sid, BAD_ANNOTATION, f"song {p['song_id']}: no usable annotation ("
+                                    + "; ".join(song.issues or ["dynamic frames are all missing"]) + ")")
         root = Path(ctx.roots["deam"])
         try:
             info = probe(root, ref)
             digest = p.get("content_hash") or hashlib.sha256(read_ref_bytes(root, ref)).hexdigest()
         except AudioError as exc:
-            return _reject(sid, exc.reason, exc.message)
+            return Outcome.rejected(sid, exc.reason, exc.message)
         issues = list(song.issues)
         t0_s, hz = float(p.get("dyn_t0_s", 15.0)), float(p.get("dyn_hz", 2.0))
         last_frame_s = _last_frame_s(song.valence, song.arousal, t0_s, hz)
@@ -183,7 +215,8 @@ class Deam(Stage):
         return Outcome(rows=[row], counters=counters)
 
     # -- dataset level
-    def finalize(self, ctx: Any, rows: pd.DataFrame, rejects: list[Reject]) -> tuple[pd.DataFrame, list[Reject]]:
+    def finalize(self, ctx: StageContext[DeamParams], rows: pd.DataFrame,
+                 rejects: list[Reject]) -> tuple[pd.DataFrame, list[Reject]]:
         params = ctx.params
         layout = self._layout(ctx)
         ann = load_annotations(layout)
@@ -192,7 +225,7 @@ class Deam(Stage):
         ids = rows["song_id"].astype(int).tolist() if len(rows) else []
         fix = ids_to_fix(audit, params.static_fix, ann.ids() | set(ids))
         kept_fix = set(ids) & fix
-        rows = with_kinds(apply_static_fix(rows, fix), MANIFEST_KINDS)
+        rows = apply_static_fix(rows, fix)  # the runner then casts to MANIFEST_KINDS (columns())
         if len(rows):
             rows = rows.sort_values("sample_id", kind="stable").reset_index(drop=True)
         zip_checks = [check_zip(layout.root / z, ctx.hasher.hash(layout.root / z))
@@ -221,21 +254,20 @@ class SongAnnotation:
     not used."""
 
     static: dict[str, float | None] | None
-    valence: np.ndarray
-    arousal: np.ndarray
+    valence: npt.NDArray[np.float64]
+    arousal: npt.NDArray[np.float64]
     issues: tuple[str, ...]
 
     @classmethod
-    def of(cls, p: dict[str, Any]) -> "SongAnnotation":
+    def of(cls, p: dict[str, Any]) -> SongAnnotation:
         issues = list(p["issues"])
         static = p.get("static")
         if static is not None and not static_ok(_num(static["valence_mean"]), _num(static["arousal_mean"])):
             issues.append(f"static valence/arousal {static['valence_mean']}/{static['arousal_mean']} "
                           f"({p['static_source']}) missing or outside [1, 9]: not used")
             static = None
-        for kind in ("static", "dynamic"):
-            if p.get(f"{kind}_conflict"):
-                issues.append(f"{p[f'{kind}_conflict']}: {kind} annotation not used")
+        issues.extend(f"{p[f'{kind}_conflict']}: {kind} annotation not used"
+                      for kind in ("static", "dynamic") if p.get(f"{kind}_conflict"))
         return cls(static, _floats(p.get("dyn_valence", [])), _floats(p.get("dyn_arousal", [])),
                    tuple(issues))
 
@@ -249,7 +281,7 @@ class SongAnnotation:
         return self.static is not None or bool(self.both_frames.any())
 
 
-def _song_row(p: dict[str, Any], song: SongAnnotation, ref: str, digest: str, info: Any,
+def _song_row(p: dict[str, Any], song: SongAnnotation, ref: str, digest: str, info: AudioInfo,
               t0_s: float, hz: float, issues: list[str]) -> dict[str, Any]:
     """The manifest row of a kept song (static values as in the file; finalize fixes them)."""
     sid = f"deam:{p['song_id']}"
@@ -276,11 +308,7 @@ def _song_row(p: dict[str, Any], song: SongAnnotation, ref: str, digest: str, in
     return row
 
 
-def _nan_to_none(x: np.ndarray) -> list[float | None]:
-    return [float(v) if math.isfinite(v) else None for v in np.asarray(x, dtype=float)]
-
-
-def _floats(values: list[float | None]) -> np.ndarray:
+def _floats(values: list[float | None]) -> npt.NDArray[np.float64]:
     return np.array([np.nan if x is None else x for x in values], dtype=float)
 
 
@@ -291,9 +319,5 @@ def _last_frame_s(dv: np.ndarray, da: np.ndarray, t0_s: float, hz: float) -> flo
     return float(t0_s + idx[-1] / hz) if len(idx) else None
 
 
-def _num(x: Any) -> float:
+def _num(x: float | None) -> float:
     return float(x) if x is not None else math.nan
-
-
-def _reject(sample_id: str, reason: str, message: str) -> Outcome:
-    return Outcome(rejects=[Reject(sample_id, reason, message)])

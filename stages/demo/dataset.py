@@ -2,8 +2,8 @@
 
 `make tokens` runs on it when no data is configured, and tests build on it. It is generated
 (deterministically, in seconds), never stored in git. The DEAM part is written by
-`demo_deam.write_deam_demo`, the PMEmo part by `demo_pmemo.write_pmemo_demo`, the FoodPics
-part by `demo_foodpics.write_foodpics_demo`.
+`deam.write_deam_demo`, the PMEmo part by `pmemo.write_pmemo_demo`, the FoodPics part by
+`foodpics.write_foodpics_demo` (modules of this package).
 """
 from __future__ import annotations
 

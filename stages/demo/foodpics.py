@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from emoprep.pipeline.atomic import atomic_path, atomic_write_bytes
-from emoprep.stages.foodpics.stage import THESIS_AROUSAL, THESIS_VALENCE
+from emoprep.stages.foodpics.params import THESIS_AROUSAL, THESIS_VALENCE
 
 SHEET_NAME = "FoodPics_Extended_demo.xlsx"
 HEADER = ["Image_No", "item", "type", "taste", "processing", *THESIS_VALENCE, *THESIS_AROUSAL]
@@ -105,7 +105,8 @@ def demo_ratings(seed: int = 0) -> list[list[Any]]:
                    for off in GROUP_OFFSETS]
         if not item.row:
             continue
-        values = dict(zip((*THESIS_VALENCE, *THESIS_AROUSAL), valence + arousal))
+        values: dict[str, float | None] = dict(zip((*THESIS_VALENCE, *THESIS_AROUSAL), valence + arousal,
+                                                   strict=True))
         for name in item.drop:
             values[name] = None
         rows.append([item.number, f"{item.kind} {item.number}", type_, taste, processing,
@@ -138,6 +139,8 @@ def write_foodpics_ratings_xlsx(path: Path, rows: list[list[Any]] | None = None,
 
     wb = Workbook()
     ws = wb.active
+    if ws is None:  # a new workbook always has one worksheet
+        raise RuntimeError("openpyxl made a workbook without a worksheet")
     ws.title = "ratings"
     for line in (COMMENT_ROWS if comments else []):
         ws.append(line)
@@ -153,10 +156,7 @@ def write_foodpics_ratings_xlsx(path: Path, rows: list[list[Any]] | None = None,
 def _csv_cell(value: Any, sep: str, decimal_comma: bool) -> str:
     if value is None:
         return ""
-    if isinstance(value, float):
-        text = f"{value:.2f}".replace(".", "," if decimal_comma else ".")
-    else:
-        text = str(value)
+    text = f"{value:.2f}".replace(".", "," if decimal_comma else ".") if isinstance(value, float) else str(value)
     if sep in text or '"' in text:
         return '"' + text.replace('"', '""') + '"'
     return text
@@ -170,8 +170,8 @@ def write_foodpics_ratings_csv(path: Path, rows: list[list[Any]] | None = None, 
     lines = [sep.join(_csv_cell(c, sep, decimal_comma) for c in line)
              for line in (COMMENT_ROWS if comments else [])]
     lines.append(sep.join(header or HEADER))
-    for row in (demo_ratings(seed) if rows is None else rows):
-        lines.append(sep.join(_csv_cell(c, sep, decimal_comma) for c in row))
+    lines.extend(sep.join(_csv_cell(c, sep, decimal_comma) for c in row)
+                 for row in (demo_ratings(seed) if rows is None else rows))
     text = newline.join(lines) + newline
     atomic_write_bytes(path, ("\ufeff" if bom else "").encode() + text.encode("utf-8"))
     return Path(path)
@@ -190,7 +190,10 @@ def draw_object(kind: str, size: tuple[int, int], rng: random.Random) -> Any:
     im = Image.new("RGB", size, (255, 255, 255))
     d = ImageDraw.Draw(im)
     cx, cy, r = w // 2 + rng.randint(-20, 20), h // 2 + rng.randint(-20, 20), min(w, h) // 3
-    jitter = lambda c: tuple(max(0, min(255, v + rng.randint(-25, 25))) for v in c)  # noqa: E731
+
+    def jitter(c: tuple[int, int, int]) -> tuple[int, ...]:
+        return tuple(max(0, min(255, v + rng.randint(-25, 25))) for v in c)
+
     if kind == "sweets":  # a cake: sponge, frosting, sprinkles
         d.rectangle([cx - r, cy - r // 3, cx + r, cy + r // 2], fill=jitter((150, 90, 50)))
         d.ellipse([cx - r, cy - r // 2, cx + r, cy - r // 6], fill=jitter((245, 160, 190)))

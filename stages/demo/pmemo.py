@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from emoprep.pipeline.atomic import atomic_write_bytes
-from emoprep.stages.demo.deam import _run_jobs, fmt
+from emoprep.stages.demo.csv_numbers import fmt
+from emoprep.stages.demo.music import EncodeJob, encode_mp3s
 
 AUDIO_DIR = "chorus"
 METADATA_HEADER = "musicId,fileName,title,artist,album,duration,chorus_start_time,chorus_end_time"
@@ -67,7 +68,7 @@ def to_deam_scale(x01: float) -> float:
 def dynamic_rows(spec: ClipSpec, seed: int) -> list[tuple[float, float, float]]:
     """(frameTime, arousal, valence) at 2 Hz from 15.0 s while 0.2 s inside the clip: the
     static value plus a slow drift and noise, clipped to [0.01, 0.99]."""
-    n = int(math.floor((spec.duration_s - 0.2 - 15.0) * 2)) + 1
+    n = math.floor((spec.duration_s - 0.2 - 15.0) * 2) + 1
     rng = np.random.default_rng(seed)
     t = 15.0 + 0.5 * np.arange(max(n, 0))
     out = []
@@ -75,7 +76,7 @@ def dynamic_rows(spec: ClipSpec, seed: int) -> list[tuple[float, float, float]]:
         period, phase = rng.uniform(10, 30), rng.uniform(0, 2 * np.pi)
         x = value + 0.06 * np.sin(2 * np.pi * t / period + phase) + rng.normal(0, 0.015, len(t))
         out.append(np.round(np.clip(x, 0.01, 0.99), 6))
-    return [(float(ti), float(a), float(v)) for ti, a, v in zip(t, out[0], out[1])]
+    return [(float(ti), float(a), float(v)) for ti, a, v in zip(t, out[0], out[1], strict=True)]
 
 
 def static_csv(specs: list[ClipSpec], seed: int) -> tuple[bytes, bytes]:
@@ -117,12 +118,12 @@ def write_pmemo_demo(root: Path, seed: int = 0, workers: int = 2) -> dict[str, A
     """Write the PMEmo demo tree under `root`; returns its ground truth (no paths)."""
     root = Path(root)
     specs = demo_clips()
-    jobs = [(str(root / AUDIO_DIR / f"{s.music_id}.mp3"),
+    jobs: list[EncodeJob] = [(str(root / AUDIO_DIR / f"{s.music_id}.mp3"),
              {"valence": to_deam_scale(s.valence), "arousal": to_deam_scale(s.arousal),
               "duration_s": s.duration_s, "sample_rate": 44100, "channels": s.channels},
              "music", seed * 100_019 + s.music_id)
             for s in specs if s.audio and not s.corrupt]
-    _run_jobs(jobs, workers)
+    encode_mp3s(jobs, workers)
     for s in specs:
         if s.corrupt:  # an ID3 tag followed by junk: libsndfile cannot open it
             junk = np.random.default_rng(seed + 7 * s.music_id).bytes(3000)

@@ -67,11 +67,8 @@ def csv_rows(text: str, strip: bool = True) -> list[tuple[int, list[str]]]:
     stripped unless `strip` is False. Raises csv.Error for a field over the csv module's
     limit (a stray quote swallowing the rest of the file)."""
     reader = csv.reader(io.StringIO(text, newline=""))
-    out = []
-    for row in reader:
-        if any(c.strip() for c in row):
-            out.append((reader.line_num, [c.strip() for c in row] if strip else list(row)))
-    return out
+    return [(reader.line_num, [c.strip() for c in row] if strip else list(row))
+            for row in reader if any(c.strip() for c in row)]
 
 
 def _annotation_rows(text: str, name: str) -> list[tuple[int, list[str]]]:
@@ -214,8 +211,8 @@ def parse_dynamic(text: str, name: str) -> DynamicTable:
         k = frame_index(t)
         if sid is None or k is None:
             what = "musicId" if sid is None else "frameTime"
-            out.problems.append(f"{name} line {line}: {what} {_cell(cells, cols[what])!r} "
-                                f"is not {'an id' if sid is None else f'on the {HZ:g} Hz grid from {T0_S:g} s to {MAX_FRAME_TIME_S:g} s'}")
+            why = "an id" if sid is None else f"on the {HZ:g} Hz grid from {T0_S:g} s to {MAX_FRAME_TIME_S:g} s"
+            out.problems.append(f"{name} line {line}: {what} {_cell(cells, cols[what])!r} is not {why}")
             continue
         va = (parse_float(_cell(cells, cols["Valence(mean)"])), parse_float(_cell(cells, cols["Arousal(mean)"])))
         song = frames.setdefault(sid, {})
@@ -233,7 +230,7 @@ def parse_dynamic(text: str, name: str) -> DynamicTable:
 
 
 def _same_pair(a: tuple[float, float], b: tuple[float, float]) -> bool:
-    return all((math.isnan(x) and math.isnan(y)) or x == y for x, y in zip(a, b))
+    return all((math.isnan(x) and math.isnan(y)) or x == y for x, y in zip(a, b, strict=True))
 
 
 @dataclass
@@ -269,7 +266,7 @@ def parse_metadata(text: str, name: str = "metadata.csv") -> MetadataTable:
     for line, raw in rows[1:]:
         cells = [c.strip() for c in raw]
         aligned, issue = _align(cells, len(keys), first_text, last_text)
-        rec: dict[str, Any] = {v: None for v in (*METADATA_TEXT.values(), *METADATA_NUMERIC.values())}
+        rec: dict[str, Any] = dict.fromkeys((*METADATA_TEXT.values(), *METADATA_NUMERIC.values()))
         for i, key in enumerate(keys):
             cell = aligned[i]
             if key in METADATA_TEXT:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any
+from collections.abc import Sequence
+
+from emoprep.stages.report.shapes import ReportJson
 
 # What we know about each source dataset, keyed by its ingest stage name.
 SOURCES: dict[str, dict[str, str]] = {
@@ -26,7 +28,8 @@ SOURCES: dict[str, dict[str, str]] = {
             "before redistributing audio or anything derived from it (spectrograms, tokens)."),
         "citation": ("Aljanaki A, Yang Y-H, Soleymani M (2017). Developing a benchmark for emotional analysis of "
                      "music. PLoS ONE 12(3): e0173392. https://doi.org/10.1371/journal.pone.0173392"),
-        "bibtex": ("@article{aljanaki2017deam,\n  author = {Aljanaki, Anna and Yang, Yi-Hsuan and Soleymani, Mohammad},\n"
+        "bibtex": ("@article{aljanaki2017deam,\n"
+                   "  author = {Aljanaki, Anna and Yang, Yi-Hsuan and Soleymani, Mohammad},\n"
                    "  title = {Developing a benchmark for emotional analysis of music},\n  journal = {PLoS ONE},\n"
                    "  volume = {12}, number = {3}, pages = {e0173392}, year = {2017},\n"
                    "  doi = {10.1371/journal.pone.0173392}\n}"),
@@ -53,8 +56,8 @@ SOURCES: dict[str, dict[str, str]] = {
                    "  doi = {10.3389/fpsyg.2014.00617}\n}\n"
                    "@article{blechert2019foodpicsextended,\n"
                    "  author = {Blechert, J. and Lender, A. and Polk, S. and Busch, N. A. and Ohla, K.},\n"
-                   "  title = {Food-Pics\\_Extended---An Image Database for Experimental Research on Eating and Appetite: "
-                   "Additional Images, Normative Ratings and an Updated Review},\n"
+                   "  title = {Food-Pics\\_Extended---An Image Database for Experimental Research on Eating and "
+                   "Appetite: Additional Images, Normative Ratings and an Updated Review},\n"
                    "  journal = {Frontiers in Psychology}, volume = {10}, pages = {307}, year = {2019},\n"
                    "  doi = {10.3389/fpsyg.2019.00307}\n}"),
     },
@@ -89,7 +92,7 @@ def size_category(n: int) -> str:
     return "n>1M"
 
 
-def md_cell(x: Any) -> str:
+def md_cell(x: object) -> str:
     if x is None:
         return "–"
     if isinstance(x, float):
@@ -99,19 +102,19 @@ def md_cell(x: Any) -> str:
     return str(x).replace("|", "\\|").replace("\n", " ")
 
 
-def md_table(headers: list[str], rows: list[list[Any]]) -> str:
+def md_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     out += ["| " + " | ".join(md_cell(c) for c in r) + " |" for r in rows]
     return "\n".join(out)
 
 
-def ingest_stages(r: dict[str, Any]) -> list[str]:
+def ingest_stages(r: ReportJson) -> list[str]:
     return [s["name"] for s in r["stages"] if not s["inputs"]]
 
 
 # ---------------------------------------------------------------- card sections
 
-def front_matter(r: dict[str, Any]) -> str:
+def front_matter(r: ReportJson) -> str:
     total = sum(m["samples"] for m in r["labels"]["by_modality"].values())
     tags = ["emotion-recognition", "valence-arousal", "emoprep"]
     if "audio" in r["labels"]["by_modality"]:
@@ -122,14 +125,14 @@ def front_matter(r: dict[str, Any]) -> str:
         tags.append("vit-tokens")
     lines = ["---", f"pretty_name: {json.dumps(r['title'])}", "license: other",
              "license_name: mixed-source-licences",
-             "license_details: \"Derived from datasets with their own terms; see Sources. Not for redistribution "
-             "unless every source allows it.\"",
+             ("license_details: \"Derived from datasets with their own terms; see Sources. Not for redistribution "
+              "unless every source allows it.\""),
              "tags:", *[f"- {t}" for t in tags], "size_categories:", f"- {size_category(total)}",
              "source_datasets:", *[f"- {s}" for s in ingest_stages(r)], "---", ""]
     return "\n".join(lines)
 
 
-def summary(r: dict[str, Any]) -> str:
+def summary(r: ReportJson) -> str:
     mods = r["labels"]["by_modality"]
     parts = [f"{m['samples']:,} {name} samples ({', '.join(f'{d}: {n:,}' for d, n in m['datasets'].items())})"
              for name, m in mods.items()]
@@ -142,7 +145,7 @@ def summary(r: dict[str, Any]) -> str:
             "`index.html` next to this card shows the distributions.\n")
 
 
-def weights_warning(r: dict[str, Any]) -> str:
+def weights_warning(r: ReportJson) -> str:
     bad = [w for w in r["weights"] if w["random_init"]]
     if not bad:
         return ""
@@ -153,7 +156,7 @@ def weights_warning(r: dict[str, Any]) -> str:
             "`emoprep validate --require-pretrained` fails until then.\n")
 
 
-def sources(r: dict[str, Any]) -> str:
+def sources(r: ReportJson) -> str:
     out = ["## Sources, licences and citations\n"]
     for name in ingest_stages(r):
         info = SOURCES.get(name)
@@ -176,7 +179,7 @@ def sources(r: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def how_made(r: dict[str, Any]) -> str:
+def how_made(r: ReportJson) -> str:
     rows = [[f"`{s['name']}`", ", ".join(s["inputs"]) or "raw data", f"`{s['fingerprint'][:16]}`", s["version"],
              s["items"], s["rows"], s["rejects"]] for s in r["stages"]]
     params = []
@@ -192,14 +195,15 @@ def how_made(r: dict[str, Any]) -> str:
             + md_table(["stage", "parameter", "value"], params) + "\n")
 
 
-def rejects_md(r: dict[str, Any]) -> str:
-    rows = [[f"`{x['reason']}`", s, n, x["meaning"]] for x in r["rejects"]["by_reason"] for s, n in x["by_stage"].items()]
+def rejects_md(r: ReportJson) -> str:
+    rows = [[f"`{x['reason']}`", s, n, x["meaning"]]
+            for x in r["rejects"]["by_reason"] for s, n in x["by_stage"].items()]
     body = md_table(["reason", "stage", "count", "meaning"], rows) if rows else "No input was rejected."
     return (f"## Filtering (rejects)\n\n{r['rejects']['total']:,} inputs were rejected; every one is listed with a "
             f"message in `manifests/rejects.parquet`.\n\n{body}\n")
 
 
-def splits_md(r: dict[str, Any]) -> str:
+def splits_md(r: ReportJson) -> str:
     sp = r["splits"]
     if not sp["rows"]:
         return "## Splits\n\nThis run has no split.\n"
@@ -212,7 +216,7 @@ def splits_md(r: dict[str, Any]) -> str:
     return f"## Splits\n\n{md_table(['', *sp['names']], rows)}\n\n{how}\n"
 
 
-def labels_md(r: dict[str, Any]) -> str:
+def labels_md(r: ReportJson) -> str:
     rows = [[n["stage"], n["method"], b["group"], b["dimension"], b["min"], b["max"]]
             for n in r["normalisation"] for b in n["bounds"]]
     if not rows:
@@ -222,10 +226,10 @@ def labels_md(r: dict[str, Any]) -> str:
             + md_table(["stage", "method", "group", "dimension", "raw min", "raw max"], rows) + "\n")
 
 
-def faults_md(r: dict[str, Any]) -> str:
+def faults_md(r: ReportJson) -> str:
     out = ["## Known faults found in the sources\n"]
     if not r["audit"]:
-        return "\n".join(out + ["No annotation audit in this run.\n"])
+        return "\n".join([*out, "No annotation audit in this run.\n"])
     for a in r["audit"]:
         crossed = [b for b in a["blocks"] if b.get("verdict") == "crossed"]
         ids = ", ".join(f"{lo}–{hi}" if lo != hi else str(lo) for lo, hi in a["fixed_song_ids"]) or "none"
@@ -235,15 +239,15 @@ def faults_md(r: dict[str, Any]) -> str:
                        f"mean dynamic arousal: r = {', '.join(md_cell(b.get('r_sv_da')) for b in crossed)}). With "
                        f"`static_fix = \"{a['static_fix']}\"`, {a['n_fixed']:,} songs were swapped back (ids {ids}).")
         else:
-            out.append(f"- `{a['stage']}` annotation audit: no crossed block found (`static_fix = \"{a['static_fix']}\"`, "
-                       f"{a['n_fixed']:,} songs swapped).")
+            out.append(f"- `{a['stage']}` annotation audit: no crossed block found "
+                       f"(`static_fix = \"{a['static_fix']}\"`, {a['n_fixed']:,} songs swapped).")
         out += [f"- {w}" for w in a["warnings"]]
         if a["n_parse_problems"]:
             out.append(f"- {a['n_parse_problems']} annotation values or rows did not parse (see `audit.json`).")
     return "\n".join(out) + "\n"
 
 
-def weights_md(r: dict[str, Any]) -> str:
+def weights_md(r: ReportJson) -> str:
     if not r["weights"]:
         return ""
     rows = [[w["stage"], w["tokenizer"], "**RANDOM-INIT**" if w["random_init"] else w["sha256"], w["device"],
@@ -252,7 +256,7 @@ def weights_md(r: dict[str, Any]) -> str:
     return "## Weights used\n\n" + md_table(headers, rows) + "\n"
 
 
-def loading_md(r: dict[str, Any]) -> str:
+def loading_md(r: ReportJson) -> str:
     tok = next((w["tokenizer"] for w in r["weights"] if w["tokenizer"]), "vit-base-patch16-224")
     split = (r["splits"]["names"] or ["train"])[0]
     return f"""## How to load
@@ -282,14 +286,14 @@ Labels without tokens: `OUT/manifests/split.parquet` (pandas / pyarrow).
 """
 
 
-def citation_md(r: dict[str, Any]) -> str:
+def citation_md(r: ReportJson) -> str:
     bib = [SOURCES[n]["bibtex"] for n in ingest_stages(r) if n in SOURCES]
     if not bib:
         return ""
     return "## Citation\n\nIf you use this data, cite the sources:\n\n```bibtex\n" + "\n".join(bib) + "\n```\n"
 
 
-def dataset_card(r: dict[str, Any]) -> str:
+def dataset_card(r: ReportJson) -> str:
     parts = [front_matter(r), f"# {r['title']}\n", weights_warning(r), summary(r), sources(r), how_made(r),
              rejects_md(r), splits_md(r), labels_md(r), faults_md(r), weights_md(r), loading_md(r), citation_md(r)]
     return "\n".join(p for p in parts if p).rstrip() + "\n"
@@ -304,7 +308,7 @@ def toml_key(k: str) -> str:
     return k if _BARE.match(k) else json.dumps(k)
 
 
-def toml_value(v: Any) -> str:
+def toml_value(v: object) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
@@ -324,7 +328,7 @@ def toml_value(v: Any) -> str:
     raise TypeError(f"no TOML form for {type(v).__name__}")
 
 
-def recipe_toml(r: dict[str, Any]) -> str:
+def recipe_toml(r: ReportJson) -> str:
     """A recipe that rebuilds these stages with these parameters (targets: the sinks)."""
     used = {i for s in r["stages"] for i in s["inputs"]}
     targets = [s["name"] for s in r["stages"] if s["name"] not in used]

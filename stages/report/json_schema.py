@@ -17,140 +17,156 @@ def _t(kind: str | list[str], desc: str, **kw: Any) -> dict[str, Any]:
     return {"type": kind, "description": desc, **kw}
 
 
-def S(desc: str) -> dict[str, Any]:
+def string(desc: str) -> dict[str, Any]:
     return _t("string", desc)
 
 
-def Sn(desc: str) -> dict[str, Any]:
+def string_or_null(desc: str) -> dict[str, Any]:
     return _t(["string", "null"], desc)
 
 
-def I(desc: str) -> dict[str, Any]:  # noqa: E743
+def integer(desc: str) -> dict[str, Any]:
     return _t("integer", desc)
 
 
-def N(desc: str) -> dict[str, Any]:
+def number_or_null(desc: str) -> dict[str, Any]:
     return _t(["number", "null"], desc)
 
 
-def B(desc: str) -> dict[str, Any]:
+def boolean(desc: str) -> dict[str, Any]:
     return _t("boolean", desc)
 
 
-def A(desc: str, items: dict[str, Any]) -> dict[str, Any]:
+def array(desc: str, items: dict[str, Any]) -> dict[str, Any]:
     return _t("array", desc, items=items)
 
 
-def O(desc: str, props: dict[str, Any], nullable: bool = False) -> dict[str, Any]:  # noqa: E743
+def obj(desc: str, props: dict[str, Any], nullable: bool = False) -> dict[str, Any]:
     return _t(["object", "null"] if nullable else "object", desc, properties=props,
               required=sorted(props), additionalProperties=False)
 
 
-def M(desc: str, values: dict[str, Any]) -> dict[str, Any]:
+def mapping(desc: str, values: dict[str, Any]) -> dict[str, Any]:
     """An object used as a map (free keys, typed values)."""
     return _t("object", desc, additionalProperties=values)
 
 
 ANY = {"description": "any JSON value"}
-STATS = O("distribution of one variable", {
-    "n": I("finite values"), "min": N("minimum"), "max": N("maximum"), "mean": N("mean"),
-    "std": N("population standard deviation")}, nullable=True)
-COUNTS_BY_CLASS = M("emotion class -> samples (every class, zeros included)", I("samples"))
+STATS = obj("distribution of one variable", {
+    "n": integer("finite values"), "min": number_or_null("minimum"), "max": number_or_null("maximum"),
+    "mean": number_or_null("mean"), "std": number_or_null("population standard deviation")}, nullable=True)
+COUNTS_BY_CLASS = mapping("emotion class -> samples (every class, zeros included)", integer("samples"))
 
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": "https://emoprep/report.schema.json",
     "title": "emoprep report.json",
-    **O("The numbers behind report/index.html. A pure function of the stage folders it covers: "
-        "no timings (see timings.json), no absolute paths, keys sorted.", {
+    **obj("The numbers behind report/index.html. A pure function of the stage folders it covers: "
+          "no timings (see timings.json), no absolute paths, keys sorted.", {
         "format": _t("string", "always 'emoprep-report'", const=FORMAT),
         "version": _t("integer", "schema version (this document: 1)", const=VERSION),
-        "title": S("page title (report.title parameter)"),
-        "stages": A("every stage folder covered, in DAG order", O("one stage folder", {
-            "name": S("stage name"), "dir": S("folder relative to the output root"),
-            "fingerprint": S("full stage fingerprint (SHA-256)"), "version": S("stage code version"),
-            "inputs": A("upstream stage names", S("stage")),
-            "items": I("work items (per-sample stages: inputs; chunks: songs; tokens: shards)"),
-            "rows": I("kept rows (manifest.parquet)"), "rejects": I("rejected inputs (rejects.parquet)"),
-            "reasons": M("reject reason code -> count", I("count")),
-            "counters": M("named counts that are neither rows nor rejects (e.g. short tails dropped)", I("count")),
-            "params": M("fingerprinted parameters as the stage saw them", ANY),
-            "libraries": M("library -> version (part of the fingerprint)", S("version")),
-            "extra": M("other fingerprint inputs (model weight identity, device, compute dtype)", ANY)})),
-        "labels": O("normalised valence/arousal", {
-            "stage": Sn("stage whose manifest holds the labels (split, else labels)"),
-            "by_modality": M("modality name (image, audio) -> summary", O("one modality", {
-                "modality": I("modality code (0 image, 1 audio)"), "samples": I("labelled samples"),
+        "title": string("page title (report.title parameter)"),
+        "stages": array("every stage folder covered, in DAG order", obj("one stage folder", {
+            "name": string("stage name"), "dir": string("folder relative to the output root"),
+            "fingerprint": string("full stage fingerprint (SHA-256)"), "version": string("stage code version"),
+            "inputs": array("upstream stage names", string("stage")),
+            "items": integer("work items (per-sample stages: inputs; chunks: songs; tokens: shards)"),
+            "rows": integer("kept rows (manifest.parquet)"), "rejects": integer("rejected inputs (rejects.parquet)"),
+            "reasons": mapping("reject reason code -> count", integer("count")),
+            "counters": mapping("named counts that are neither rows nor rejects (e.g. short tails dropped)",
+                                integer("count")),
+            "params": mapping("fingerprinted parameters as the stage saw them", ANY),
+            "libraries": mapping("library -> version (part of the fingerprint)", string("version")),
+            "extra": mapping("other fingerprint inputs (model weight identity, device, compute dtype)", ANY)})),
+        "labels": obj("normalised valence/arousal", {
+            "stage": string_or_null("stage whose manifest holds the labels (split, else labels)"),
+            "by_modality": mapping("modality name (image, audio) -> summary", obj("one modality", {
+                "modality": integer("modality code (0 image, 1 audio)"), "samples": integer("labelled samples"),
                 "sources": _t(["integer", "null"], "distinct source items (songs, images)"),
-                "datasets": M("dataset (sample id prefix) -> samples", I("samples")),
+                "datasets": mapping("dataset (sample id prefix) -> samples", integer("samples")),
                 "valence": STATS, "arousal": STATS, "valence_raw": STATS, "arousal_raw": STATS}))}),
-        "normalisation": A("each normalisation.json", O("one labels stage", {
-            "stage": S("stage"), "method": Sn("minmax or fixed"), "sources": ANY,
-            "bounds": A("raw bounds mapped to [-1, 1]", O("one group and dimension", {
-                "group": S("modality name (minmax) or source stage (fixed)"), "key": S("key in normalisation.json"),
-                "dimension": S("valence or arousal"), "min": N("raw value mapped to -1"),
-                "max": N("raw value mapped to 1")}))})),
-        "emotions": O("emotion classes (thesis eq. 2.1)", {
-            "classes": A("the 12 thesis classes in order, then any other label found", S("class")),
-            "counts": M("modality name -> split -> counts", M("split name ('all' without a split)", COUNTS_BY_CLASS))}),
-        "splits": O("the split", {
-            "names": A("split names in order", S("name")),
-            "rows": M("split -> samples", I("samples")), "sources": M("split -> distinct source items", I("items")),
-            "by_modality": M("modality name -> split -> samples", M("split -> samples", I("samples"))),
-            "ratios": ANY, "method": Sn("split method (quota, hash)"), "seed": _t(["integer", "null"], "split seed"),
-            "strata": A("split_summary.json strata (emotion x modality)", ANY)}),
-        "categories": O("images by category (thesis fig 2.3)", {
-            "column": Sn("category column (foodpics.category_column)"), "stage": Sn("manifest it was read from"),
-            "by_category": A("largest first", O("one category", {
-                "category": S("value"), "n": I("images"), "valence_mean": N("mean normalised valence"),
-                "arousal_mean": N("mean normalised arousal"), "valence_std": N("std of normalised valence"),
-                "arousal_std": N("std of normalised arousal"), "top_emotion": Sn("most frequent emotion class")}))}),
-        "durations": M("stage with duration_s -> audio durations", O("one stage", {
-            "n": I("songs"), "min_s": N("shortest (s)"), "median_s": N("median (s)"), "max_s": N("longest (s)"),
-            "total_hours": N("sum (h)"), "histogram": O("bins as plotted", {
-                "edges_s": A("bin edges (s): 0.1 s when all lie within 5 s, else 1 s to 60 s, then 10 s", N("edge")),
-                "counts": A("songs per bin", I("songs"))})})),
-        "chunks_per_song": M("stage with chunk_index -> chunks per song", O("one stage", {
-            "songs": I("songs of the upstream manifest and of this one"), "chunks": I("chunk rows"),
-            "songs_without_chunks": I("songs that gave no chunk"),
-            "histogram": M("chunks per song -> songs", I("songs"))})),
-        "rejects": O("every reject of the covered stages", {
-            "total": I("rejects"),
-            "by_reason": A("most frequent first", O("one reason code", {
-                "reason": S("stable kebab-case code"), "count": I("rejects"),
-                "meaning": S("meaning from manifests/schema.py REJECT_CODES"),
-                "documented": B("listed in REJECT_CODES"),
-                "by_stage": M("stage -> rejects", I("count")),
-                "examples": A("first rejects by sample id", O("one reject", {
-                    "sample_id": S("id"), "stage": S("stage"), "message": S("message naming the file")}))}))}),
-        "audit": A("each audit.json (DEAM annotation audit)", O("one audit", {
-            "stage": S("stage"), "static_fix": Sn("auto, swap-le-1000 or none"),
+        "normalisation": array("each normalisation.json", obj("one labels stage", {
+            "stage": string("stage"), "method": string_or_null("minmax or fixed"), "sources": ANY,
+            "bounds": array("raw bounds mapped to [-1, 1]", obj("one group and dimension", {
+                "group": string("modality name (minmax) or source stage (fixed)"),
+                "key": string("key in normalisation.json"),
+                "dimension": string("valence or arousal"), "min": number_or_null("raw value mapped to -1"),
+                "max": number_or_null("raw value mapped to 1")}))})),
+        "emotions": obj("emotion classes (thesis eq. 2.1)", {
+            "classes": array("the 12 thesis classes in order, then any other label found", string("class")),
+            "counts": mapping("modality name -> split -> counts",
+                              mapping("split name ('all' without a split)", COUNTS_BY_CLASS))}),
+        "splits": obj("the split", {
+            "names": array("split names in order", string("name")),
+            "rows": mapping("split -> samples", integer("samples")),
+            "sources": mapping("split -> distinct source items", integer("items")),
+            "by_modality": mapping("modality name -> split -> samples",
+                                   mapping("split -> samples", integer("samples"))),
+            "ratios": ANY, "method": string_or_null("split method (quota, hash)"),
+            "seed": _t(["integer", "null"], "split seed"),
+            "strata": array("split_summary.json strata (emotion x modality)", ANY)}),
+        "categories": obj("images by category (thesis fig 2.3)", {
+            "column": string_or_null("category column (foodpics.category_column)"),
+            "stage": string_or_null("manifest it was read from"),
+            "by_category": array("largest first", obj("one category", {
+                "category": string("value"), "n": integer("images"),
+                "valence_mean": number_or_null("mean normalised valence"),
+                "arousal_mean": number_or_null("mean normalised arousal"),
+                "valence_std": number_or_null("std of normalised valence"),
+                "arousal_std": number_or_null("std of normalised arousal"),
+                "top_emotion": string_or_null("most frequent emotion class")}))}),
+        "durations": mapping("stage with duration_s -> audio durations", obj("one stage", {
+            "n": integer("songs"), "min_s": number_or_null("shortest (s)"), "median_s": number_or_null("median (s)"),
+            "max_s": number_or_null("longest (s)"),
+            "total_hours": number_or_null("sum (h)"), "histogram": obj("bins as plotted", {
+                "edges_s": array("bin edges (s): 0.1 s when all lie within 5 s, else 1 s to 60 s, then 10 s",
+                                 number_or_null("edge")),
+                "counts": array("songs per bin", integer("songs"))})})),
+        "chunks_per_song": mapping("stage with chunk_index -> chunks per song", obj("one stage", {
+            "songs": integer("songs of the upstream manifest and of this one"), "chunks": integer("chunk rows"),
+            "songs_without_chunks": integer("songs that gave no chunk"),
+            "histogram": mapping("chunks per song -> songs", integer("songs"))})),
+        "rejects": obj("every reject of the covered stages", {
+            "total": integer("rejects"),
+            "by_reason": array("most frequent first", obj("one reason code", {
+                "reason": string("stable kebab-case code"), "count": integer("rejects"),
+                "meaning": string("meaning from manifests/schema.py REJECT_CODES"),
+                "documented": boolean("listed in REJECT_CODES"),
+                "by_stage": mapping("stage -> rejects", integer("count")),
+                "examples": array("first rejects by sample id", obj("one reject", {
+                    "sample_id": string("id"), "stage": string("stage"),
+                    "message": string("message naming the file")}))}))}),
+        "audit": array("each audit.json (DEAM annotation audit)", obj("one audit", {
+            "stage": string("stage"), "static_fix": string_or_null("auto, swap-le-1000 or none"),
             "n_fixed": _t(["integer", "null"], "songs whose static columns were swapped back"),
-            "fixed_song_ids": A("[first, last] runs of fixed song ids", A("run", I("song id"))),
-            "blocks": A("per id block: r_sv_dv, r_sa_da, r_sv_da, r_sa_dv (static vs mean dynamic), "
-                        "straight, crossed, verdict, fixed (as in audit.json)", ANY),
-            "warnings": A("audit warnings", S("warning")),
+            "fixed_song_ids": array("[first, last] runs of fixed song ids", array("run", integer("song id"))),
+            "blocks": array("per id block: r_sv_dv, r_sa_da, r_sv_da, r_sa_dv (static vs mean dynamic), "
+                            "straight, crossed, verdict, fixed (as in audit.json)", ANY),
+            "warnings": array("audit warnings", string("warning")),
             "n_parse_problems": _t(["integer", "null"], "annotation cells/rows that did not parse"),
-            "parse_problems": A("the first 20", S("problem")), "zip_checks": A("zip member checks", ANY)})),
-        "weights": A("tokenizer weights per stage", O("one tokenizing stage", {
-            "stage": S("stage"), "tokenizer": Sn("tokenizer name"), "name": Sn("weights name"),
-            "sha256": Sn("weights checksum, or 'random-init'"), "seed": _t(["integer", "null"], "init seed"),
-            "rows_by_weights": M("weights value in the rows -> rows", I("rows")),
-            "random_init": B("true when tokens come from randomly initialised weights"),
-            "device": Sn("device in the fingerprint"), "compute_dtype": Sn("compute dtype")})),
-        "figures": A("PNG files next to index.html (also inlined in it)", O("one figure", {
-            "file": S("file name"), "title": S("title"), "caption": S("what it shows")})),
-        "warnings": A("problems met while building the report (missing folders, unreadable files)", S("warning")),
+            "parse_problems": array("the first 20", string("problem")),
+            "zip_checks": array("zip member checks", ANY)})),
+        "weights": array("tokenizer weights per stage", obj("one tokenizing stage", {
+            "stage": string("stage"), "tokenizer": string_or_null("tokenizer name"),
+            "name": string_or_null("weights name"),
+            "sha256": string_or_null("weights checksum, or 'random-init'"),
+            "seed": _t(["integer", "null"], "init seed"),
+            "rows_by_weights": mapping("weights value in the rows -> rows", integer("rows")),
+            "random_init": boolean("true when tokens come from randomly initialised weights"),
+            "device": string_or_null("device in the fingerprint"), "compute_dtype": string_or_null("compute dtype")})),
+        "figures": array("PNG files next to index.html (also inlined in it)", obj("one figure", {
+            "file": string("file name"), "title": string("title"), "caption": string("what it shows")})),
+        "warnings": array("problems met while building the report (missing folders, unreadable files)",
+                          string("warning")),
     }),
 }
-
 
 # ---------------------------------------------------------------- checking
 
 _TYPES = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
 
 
-def _is(value: Any, kind: str) -> bool:
+def _is(value: object, kind: str) -> bool:
     if kind == "integer":
         return isinstance(value, int) and not isinstance(value, bool)
     if kind == "number":
@@ -158,7 +174,7 @@ def _is(value: Any, kind: str) -> bool:
     return isinstance(value, _TYPES[kind])
 
 
-def schema_problems(value: Any, schema: dict[str, Any] = SCHEMA, path: str = "$") -> list[str]:
+def schema_problems(value: object, schema: dict[str, Any] = SCHEMA, path: str = "$") -> list[str]:
     """Where `value` breaks `schema` (empty list: it conforms)."""
     kinds = schema.get("type")
     if kinds is not None:
@@ -206,10 +222,10 @@ def _lines(s: dict[str, Any], path: str, depth: int) -> list[str]:
 
 def schema_markdown() -> str:
     lines = ["# report.json schema", "",
-             f"`report.json` (format `{FORMAT}`, version {VERSION}) holds the numbers of `index.html`. "
-             "Machine-readable: `report.schema.json` (JSON Schema 2020-12, the same content). Rules: keys are "
-             "sorted, numbers rounded to 6 decimals, missing values are `null`, no absolute paths and no "
-             "timings (those are in `timings.json`, written only by `emoprep report`).", ""]
+             (f"`report.json` (format `{FORMAT}`, version {VERSION}) holds the numbers of `index.html`. "
+              "Machine-readable: `report.schema.json` (JSON Schema 2020-12, the same content). Rules: keys are "
+              "sorted, numbers rounded to 6 decimals, missing values are `null`, no absolute paths and no "
+              "timings (those are in `timings.json`, written only by `emoprep report`)."), ""]
     for k, v in SCHEMA["properties"].items():
         lines += _lines(v, k, 0)
     return "\n".join(lines) + "\n"

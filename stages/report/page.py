@@ -10,10 +10,13 @@ from __future__ import annotations
 import base64
 import html
 import json
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+
+from emoprep.stages.report.shapes import PageFigure, ReportJson, Timings
 
 CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;color:#1d1d1f;background:#fafafa}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;\
+color:#1d1d1f;background:#fafafa}
 main{max-width:1180px;margin:0 auto;padding:16px 24px 48px}
 h1{font-size:24px;margin:8px 0 4px}h2{font-size:19px;margin:32px 0 8px;border-bottom:2px solid #ddd;padding-bottom:4px}
 h3{font-size:15px;margin:18px 0 6px}
@@ -53,11 +56,11 @@ window.addEventListener("load", function () {
 """
 
 
-def esc(x: Any) -> str:
+def esc(x: object) -> str:
     return html.escape("" if x is None else str(x), quote=True)
 
 
-def fmt(x: Any, digits: int = 4) -> str:
+def fmt(x: object, digits: int = 4) -> str:
     """Numbers for tables: thousands separators for ints, 4 significant digits for floats."""
     if x is None:
         return "–"
@@ -70,7 +73,7 @@ def fmt(x: Any, digits: int = 4) -> str:
     return str(x)
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, num_cols: Sequence[int] = (),
+def table(headers: Sequence[str | None], rows: Iterable[Sequence[object]], *, num_cols: Sequence[int] = (),
           row_attrs: Sequence[str] | None = None, raw_cols: Sequence[int] = ()) -> str:
     """An HTML table; cells are escaped unless their column is in `raw_cols`."""
     head = "".join(f'<th class="num">{esc(h)}</th>' if i in num_cols else f"<th>{esc(h)}</th>"
@@ -86,7 +89,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, num_cols: Se
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def figure(fig: dict[str, Any]) -> str:
+def figure(fig: PageFigure) -> str:
     data = base64.b64encode(fig["png"]).decode("ascii")
     return (f'<figure id="fig-{esc(fig["file"][:-4])}"><img data-file="{esc(fig["file"])}" alt="{esc(fig["title"])}" '
             f'src="data:image/png;base64,{data}"><figcaption><b>{esc(fig["title"])}.</b> {esc(fig["caption"])} '
@@ -95,29 +98,27 @@ def figure(fig: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------- sections
 
-def banners(r: dict[str, Any]) -> str:
-    out = []
-    for w in r["weights"]:
-        if w["random_init"]:
-            out.append(f'<div class="banner danger" data-random-init="{esc(w["tokenizer"])}">⚠ RANDOM-INIT WEIGHTS: '
-                       f'the {esc(w["stage"])} stage '
-                       f'({esc(w["tokenizer"])}) ran without pretrained weights (seeded random init). These tokens are '
-                       "not pretrained features; do not train on them for results. Pass <code>--weights DIR</code> "
-                       "or put the checkpoint in the local Hugging Face cache and re-run.</div>")
-    for w in r["warnings"]:
-        out.append(f'<div class="banner warn">{esc(w)}</div>')
+def banners(r: ReportJson) -> str:
+    out = [f'<div class="banner danger" data-random-init="{esc(w["tokenizer"])}">⚠ RANDOM-INIT WEIGHTS: '
+           f'the {esc(w["stage"])} stage '
+           f'({esc(w["tokenizer"])}) ran without pretrained weights (seeded random init). These tokens are '
+           "not pretrained features; do not train on them for results. Pass <code>--weights DIR</code> "
+           "or put the checkpoint in the local Hugging Face cache and re-run.</div>"
+           for w in r["weights"] if w["random_init"]]
+    out.extend(f'<div class="banner warn">{esc(w)}</div>' for w in r["warnings"])
     return "".join(out)
 
 
-def summary_cards(r: dict[str, Any]) -> str:
+def summary_cards(r: ReportJson) -> str:
     cards = [(f"{s['samples']:,}", f"{mod} samples ({', '.join(s['datasets'])})")
              for mod, s in r["labels"]["by_modality"].items()]
     cards += [(f"{n:,}", f"{name} split") for name, n in r["splits"]["rows"].items()]
     cards += [(f"{r['rejects']['total']:,}", "inputs rejected (all stages)"), (str(len(r["stages"])), "stages")]
-    return '<div class="cards">' + "".join(f'<div class="card"><b>{esc(a)}</b>{esc(b)}</div>' for a, b in cards) + "</div>"
+    return ('<div class="cards">' + "".join(f'<div class="card"><b>{esc(a)}</b>{esc(b)}</div>' for a, b in cards)
+            + "</div>")
 
 
-def stages_section(r: dict[str, Any], figs: dict[str, dict[str, Any]]) -> str:
+def stages_section(r: ReportJson, figs: dict[str, PageFigure]) -> str:
     rows = [(s["name"], f'<code>{esc(s["fingerprint"][:16])}</code>', ", ".join(s["inputs"]) or "raw data",
              s["items"], s["rows"], s["rejects"],
              ", ".join(f"{k} {v}" for k, v in s["counters"].items()))
@@ -129,15 +130,16 @@ def stages_section(r: dict[str, Any], figs: dict[str, dict[str, Any]]) -> str:
     return f'<h2 id="stages">Stages and counts</h2>{t}{note}{fig_html(figs, "stage_counts")}'
 
 
-def labels_section(r: dict[str, Any], figs: dict[str, dict[str, Any]]) -> str:
+def labels_section(r: ReportJson, figs: dict[str, PageFigure]) -> str:
     lab = r["labels"]
     if not lab["by_modality"]:
         return '<h2 id="labels">Labels</h2><p>No stage with normalised valence/arousal in this run.</p>'
-    rows = []
+    rows: list[tuple[object, ...]] = []
     for mod, s in lab["by_modality"].items():
-        for dim in ("valence", "arousal"):
-            d, raw = s[dim], s.get(f"{dim}_raw") or {}
-            rows.append((mod, dim, d["n"], d["min"], d["max"], d["mean"], d["std"], raw.get("min"), raw.get("max")))
+        for dim, d, raw in (("valence", s["valence"], s.get("valence_raw")),
+                            ("arousal", s["arousal"], s.get("arousal_raw"))):
+            rows.append((mod, dim, d["n"], d["min"], d["max"], d["mean"], d["std"],
+                         raw["min"] if raw else None, raw["max"] if raw else None))
     t = table(["modality", "dimension", "n", "min", "max", "mean", "std", "raw min", "raw max"], rows,
               num_cols=(2, 3, 4, 5, 6, 7, 8))
     norm = ""
@@ -151,7 +153,7 @@ def labels_section(r: dict[str, Any], figs: dict[str, dict[str, Any]]) -> str:
             f'{fig_html(figs, "va_scatter")}{fig_html(figs, "va_by_emotion")}{categories_html(r, figs)}')
 
 
-def categories_html(r: dict[str, Any], figs: dict[str, dict[str, Any]]) -> str:
+def categories_html(r: ReportJson, figs: dict[str, PageFigure]) -> str:
     c = r["categories"]
     if not c["by_category"]:
         return ""
@@ -162,7 +164,7 @@ def categories_html(r: dict[str, Any], figs: dict[str, dict[str, Any]]) -> str:
     return f'<h3 id="categories">Images by {esc(c["column"])}</h3>{t}{fig_html(figs, "va_by_category")}'
 
 
-def splits_section(r: dict[str, Any], figs: dict[str, dict[str, Any]]) -> str:
+def splits_section(r: ReportJson, figs: dict[str, PageFigure]) -> str:
     sp = r["splits"]
     names = sp["names"]
     rows = [("all modalities", *[sp["rows"].get(n, 0) for n in names])]
@@ -181,10 +183,11 @@ def splits_section(r: dict[str, Any], figs: dict[str, dict[str, Any]]) -> str:
             erows.append((mod, s, *[counts.get(k, 0) for k in ec["classes"]]))
     et = table(["modality", "split", *ec["classes"]], erows,
                num_cols=tuple(range(2, len(ec["classes"]) + 2))) if erows else ""
-    return f'<h2 id="splits">Splits</h2>{t}{how}<h3>Emotion classes per split</h3>{et}{fig_html(figs, "emotion_counts")}'
+    return (f'<h2 id="splits">Splits</h2>{t}{how}<h3>Emotion classes per split</h3>{et}'
+            f'{fig_html(figs, "emotion_counts")}')
 
 
-def audio_section(r: dict[str, Any], figs: dict[str, dict[str, Any]]) -> str:
+def audio_section(r: ReportJson, figs: dict[str, PageFigure]) -> str:
     if not r["durations"] and not r["chunks_per_song"]:
         return ""
     rows = [(n, d["n"], d["min_s"], d["median_s"], d["max_s"], d["total_hours"]) for n, d in r["durations"].items()]
@@ -195,7 +198,7 @@ def audio_section(r: dict[str, Any], figs: dict[str, dict[str, Any]]) -> str:
     return f'<h2 id="audio">Audio</h2>{t}{fig_html(figs, "durations")}{ct}{fig_html(figs, "chunks_per_song")}'
 
 
-def rejects_section(r: dict[str, Any], figs: dict[str, dict[str, Any]]) -> str:
+def rejects_section(r: ReportJson, figs: dict[str, PageFigure]) -> str:
     rej = r["rejects"]
     if not rej["by_reason"]:
         return '<h2 id="rejects">Rejects</h2><p>No input was rejected.</p>'
@@ -212,7 +215,7 @@ def rejects_section(r: dict[str, Any], figs: dict[str, dict[str, Any]]) -> str:
             '<p class="muted">All rejects with their messages: <code>manifests/rejects.parquet</code>.</p>')
 
 
-def audit_section(r: dict[str, Any], figs: dict[str, dict[str, Any]]) -> str:
+def audit_section(r: ReportJson, figs: dict[str, PageFigure]) -> str:
     if not r["audit"]:
         return ""
     out = ['<h2 id="audit">Annotation audit</h2>']
@@ -239,12 +242,13 @@ def audit_section(r: dict[str, Any], figs: dict[str, dict[str, Any]]) -> str:
         out += [f'<div class="banner warn">{esc(w)}</div>' for w in extra]
         if a["zip_checks"]:
             out.append(f'<details><summary>zip archive checks ({len(a["zip_checks"])})</summary><pre class="mono">'
-                       f'{esc(json.dumps(a["zip_checks"], indent=1, sort_keys=True, ensure_ascii=False))}</pre></details>')
+                       f'{esc(json.dumps(a["zip_checks"], indent=1, sort_keys=True, ensure_ascii=False))}'
+                       '</pre></details>')
     out.append(fig_html(figs, "audit"))
     return "".join(out)
 
 
-def weights_section(r: dict[str, Any]) -> str:
+def weights_section(r: ReportJson) -> str:
     if not r["weights"]:
         return ""
     rows = [(w["stage"], w["tokenizer"], w["name"], "RANDOM-INIT" if w["random_init"] else w["sha256"],
@@ -256,11 +260,11 @@ def weights_section(r: dict[str, Any]) -> str:
     return f'<h2 id="weights">Weights used</h2>{t}'
 
 
-def params_section(r: dict[str, Any]) -> str:
-    parts = ['<h2 id="params">Parameters and fingerprints</h2><p class="muted">Every fingerprinted parameter of '
-             "every stage (runtime knobs such as workers and batch size do not change outputs and are not "
-             "listed). <a href=\"recipe.toml\">recipe.toml</a> rebuilds this dataset: "
-             "<code>emoprep run --recipe recipe.toml</code>.</p>"]
+def params_section(r: ReportJson) -> str:
+    parts = [('<h2 id="params">Parameters and fingerprints</h2><p class="muted">Every fingerprinted parameter of '
+              "every stage (runtime knobs such as workers and batch size do not change outputs and are not "
+              "listed). <a href=\"recipe.toml\">recipe.toml</a> rebuilds this dataset: "
+              "<code>emoprep run --recipe recipe.toml</code>.</p>")]
     for s in r["stages"]:
         prow = [(k, json.dumps(v, ensure_ascii=False)) for k, v in s["params"].items()]
         lrow = ", ".join(f"{k} {v}" for k, v in s["libraries"].items())
@@ -271,7 +275,7 @@ def params_section(r: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def timings_section(timings: dict[str, Any] | None) -> str:
+def timings_section(timings: Timings | None) -> str:
     if timings is None:
         return ('<h2 id="timings">Run timings</h2><p class="muted">Timings differ from run to run, so they are not '
                 "part of the reproducible report built by the <code>report</code> stage. "
@@ -282,12 +286,12 @@ def timings_section(timings: dict[str, Any] | None) -> str:
             + table(["stage", "seconds", "items resumed", "executor", "workers"], rows, num_cols=(1, 2, 4)))
 
 
-def fig_html(figs: dict[str, dict[str, Any]], key: str) -> str:
+def fig_html(figs: dict[str, PageFigure], key: str) -> str:
     f = figs.get(key)
     return figure(f) if f else ""
 
 
-def render(r: dict[str, Any], figs: dict[str, dict[str, Any]], timings: dict[str, Any] | None) -> str:
+def render(r: ReportJson, figs: dict[str, PageFigure], timings: Timings | None) -> str:
     """The whole page. `figs`: key -> {"file", "title", "caption", "png"}."""
     links = [("stages", "Stages"), ("labels", "Labels"), ("splits", "Splits"), ("audio", "Audio"),
              ("rejects", "Rejects"), ("audit", "Audit"), ("weights", "Weights"), ("params", "Parameters"),

@@ -1,83 +1,34 @@
-"""The report's figures: matplotlib (object API, Agg canvas, no pyplot state) to PNG bytes.
+"""The report's figures, each a function of report.json's numbers (and the label rows) to a
+matplotlib figure, drawn on `canvas.py`'s Agg figures in its fixed style.
 
-Deterministic by construction: matplotlib's default style (a user's matplotlibrc is ignored),
-its bundled DejaVu fonts, no `Software` or date metadata, fixed sizes and colours, inputs in a
-fixed order. Every builder returns None when its data is absent, so a recipe without audio
-or images simply has fewer figures. Axes say what they show and on which scale.
+Deterministic: inputs in a fixed order, fixed sizes and colours. Every builder returns None
+when its data is absent, so a recipe without audio or images simply has fewer figures. Axes
+say what they show and on which scale.
 """
 from __future__ import annotations
 
-import io
 import math
-from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
+from emoprep.stages.report.canvas import colours, integer_axis, new_figure, point_style, solid_legend
+from emoprep.stages.report.shapes import Audit, ChunksPerSong, Durations, Emotions, Rejects, StageRow
 from emoprep.stages.report.stats import modality_name
 
-DPI = 100
-RC = {
-    "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8,
-    "xtick.labelsize": 8, "ytick.labelsize": 8, "figure.titlesize": 11,
-    "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
-    "axes.axisbelow": True, "svg.hashsalt": "emoprep",
-}
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
 VA_LABELS = ("valence (normalised, −1 … 1)", "arousal (normalised, −1 … 1)")
 VA_LIM = (-1.08, 1.08)
 SLOPE_BANDS = (0.66, 0.33, -0.33, -0.66)  # thesis eq. 2.1 class boundaries (slope = a / v)
 
 
-@contextmanager
-def style() -> Iterator[None]:
-    """matplotlib defaults plus our few settings, whatever the user's matplotlibrc says."""
-    import matplotlib as mpl
-    import matplotlib.style as mstyle
-
-    with mstyle.context("default"), mpl.rc_context(RC):
-        yield
-
-
-def new_figure(w: float, h: float) -> Any:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(w, h), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def to_png(fig: Any) -> bytes:
-    """PNG bytes without metadata that varies (no Software key; Agg writes no date)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
-    return buf.getvalue()
-
-
-def integer_axis(axis: Any) -> None:
-    """Counts: ticks on whole numbers only."""
-    from matplotlib.ticker import MaxNLocator
-
-    axis.set_major_locator(MaxNLocator(integer=True))
-
-
-def solid_legend(leg: Any, size: float = 30) -> None:
-    """Legend markers opaque and readable even when the points are tiny and translucent."""
-    for h in leg.legend_handles:
-        if hasattr(h, "set_sizes"):
-            h.set_alpha(1)
-            h.set_sizes([size])
-
-
-def colours(name: str, n: int) -> list[Any]:
-    import matplotlib as mpl
-
-    cmap = mpl.colormaps[name]
-    return [cmap(i % cmap.N) for i in range(n)]
-
-
-def va_axes(ax: Any, xlabel: bool = True, ylabel: bool = True) -> None:
+def va_axes(ax: Axes, xlabel: bool = True, ylabel: bool = True) -> None:
     """Square [-1, 1] VA axes with the zero lines, labelled with the scale."""
     ax.set_xlim(*VA_LIM)
     ax.set_ylim(*VA_LIM)
@@ -92,18 +43,9 @@ def va_axes(ax: Any, xlabel: bool = True, ylabel: bool = True) -> None:
         ax.set_ylabel(VA_LABELS[1])
 
 
-def point_style(n: int) -> dict[str, float]:
-    """Marker size and alpha that keep 30 points visible and 13,000 points readable."""
-    if n <= 300:
-        return {"s": 16, "alpha": 0.7}
-    if n <= 3000:
-        return {"s": 6, "alpha": 0.4}
-    return {"s": 2, "alpha": 0.2}
-
-
 # ---------------------------------------------------------------- VA figures
 
-def va_scatter(df: pd.DataFrame | None, hexbin_above: int) -> Any:
+def va_scatter(df: pd.DataFrame | None, hexbin_above: int) -> Figure | None:
     """Thesis figs 2.1/2.2: one panel per modality; a log-count hexbin above `hexbin_above`
     points (DEAM chunks: ~10k), else a scatter coloured by dataset."""
     if df is None or not len(df):
@@ -111,7 +53,8 @@ def va_scatter(df: pd.DataFrame | None, hexbin_above: int) -> Any:
     mods = sorted(df["modality"].unique())
     fig = new_figure(4.6 * len(mods) + 0.6, 4.8)
     axes = fig.subplots(1, len(mods), squeeze=False)[0]
-    for ax, m in zip(axes, mods):
+    ax: Axes
+    for ax, m in zip(axes, mods, strict=True):
         g = df[df["modality"] == m].dropna(subset=["valence", "arousal"])
         datasets = sorted(g["dataset"].unique())
         if len(g) > hexbin_above:
@@ -119,7 +62,7 @@ def va_scatter(df: pd.DataFrame | None, hexbin_above: int) -> Any:
                            bins="log", cmap="viridis", linewidths=0)
             fig.colorbar(hb, ax=ax, shrink=0.8, label="samples per hexagon (log scale)")
         else:
-            for c, d in zip(colours("tab10", len(datasets)), datasets):
+            for c, d in zip(colours("tab10", len(datasets)), datasets, strict=True):
                 gd = g[g["dataset"] == d]
                 ax.scatter(gd["valence"], gd["arousal"], color=c, edgecolors="none",
                            label=f"{d} (n={len(gd):,})", **point_style(len(g)))
@@ -130,22 +73,23 @@ def va_scatter(df: pd.DataFrame | None, hexbin_above: int) -> Any:
     return fig
 
 
-def slope_lines(ax: Any) -> None:
+def slope_lines(ax: Axes) -> None:
     """The eq. 2.1 class boundaries: lines through the origin with slopes ±0.33, ±0.66."""
     v = np.array([-1.1, 1.1])
     for s in SLOPE_BANDS:
         ax.plot(v, s * v, color="0.6", lw=0.7, ls="--", zorder=0)
 
 
-def va_by_emotion(df: pd.DataFrame | None, classes: Sequence[str]) -> Any:
+def va_by_emotion(df: pd.DataFrame | None, classes: Sequence[str]) -> Figure | None:
     """Each modality's samples coloured by emotion class, with the slope bands of eq. 2.1."""
     if df is None or "emotion" not in df or not len(df):
         return None
     mods = sorted(df["modality"].unique())
-    palette = dict(zip(classes, colours("tab20", len(classes))))
+    palette = dict(zip(classes, colours("tab20", len(classes)), strict=True))
     fig = new_figure(4.6 * len(mods) + 1.8, 4.8)
     axes = fig.subplots(1, len(mods), squeeze=False)[0]
-    for i, (ax, m) in enumerate(zip(axes, mods)):
+    ax: Axes
+    for i, (ax, m) in enumerate(zip(axes, mods, strict=True)):
         g = df[df["modality"] == m].dropna(subset=["valence", "arousal"])
         slope_lines(ax)
         for cls in classes:
@@ -160,7 +104,7 @@ def va_by_emotion(df: pd.DataFrame | None, classes: Sequence[str]) -> Any:
     return fig
 
 
-def va_by_category(df: pd.DataFrame | None, column: str | None, max_panels: int = 12) -> Any:
+def va_by_category(df: pd.DataFrame | None, column: str | None, max_panels: int = 12) -> Figure | None:
     """Thesis fig 2.3: one small panel per image category (largest first), its images in
     colour over all images in grey, the category mean as a black cross."""
     if df is None or not len(df):
@@ -170,12 +114,13 @@ def va_by_category(df: pd.DataFrame | None, column: str | None, max_panels: int 
     if len(order) > max_panels:
         rest = set(order[max_panels - 1:])
         df = df.assign(category=[("other" if c in rest else c) for c in df["category"]])
-        order = order[: max_panels - 1] + ["other"]
+        order = [*order[: max_panels - 1], "other"]
     ncols = min(4, len(order))
     nrows = math.ceil(len(order) / ncols)
     fig = new_figure(2.9 * ncols + 0.4, 3.2 * nrows + 0.9)
     axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True)
     pal = colours("tab10" if len(order) <= 10 else "tab20", len(order))
+    ax: Axes
     for k, ax in enumerate(axes.flat):
         if k >= len(order):
             ax.set_visible(False)
@@ -194,7 +139,7 @@ def va_by_category(df: pd.DataFrame | None, column: str | None, max_panels: int 
 
 # ---------------------------------------------------------------- counts
 
-def emotion_counts_plot(ec: dict[str, Any], split_rows: dict[str, int]) -> Any:
+def emotion_counts_plot(ec: Emotions, split_rows: dict[str, int]) -> Figure | None:
     """Bars of each class per split, one row of panels per modality."""
     counts = ec.get("counts") or {}
     if not counts:
@@ -203,11 +148,12 @@ def emotion_counts_plot(ec: dict[str, Any], split_rows: dict[str, int]) -> Any:
     mods = list(counts)
     fig = new_figure(9.0, 3.0 * len(mods) + 0.6)
     axes = fig.subplots(len(mods), 1, squeeze=False)[:, 0]
-    for ax, mod in zip(axes, mods):
+    ax: Axes
+    for ax, mod in zip(axes, mods, strict=True):
         splits = list(counts[mod])
         width = 0.8 / max(len(splits), 1)
         x = np.arange(len(classes))
-        for j, (s, c) in enumerate(zip(splits, colours("tab10", len(splits)))):
+        for j, (s, c) in enumerate(zip(splits, colours("tab10", len(splits)), strict=True)):
             h = [counts[mod][s].get(cls, 0) for cls in classes]
             bars = ax.bar(x - 0.4 + width * (j + 0.5), h, width, color=c,
                           label=f"{s} (n={sum(h):,})")
@@ -224,14 +170,15 @@ def emotion_counts_plot(ec: dict[str, Any], split_rows: dict[str, int]) -> Any:
     return fig
 
 
-def duration_hist(durations: dict[str, Any], markers: Sequence[tuple[float, str]]) -> Any:
+def duration_hist(durations: dict[str, Durations], markers: Sequence[tuple[float, str]]) -> Figure | None:
     """Histogram of audio durations per ingest stage (1 s bins to 60 s, then 10 s)."""
     if not durations:
         return None
     names = list(durations)
     fig = new_figure(8.0, 3.0 * len(names) + 0.4)
     axes = fig.subplots(len(names), 1, squeeze=False)[:, 0]
-    for ax, name in zip(axes, names):
+    ax: Axes
+    for ax, name in zip(axes, names, strict=True):
         d = durations[name]
         counts = np.asarray(d["histogram"]["counts"], dtype=float)
         edges = np.asarray(d["histogram"]["edges_s"], dtype=float)
@@ -243,7 +190,7 @@ def duration_hist(durations: dict[str, Any], markers: Sequence[tuple[float, str]
         else:
             ax.set_ylabel("songs")
             integer_axis(ax.yaxis)
-        for (x, label), c in zip(markers, colours("Set1", len(markers))):
+        for (x, label), c in zip(markers, colours("Set1", len(markers)), strict=True):
             ax.axvline(x, color=c, ls="--", lw=1, label=label)
         ax.set_xlabel("duration (s)")
         ax.legend(loc="best")
@@ -252,20 +199,21 @@ def duration_hist(durations: dict[str, Any], markers: Sequence[tuple[float, str]
     return fig
 
 
-def chunks_hist(cps: dict[str, Any]) -> Any:
+def chunks_hist(cps: dict[str, ChunksPerSong]) -> Figure | None:
     """Songs by the number of chunks they gave (0 = none kept)."""
     if not cps:
         return None
     names = list(cps)
     fig = new_figure(7.0, 2.8 * len(names) + 0.4)
     axes = fig.subplots(len(names), 1, squeeze=False)[:, 0]
-    for ax, name in zip(axes, names):
+    ax: Axes
+    for ax, name in zip(axes, names, strict=True):
         c = cps[name]
         ks = [int(k) for k in c["histogram"]]
         vs = [c["histogram"][str(k)] for k in ks]
         bars = ax.bar(ks, vs, color=["tab:red" if k == 0 else "tab:blue" for k in ks], width=0.7)
         ax.bar_label(bars, padding=1, fontsize=7)
-        ax.set_xticks(range(0, max(ks) + 1) if max(ks) <= 30 else ax.get_xticks())
+        ax.set_xticks(range(max(ks) + 1) if max(ks) <= 30 else ax.get_xticks())
         ax.set_xlabel("chunks per song (red: songs that gave none)")
         ax.set_ylabel("songs")
         integer_axis(ax.yaxis)
@@ -274,7 +222,7 @@ def chunks_hist(cps: dict[str, Any]) -> Any:
     return fig
 
 
-def stage_counts_plot(stages: list[dict[str, Any]]) -> Any:
+def stage_counts_plot(stages: list[StageRow]) -> Figure | None:
     """Kept rows and rejects per stage (DAG order, top to bottom), log scale, numbers shown."""
     if not stages:
         return None
@@ -282,8 +230,9 @@ def stage_counts_plot(stages: list[dict[str, Any]]) -> Any:
     y = np.arange(len(names))
     fig = new_figure(8.0, 0.5 * len(names) + 1.4)
     ax = fig.subplots()
-    for off, key, c, label in ((-0.2, "rows", "tab:blue", "kept (manifest rows)"),
-                               (0.2, "rejects", "tab:red", "rejected")):
+    bars_of: tuple[tuple[float, Literal["rows", "rejects"], str, str], ...] = (
+        (-0.2, "rows", "tab:blue", "kept (manifest rows)"), (0.2, "rejects", "tab:red", "rejected"))
+    for off, key, c, label in bars_of:
         vals = [s[key] or 0 for s in stages]
         bars = ax.barh(y + off, [v if v > 0 else np.nan for v in vals], 0.38, color=c, label=label)
         ax.bar_label(bars, labels=[f"{v:,}" if v else "0" for v in vals], padding=2, fontsize=7)
@@ -299,14 +248,14 @@ def stage_counts_plot(stages: list[dict[str, Any]]) -> Any:
     return fig
 
 
-def rejects_plot(rejects: dict[str, Any], stage_order: Sequence[str]) -> Any:
+def rejects_plot(rejects: Rejects, stage_order: Sequence[str]) -> Figure | None:
     """Rejects per reason code, stacked by the stage that rejected."""
     rows = rejects.get("by_reason") or []
     if not rows:
         return None
     stages = [s for s in stage_order if any(s in r["by_stage"] for r in rows)]
     stages += sorted({s for r in rows for s in r["by_stage"]} - set(stages))
-    pal = dict(zip(stages, colours("tab10", len(stages))))
+    pal = dict(zip(stages, colours("tab10", len(stages)), strict=True))
     y = np.arange(len(rows))
     fig = new_figure(8.0, 0.42 * len(rows) + 1.4)
     ax = fig.subplots()
@@ -315,8 +264,8 @@ def rejects_plot(rejects: dict[str, Any], stage_order: Sequence[str]) -> Any:
         vals = np.array([r["by_stage"].get(s, 0) for r in rows], dtype=float)
         ax.barh(y, vals, 0.6, left=left, color=pal[s], label=s)
         left += vals
-    for yi, total in zip(y, left):
-        ax.text(total, yi, f" {int(total):,}", va="center", fontsize=8)
+    for yi, total in zip(y, left, strict=True):
+        ax.text(total, float(yi), f" {int(total):,}", va="center", fontsize=8)
     ax.set_yticks(y)
     ax.set_yticklabels([r["reason"] for r in rows])
     ax.invert_yaxis()
@@ -330,13 +279,13 @@ def rejects_plot(rejects: dict[str, Any], stage_order: Sequence[str]) -> Any:
 
 # ---------------------------------------------------------------- annotation audit
 
-def song_means(values: Any) -> float:
+def song_means(values: npt.ArrayLike | None) -> float:
     a = np.asarray(values if values is not None else [], dtype=float)
     a = a[np.isfinite(a)]
     return float(a.mean()) if len(a) else math.nan
 
 
-def audit_plot(songs: pd.DataFrame | None, audit: dict[str, Any]) -> Any:
+def audit_plot(songs: pd.DataFrame | None, audit: Audit) -> Figure | None:
     """Per id block: each song's static valence *as in the CSV* against the mean of its
     dynamic valence (blue) and dynamic arousal (orange). A straight block follows blue, a
     crossed one orange; r values are the audit's (all annotated songs)."""
@@ -350,7 +299,8 @@ def audit_plot(songs: pd.DataFrame | None, audit: dict[str, Any]) -> Any:
                       "da": [song_means(v) for v in songs["dyn_arousal"]]})
     fig = new_figure(3.6 * len(blocks) + 0.4, 3.9)
     axes = fig.subplots(1, len(blocks), squeeze=False, sharey=True)[0]
-    for i, (ax, b) in enumerate(zip(axes, blocks)):
+    ax: Axes
+    for i, (ax, b) in enumerate(zip(axes, blocks, strict=True)):
         g = s[(s["song_id"] >= b["id_min"]) & (s["song_id"] <= b["id_max"])].dropna(subset=["sv"])
         st = point_style(len(g))
         ax.scatter(g["sv"], g["dv"], color="tab:blue", marker="o", edgecolors="none", **st,
@@ -370,5 +320,5 @@ def audit_plot(songs: pd.DataFrame | None, audit: dict[str, Any]) -> Any:
     return fig
 
 
-def fmt_r(r: Any) -> str:
+def fmt_r(r: float | None) -> str:
     return "n/a" if r is None or (isinstance(r, float) and not math.isfinite(r)) else f"{float(r):+.2f}"

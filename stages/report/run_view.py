@@ -106,10 +106,11 @@ class RunView:
         if p is None:
             return None
         try:
-            return json.loads(p.read_text(encoding="utf-8"))
+            loaded: dict[str, Any] | None = json.loads(p.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             self.warnings.append(f"{name}: cannot read {self.stages[name].dir}/{filename}: {self._short(exc)}")
             return None
+        return loaded
 
     def with_file(self, filename: str) -> list[str]:
         """Stages (DAG order) whose folder holds `filename`."""

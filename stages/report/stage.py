@@ -1,5 +1,5 @@
 """`report`: the dataset at a glance (SPEC §8) — `report/index.html`, PNG plots,
-`report.json` (schema: `report_schema.py`), a dataset card `DATASET.md`, `recipe.toml`.
+`report.json` (schema: `json_schema.py`), a dataset card `DATASET.md`, `recipe.toml`.
 
 Two ways to build it, one builder:
 
@@ -19,58 +19,73 @@ Layout of `report/`: `index.html` (self-contained, PNGs inlined), the same PNGs 
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+import pandas as pd
 
 from emoprep.pipeline.atomic import TMP_PREFIX, atomic_write_bytes
-from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.context import StageContext
+from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.stage import Outcome, Stage
-from emoprep.stages.report import card as report_card, page as report_html, plots as rp, stats as rn
-from emoprep.stages.report.run_view import RunView, current_stages, load_view, read_done, upstream_closure
+from emoprep.stages.report import card as report_card
+from emoprep.stages.report import page as report_html
+from emoprep.stages.report import plots as rp
+from emoprep.stages.report import stats as rn
+from emoprep.stages.report.canvas import style, to_png
 from emoprep.stages.report.json_schema import FORMAT, SCHEMA, VERSION, schema_markdown
+from emoprep.stages.report.json_values import num
+from emoprep.stages.report.run_view import RunView, current_stages, load_view, read_done, upstream_closure
+from emoprep.stages.report.shapes import PageFigure, ReportJson, ReportNumbers, StageTiming, Timings
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # (key, title, caption): every figure the report may draw, in page order.
 FIGURES: tuple[tuple[str, str, str], ...] = (
     ("stage_counts", "Per-stage counts",
      "Kept manifest rows (blue) and rejected inputs (red) per stage, in DAG order, on a log scale."),
     ("va_scatter", "Valence–arousal per modality",
-     "Normalised valence (x) and arousal (y) of every labelled sample, one panel per modality, coloured by "
-     "dataset; above the hexbin threshold a log-count hexbin replaces the points."),
+     ("Normalised valence (x) and arousal (y) of every labelled sample, one panel per modality, coloured by "
+      "dataset; above the hexbin threshold a log-count hexbin replaces the points.")),
     ("va_by_emotion", "Emotion classes in valence–arousal space",
-     "Samples coloured by their emotion class; dashed lines are the class boundaries of eq. 2.1 "
-     "(slopes ±0.33, ±0.66 through the origin)."),
+     ("Samples coloured by their emotion class; dashed lines are the class boundaries of eq. 2.1 "
+      "(slopes ±0.33, ±0.66 through the origin).")),
     ("va_by_category", "Images by category",
      "One panel per image category (largest first): its images in colour, all images in grey, ✕ = mean."),
     ("emotion_counts", "Emotion classes per split", "Samples per emotion class and split, per modality."),
     ("durations", "Audio durations",
-     "Durations of the audio per stage that records them (0.1 s bins within a 5 s range, else 1 s to 60 s, "
-     "then 10 s); dashed lines: lengths the recipe acts on."),
+     ("Durations of the audio per stage that records them (0.1 s bins within a 5 s range, else 1 s to 60 s, "
+      "then 10 s); dashed lines: lengths the recipe acts on.")),
     ("chunks_per_song", "Chunks per song", "How many chunks each song gave; red: songs that gave none."),
     ("rejects", "Rejects by reason", "Rejected inputs per reason code, coloured by the stage that rejected them."),
     ("audit", "Annotation audit",
-     "Each kept song's static valence as written in the CSV against the mean of its dynamic valence (blue) and "
-     "dynamic arousal (orange), per id block; r values are the audit's over all annotated songs."),
+     ("Each kept song's static valence as written in the CSV against the mean of its dynamic valence (blue) and "
+      "dynamic arousal (orange), per id block; r values are the audit's over all annotated songs.")),
 )
 
 
-class Report(Stage):
+@dataclass(frozen=True)
+class ReportParams:
+    after: tuple[str, ...] = ("tokens",)   # the recipe's final stage(s); the report covers their closure
+    title: str = "emoprep dataset report"
+    hexbin_above: int = 2000               # VA scatter becomes a hexbin above this many points per modality
+    examples_per_reason: int = 3           # sample ids + messages shown per reject reason
+
+
+class Report(Stage[ReportParams]):
     name = "report"
     version = "1"
     libraries = ("matplotlib", "numpy", "pandas", "pyarrow")
     description = "HTML report, report.json, dataset card and recipe of everything upstream"
     parallel = False
+    Params = ReportParams
 
-    @dataclass(frozen=True)
-    class Params:
-        after: tuple[str, ...] = ("tokens",)   # the recipe's final stage(s); the report covers their closure
-        title: str = "emoprep dataset report"
-        hexbin_above: int = 2000               # VA scatter becomes a hexbin above this many points per modality
-        examples_per_reason: int = 3           # sample ids + messages shown per reject reason
-
-    def inputs(self, params: Any) -> list[str]:
+    def inputs(self, params: ReportParams) -> list[str]:
         if not params.after:
             raise ConfigError("report.after is empty: name the recipe's final stage(s), e.g. after = [\"tokens\"]")
         return list(params.after)
@@ -79,10 +94,11 @@ class Report(Stage):
         """`<out>/report/` always shows the current report folder, also when a run switches
         back to an earlier, up-to-date one."""
         files = {p.name: p.read_bytes() for p in sorted(stage_dir.iterdir())
-                 if p.is_file() and not p.name.startswith(("_", ".")) and p.name not in ("manifest.parquet", "rejects.parquet")}
+                 if p.is_file() and not p.name.startswith(("_", "."))
+                 and p.name not in ("manifest.parquet", "rejects.parquet")}
         publish(stage_dir.parent, files)
 
-    def run(self, ctx: StageContext) -> Outcome:
+    def run(self, ctx: StageContext[ReportParams]) -> Outcome:
         start = {name: ctx.rel(path) for name, path in sorted(ctx.input_dirs.items())}
         files = build_files(ctx.out_root, upstream_closure(ctx.out_root, start), ctx.params, timings=False)
         for name, data in sorted(files.items()):
@@ -94,13 +110,25 @@ class Report(Stage):
 
 # ---------------------------------------------------------------- building
 
-def build_numbers(view: RunView, params: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+@dataclass(frozen=True)
+class PlotInputs:
+    """What the figures need beyond report.json's numbers: the label rows, the image rows
+    with their category, the audited songs and the lengths the recipe acts on."""
+
+    labels: pd.DataFrame | None
+    categories: pd.DataFrame | None
+    category_column: str | None
+    audit_songs: pd.DataFrame | None
+    duration_markers: list[tuple[float, str]]
+
+
+def build_numbers(view: RunView, params: ReportParams) -> tuple[ReportNumbers, PlotInputs]:
     """(report.json content without `figures`, plot inputs)."""
     label_stage, labels = rn.label_frame(view)
     splits = rn.split_section(view, labels)
     emotions = rn.emotion_counts(labels, splits["names"])
     column, cat_stage, cats = rn.category_frame(view, labels)
-    r = {
+    r: ReportNumbers = {
         "format": FORMAT, "version": VERSION, "title": params.title,
         "stages": rn.stage_rows(view),
         "labels": {"stage": label_stage, "by_modality": rn.label_summary(labels)},
@@ -112,16 +140,16 @@ def build_numbers(view: RunView, params: Any) -> tuple[dict[str, Any], dict[str,
         "audit": rn.audits(view), "weights": rn.weights(view),
     }
     audit_stage = r["audit"][0]["stage"] if r["audit"] else None
-    plot_inputs = {"labels": labels, "categories": cats, "category_column": column,
-                   "audit_songs": view.manifest(audit_stage) if audit_stage else None,
-                   "duration_markers": duration_markers(view)}
+    plot_inputs = PlotInputs(labels=labels, categories=cats, category_column=column,
+                             audit_songs=view.manifest(audit_stage) if audit_stage else None,
+                             duration_markers=duration_markers(view))
     return r, plot_inputs
 
 
 def duration_markers(view: RunView) -> list[tuple[float, str]]:
     """Lengths the recipe acts on: the clip target (longer songs rejected under 'pad') and
     the shortest song that gives a chunk (start_s + pad_tail_min_s)."""
-    out = []
+    out: list[tuple[float, str]] = []
     clips = view.stages.get("clips")
     if clips and isinstance(clips.params.get("target_s"), (int, float)):
         out.append((float(clips.params["target_s"]), f"clips: {clips.params['target_s']} s target"))
@@ -132,54 +160,58 @@ def duration_markers(view: RunView) -> list[tuple[float, str]]:
     return out
 
 
-def draw_figures(r: dict[str, Any], inputs: dict[str, Any], params: Any) -> dict[str, bytes]:
+def draw_figures(r: ReportNumbers, inputs: PlotInputs, params: ReportParams) -> dict[str, bytes]:
     """key -> PNG bytes for every figure whose data exists."""
-    builders = {
+    builders: dict[str, Callable[[], Figure | None]] = {
         "stage_counts": lambda: rp.stage_counts_plot(r["stages"]),
-        "va_scatter": lambda: rp.va_scatter(inputs["labels"], params.hexbin_above),
-        "va_by_emotion": lambda: rp.va_by_emotion(inputs["labels"], r["emotions"]["classes"]),
-        "va_by_category": lambda: rp.va_by_category(inputs["categories"], inputs["category_column"]),
+        "va_scatter": lambda: rp.va_scatter(inputs.labels, params.hexbin_above),
+        "va_by_emotion": lambda: rp.va_by_emotion(inputs.labels, r["emotions"]["classes"]),
+        "va_by_category": lambda: rp.va_by_category(inputs.categories, inputs.category_column),
         "emotion_counts": lambda: rp.emotion_counts_plot(r["emotions"], r["splits"]["rows"]),
-        "durations": lambda: rp.duration_hist(r["durations"], inputs["duration_markers"]),
+        "durations": lambda: rp.duration_hist(r["durations"], inputs.duration_markers),
         "chunks_per_song": lambda: rp.chunks_hist(r["chunks_per_song"]),
         "rejects": lambda: rp.rejects_plot(r["rejects"], [s["name"] for s in r["stages"]]),
-        "audit": lambda: rp.audit_plot(inputs["audit_songs"], r["audit"][0]) if r["audit"] else None,
+        "audit": lambda: rp.audit_plot(inputs.audit_songs, r["audit"][0]) if r["audit"] else None,
     }
     out = {}
-    with rp.style():
+    with style():
         for key, _title, _caption in FIGURES:
             fig = builders[key]()
             if fig is not None:
-                out[key] = rp.to_png(fig)
+                out[key] = to_png(fig)
     return out
 
 
-def timings_of(view: RunView) -> dict[str, Any]:
+def timings_of(view: RunView) -> Timings:
     """Per stage: what `_DONE.json` "run" recorded for the run that built it."""
-    rows = []
+    rows: list[StageTiming] = []
     for name, st in view.stages.items():
         run = st.done.get("run") or {}
-        rows.append({"name": name, "seconds": rn.num(run.get("seconds"), 3),
-                     "resumed_items": rn.num(run.get("resumed_items")), "executor": run.get("executor"),
-                     "workers": rn.num(run.get("workers"))})
+        rows.append({"name": name, "seconds": num(run.get("seconds"), 3),
+                     "resumed_items": num(run.get("resumed_items")), "executor": run.get("executor"),
+                     "workers": num(run.get("workers"))})
     total = sum(float(t["seconds"] or 0) for t in rows)
     return {"stages": rows, "total_seconds": round(total, 3),
             "note": "seconds each stage took in the run that built its folder (_DONE.json 'run')"}
 
 
-def dumps(obj: Any) -> bytes:
+def dumps(obj: object) -> bytes:
     return (json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
 
 
-def build_files(out_root: Path, dirs: dict[str, str], params: Any, timings: bool) -> dict[str, bytes]:
+def build_files(out_root: Path, dirs: dict[str, str], params: ReportParams, timings: bool) -> dict[str, bytes]:
     """Every file of the report (name -> bytes). Without `timings` the result depends only
     on the contents of the stage folders in `dirs`."""
     view = load_view(out_root, dirs)
-    r, inputs = build_numbers(view, params)
-    pngs = draw_figures(r, inputs, params)
-    r["figures"] = [{"file": f"{k}.png", "title": t, "caption": c} for k, t, c in FIGURES if k in pngs]
-    r["warnings"] = sorted(set(view.warnings))
-    figs = {k: {"file": f"{k}.png", "title": t, "caption": c, "png": pngs[k]} for k, t, c in FIGURES if k in pngs}
+    numbers, inputs = build_numbers(view, params)
+    pngs = draw_figures(numbers, inputs, params)
+    r: ReportJson = {
+        **numbers,
+        "figures": [{"file": f"{k}.png", "title": t, "caption": c} for k, t, c in FIGURES if k in pngs],
+        "warnings": sorted(set(view.warnings)),
+    }
+    figs: dict[str, PageFigure] = {k: {"file": f"{k}.png", "title": t, "caption": c, "png": pngs[k]}
+                                   for k, t, c in FIGURES if k in pngs}
     tim = timings_of(view) if timings else None
     files = {f"{k}.png": png for k, png in pngs.items()}
     files.update({
@@ -212,17 +244,18 @@ def publish(dest: Path, files: dict[str, bytes]) -> None:
 
 # ---------------------------------------------------------------- the command
 
-def report_params(out_root: Path, current: dict[str, str]) -> Any:
+def report_params(out_root: Path, current: dict[str, str]) -> ReportParams:
     """The report stage's parameters from its last build (title, thresholds), else defaults."""
     from emoprep.pipeline.recipe import build_params
 
     done = read_done(out_root / current["report"]) if "report" in current else None
     saved = ((done or {}).get("components") or {}).get("params") or {}
-    known = {f for f in Report.Params.__dataclass_fields__}
+    known = {f.name for f in dataclasses.fields(ReportParams)}
     try:
-        return build_params(Report.Params, {k: v for k, v in saved.items() if k in known}, "report")
+        params: ReportParams = build_params(ReportParams, {k: v for k, v in saved.items() if k in known}, "report")
     except ConfigError:
-        return Report.Params()
+        return ReportParams()
+    return params
 
 
 def build_report(out_root: Path) -> Path:

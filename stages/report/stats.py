@@ -2,18 +2,35 @@
 
 Every function reads what exists and returns plain JSON values (sorted, rounded, NaN as
 null), so the same stage folders always give the same bytes. A section whose inputs are not
-there is empty ([] / {} / null), never an error. The schema is in `report_schema.py`.
+there is empty ([] / {} / null), never an error. The schema is in `json_schema.py`, the
+sections' types in `shapes.py`, the number rounding in `json_values.py`.
 """
 from __future__ import annotations
 
-import math
 from collections import Counter
-from typing import Any
+from typing import Any, SupportsIndex, SupportsInt
 
 import numpy as np
 import pandas as pd
 
-from emoprep.stages.report.run_view import RunView
+from emoprep.stages.report.json_values import num, plain_json
+from emoprep.stages.report.run_view import RunView, StageInfo
+from emoprep.stages.report.shapes import (
+    Audit,
+    Bound,
+    CategoryRow,
+    ChunksPerSong,
+    Durations,
+    Emotions,
+    ModalitySummary,
+    Normalisation,
+    ReasonRow,
+    Rejects,
+    Splits,
+    StageRow,
+    Stats,
+    Weights,
+)
 
 MODALITY_NAMES = {0: "image", 1: "audio"}
 RANDOM_INIT = "random-init"  # SPEC §6: what a tokenizer records without pretrained weights
@@ -23,32 +40,18 @@ NO_SPLIT = "all"
 
 # ---------------------------------------------------------------- helpers
 
-def num(x: Any, digits: int = 6) -> Any:
-    """A JSON-safe number: ints stay ints, floats are rounded, NaN/inf become None."""
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        x = float(x)
-        return round(x, digits) if math.isfinite(x) else None
-    return x
+def as_int(value: object) -> int:
+    """`int(value)` for a value typed more broadly than it is (a pandas group key, a JSON key);
+    TypeError for what `int` does not take."""
+    if isinstance(value, (str, bytes, SupportsInt, SupportsIndex)):
+        return int(value)
+    raise TypeError(f"int() argument must be a string, a bytes-like object or a real number, "
+                    f"not '{type(value).__name__}'")
 
 
-def plain_json(obj: Any) -> Any:
-    """Recursively convert to JSON-safe values (numbers via `num`, tuples to lists)."""
-    if isinstance(obj, dict):
-        return {str(k): plain_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [plain_json(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [plain_json(v) for v in obj.tolist()]
-    return num(obj)
-
-
-def modality_name(m: Any) -> str:
+def modality_name(m: object) -> str:
     try:
-        return MODALITY_NAMES.get(int(m), f"modality {int(m)}")
+        return MODALITY_NAMES.get(as_int(m), f"modality {as_int(m)}")
     except (TypeError, ValueError):
         return str(m)
 
@@ -58,12 +61,12 @@ def dataset_of(sample_id: str) -> str:
     return str(sample_id).split(":", 1)[0]
 
 
-def describe_values(x: pd.Series) -> dict[str, Any]:
+def describe_values(x: pd.Series) -> Stats:
     v = pd.to_numeric(x, errors="coerce").to_numpy(dtype=float)
     v = v[np.isfinite(v)]
     if not len(v):
         return {"n": 0, "min": None, "max": None, "mean": None, "std": None}
-    return {"n": int(len(v)), "min": num(v.min()), "max": num(v.max()), "mean": num(v.mean()),
+    return {"n": len(v), "min": num(v.min()), "max": num(v.max()), "mean": num(v.mean()),
             "std": num(v.std(ddof=0))}
 
 
@@ -77,9 +80,9 @@ def emotion_classes(present: list[str] | None = None) -> list[str]:
 
 # ---------------------------------------------------------------- stages and rejects
 
-def stage_rows(view: RunView) -> list[dict[str, Any]]:
+def stage_rows(view: RunView) -> list[StageRow]:
     """One row per stage in DAG order: folder, fingerprint, inputs, counts, parameters."""
-    out = []
+    out: list[StageRow] = []
     for name, st in view.stages.items():
         c = st.counts
         comp = st.components
@@ -95,13 +98,13 @@ def stage_rows(view: RunView) -> list[dict[str, Any]]:
     return out
 
 
-def reject_summary(view: RunView, examples: int = 3) -> dict[str, Any]:
+def reject_summary(view: RunView, examples: int = 3) -> Rejects:
     """Rejects grouped by reason code (most frequent first): meaning, count per stage and
     the first `examples` sample ids with their messages."""
     from emoprep.manifests.reasons import REJECT_CODES
 
     df = view.rejects()
-    by_reason = []
+    by_reason: list[ReasonRow] = []
     counts = Counter(df["reason"]) if len(df) else Counter()
     for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
         sub = df[df["reason"] == reason]
@@ -113,7 +116,7 @@ def reject_summary(view: RunView, examples: int = 3) -> dict[str, Any]:
             "examples": [{"sample_id": r.sample_id, "stage": r.stage, "message": r.message}
                          for r in sub.head(examples).itertuples()],
         })
-    return {"total": int(len(df)), "by_reason": by_reason}
+    return {"total": len(df), "by_reason": by_reason}
 
 
 # ---------------------------------------------------------------- labels
@@ -126,7 +129,8 @@ def label_stage(view: RunView) -> str | None:
         if pref in ok:
             return pref
     with_split = [n for n in ok if "split" in view.columns(n)]
-    return (with_split or ok or [None])[0]
+    first = with_split or ok
+    return first[0] if first else None
 
 
 def label_frame(view: RunView) -> tuple[str | None, pd.DataFrame | None]:
@@ -145,14 +149,14 @@ def label_frame(view: RunView) -> tuple[str | None, pd.DataFrame | None]:
     return name, df
 
 
-def label_summary(df: pd.DataFrame | None) -> dict[str, Any]:
+def label_summary(df: pd.DataFrame | None) -> dict[str, ModalitySummary]:
     """Per modality: samples, source items (songs/images), datasets, VA statistics."""
     if df is None or not len(df):
         return {}
-    out = {}
+    out: dict[str, ModalitySummary] = {}
     for m, g in df.groupby("modality", sort=True):
         out[modality_name(m)] = {
-            "modality": int(m), "samples": int(len(g)),
+            "modality": as_int(m), "samples": len(g),
             "sources": int(g["source_id"].nunique()) if "source_id" in g else None,
             "datasets": {k: int(v) for k, v in sorted(Counter(g["dataset"]).items())},
             "valence": describe_values(g["valence"]), "arousal": describe_values(g["arousal"]),
@@ -171,13 +175,13 @@ def split_names(df: pd.DataFrame | None, summary: dict[str, Any] | None) -> list
     return names + [s for s in present if s not in names]
 
 
-def emotion_counts(df: pd.DataFrame | None, splits: list[str]) -> dict[str, Any]:
+def emotion_counts(df: pd.DataFrame | None, splits: list[str]) -> Emotions:
     """Counts of each emotion class per modality and split (zeros included)."""
     if df is None or "emotion" not in df:
         return {"classes": emotion_classes(), "counts": {}}
     classes = emotion_classes(sorted(set(df["emotion"].dropna().astype(str))))
     split_col = df["split"].astype(str) if "split" in df else pd.Series(NO_SPLIT, index=df.index)
-    counts: dict[str, Any] = {}
+    counts: dict[str, dict[str, dict[str, int]]] = {}
     for m, g in df.groupby("modality", sort=True):
         per = {}
         for s in splits:
@@ -187,14 +191,14 @@ def emotion_counts(df: pd.DataFrame | None, splits: list[str]) -> dict[str, Any]
     return {"classes": classes, "counts": counts}
 
 
-def split_section(view: RunView, df: pd.DataFrame | None) -> dict[str, Any]:
+def split_section(view: RunView, df: pd.DataFrame | None) -> Splits:
     """Rows and source items per split and modality, plus the split stage's own summary."""
     summary = view.json_file("split", "split_summary.json") if "split" in view.stages else None
     names = split_names(df, summary)
-    out: dict[str, Any] = {"names": names, "rows": {}, "sources": {}, "by_modality": {},
-                           "ratios": plain_json((summary or {}).get("ratios")),
-                           "method": (summary or {}).get("method"), "seed": num((summary or {}).get("seed")),
-                           "strata": plain_json((summary or {}).get("strata") or [])}
+    out: Splits = {"names": names, "rows": {}, "sources": {}, "by_modality": {},
+                   "ratios": plain_json((summary or {}).get("ratios")),
+                   "method": (summary or {}).get("method"), "seed": num((summary or {}).get("seed")),
+                   "strata": plain_json((summary or {}).get("strata") or [])}
     if df is None or "split" not in df:
         return out
     s = df["split"].astype(str)
@@ -207,12 +211,12 @@ def split_section(view: RunView, df: pd.DataFrame | None) -> dict[str, Any]:
     return out
 
 
-def normalisation(view: RunView) -> list[dict[str, Any]]:
+def normalisation(view: RunView) -> list[Normalisation]:
     """Each `normalisation.json` found (the labels stage's bounds per modality or source)."""
-    out = []
+    out: list[Normalisation] = []
     for name in view.with_file("normalisation.json"):
         info = view.json_file(name, "normalisation.json") or {}
-        bounds = []
+        bounds: list[Bound] = []
         for key, dims in sorted((info.get("bounds") or {}).items()):
             label = modality_name(key) if str(key).isdigit() else str(key)
             for dim in ("valence", "arousal"):
@@ -235,7 +239,7 @@ def category_frame(view: RunView, labels: pd.DataFrame | None) -> tuple[str | No
     if labels is None:
         return None, None, None
     column = None
-    for name, st in view.stages.items():
+    for st in view.stages.values():
         if "category_column" in st.params:
             column = str(st.params["category_column"])
             break
@@ -243,8 +247,9 @@ def category_frame(view: RunView, labels: pd.DataFrame | None) -> tuple[str | No
     order = [n for n in ("images", "foodpics") if n in view.stages] + \
             [n for n in view.stages if n not in ("images", "foodpics")]
     for name in order:
-        if {"sample_id", column} <= set(view.columns(name)):
-            cats = view.manifest(name)[["sample_id", column]].drop_duplicates("sample_id")
+        manifest = view.manifest(name) if {"sample_id", column} <= set(view.columns(name)) else None
+        if manifest is not None:
+            cats = manifest[["sample_id", column]].drop_duplicates("sample_id")
             df = labels.merge(cats, on="sample_id", how="inner")
             df = df[df[column].notna()].rename(columns={column: "category"})
             df["category"] = df["category"].astype(str)
@@ -253,13 +258,13 @@ def category_frame(view: RunView, labels: pd.DataFrame | None) -> tuple[str | No
     return None, None, None
 
 
-def category_summary(df: pd.DataFrame | None) -> list[dict[str, Any]]:
+def category_summary(df: pd.DataFrame | None) -> list[CategoryRow]:
     if df is None:
         return []
-    out = []
+    out: list[CategoryRow] = []
     for cat, g in df.groupby("category", sort=True):
         em = Counter(g["emotion"].astype(str)) if "emotion" in g else Counter()
-        out.append({"category": cat, "n": int(len(g)),
+        out.append({"category": str(cat), "n": len(g),
                     "valence_mean": num(g["valence"].mean()), "arousal_mean": num(g["arousal"].mean()),
                     "valence_std": num(g["valence"].std(ddof=0)), "arousal_std": num(g["arousal"].std(ddof=0)),
                     "top_emotion": (sorted(em.items(), key=lambda kv: (-kv[1], kv[0]))[0][0] if em else None)})
@@ -268,17 +273,18 @@ def category_summary(df: pd.DataFrame | None) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------- audio structure
 
-def durations(view: RunView) -> dict[str, Any]:
+def durations(view: RunView) -> dict[str, Durations]:
     """Per stage whose manifest has `duration_s` (audio ingest): the distribution."""
-    out = {}
+    out: dict[str, Durations] = {}
     for name in view.stages:
-        if "duration_s" not in view.columns(name):
+        manifest = view.manifest(name) if "duration_s" in view.columns(name) else None
+        if manifest is None:
             continue
-        v = pd.to_numeric(view.manifest(name)["duration_s"], errors="coerce").dropna().to_numpy(float)
+        v = pd.to_numeric(manifest["duration_s"], errors="coerce").dropna().to_numpy(float)
         if not len(v):
             continue
         counts, edges = np.histogram(v, bins=duration_bins(v))
-        out[name] = {"n": int(len(v)), "min_s": num(v.min(), 3), "median_s": num(float(np.median(v)), 3),
+        out[name] = {"n": len(v), "min_s": num(v.min(), 3), "median_s": num(float(np.median(v)), 3),
                      "max_s": num(v.max(), 3), "total_hours": num(v.sum() / 3600.0, 3),
                      "histogram": {"edges_s": [num(e, 3) for e in edges], "counts": [int(c) for c in counts]}}
     return out
@@ -297,15 +303,16 @@ def duration_bins(v: np.ndarray) -> np.ndarray:
     return np.unique(np.concatenate([fine, coarse]))
 
 
-def chunks_per_song(view: RunView) -> dict[str, Any]:
+def chunks_per_song(view: RunView) -> dict[str, ChunksPerSong]:
     """Per stage with `chunk_index` rows: how many chunks each source song gave (0 for
     songs of the upstream manifest that gave none)."""
-    out = {}
+    out: dict[str, ChunksPerSong] = {}
     for name, st in view.stages.items():
         cols = view.columns(name)
-        if not {"chunk_index", "source_id"} <= set(cols):
+        manifest = view.manifest(name) if {"chunk_index", "source_id"} <= set(cols) else None
+        if manifest is None:
             continue
-        per = Counter(view.manifest(name)["source_id"].astype(str))
+        per = Counter(manifest["source_id"].astype(str))
         songs = set(per)
         for up in st.inputs:
             up_df = view.manifest(up) if up in view.stages else None
@@ -320,9 +327,9 @@ def chunks_per_song(view: RunView) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- audit and weights
 
-def audits(view: RunView) -> list[dict[str, Any]]:
+def audits(view: RunView) -> list[Audit]:
     """Each `audit.json` (the DEAM annotation audit): blocks, verdicts, what was fixed."""
-    out = []
+    out: list[Audit] = []
     for name in view.with_file("audit.json"):
         a = view.json_file(name, "audit.json") or {}
         out.append({"stage": name, "static_fix": a.get("static_fix"), "n_fixed": num(a.get("n_fixed", 0)),
@@ -335,7 +342,7 @@ def audits(view: RunView) -> list[dict[str, Any]]:
     return out
 
 
-def tokenizer_setups(st: Any, manifest_tokenizers: list[str]) -> dict[str, dict[str, Any]]:
+def tokenizer_setups(st: StageInfo, manifest_tokenizers: list[str]) -> dict[str, dict[str, Any]]:
     """tokenizer -> {weights, device, compute_dtype} from the fingerprint's `extra`: either
     one setup at the top level or several under `tokenizers` (a multi-tokenizer stage)."""
     extra = st.components.get("extra") or {}
@@ -348,10 +355,10 @@ def tokenizer_setups(st: Any, manifest_tokenizers: list[str]) -> dict[str, dict[
     return {}
 
 
-def weights(view: RunView) -> list[dict[str, Any]]:
+def weights(view: RunView) -> list[Weights]:
     """Model weights per tokenizer of each tokenizing stage: identity from the fingerprint,
     and the `weights` column of its rows. `random_init` is true when either says random-init."""
-    out = []
+    out: list[Weights] = []
     for name, st in view.stages.items():
         df = view.manifest(name) if "weights" in view.columns(name) else None
         toks = sorted(set(df["tokenizer"].astype(str))) if df is not None and "tokenizer" in df else []
@@ -360,7 +367,8 @@ def weights(view: RunView) -> list[dict[str, Any]]:
             continue
         for tok in sorted(set(setups) | set(toks)) or [str(st.params.get("tokenizer") or "")]:
             setup = setups.get(tok, {})
-            ident = setup.get("weights") if isinstance(setup.get("weights"), dict) else {}
+            weights_of = setup.get("weights")
+            ident: dict[str, Any] = weights_of if isinstance(weights_of, dict) else {}
             rows = df if df is None or "tokenizer" not in df else df[df["tokenizer"].astype(str) == tok]
             counts = Counter(rows["weights"].astype(str)) if rows is not None else Counter()
             values = {str(k): int(v) for k, v in sorted(counts.items())}

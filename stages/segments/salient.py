@@ -26,31 +26,33 @@ the dataset's own scale) and, where the song has dynamic frames, their mean over
 from __future__ import annotations
 
 import hashlib
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 
+from emoprep.manifests.reasons import NON_FINITE_AUDIO, SHORTER_THAN_WINDOW, SILENT_AUDIO
+from emoprep.pipeline.columns import ColumnKind
+from emoprep.pipeline.context import ItemContext, StageContext
 from emoprep.pipeline.errors import ConfigError
-from emoprep.pipeline.stage import Outcome, Reject, Stage, WorkItem
-from emoprep.stages.segments.chunks import chunk_va, frame_times_ms, pair_frames
+from emoprep.pipeline.stage import Outcome, Stage, WorkItem
 from emoprep.stages.common.audio_io import AUDIO_SUFFIX, AudioError, fit_length, write_audio
 from emoprep.stages.common.audio_source import audio_payloads, load_mono
-from emoprep.pipeline.columns import with_kinds
+from emoprep.stages.segments.spans import chunk_va, float_frames, frame_times_ms, pair_frames
 
 TIE_RTOL = 1e-9
 # librosa's spectral contrast (fmin 200 Hz, 6 bands) has a band edge at 6.4 kHz below Nyquist
 CONTRAST_MIN_RATE = 2 * 200 * 2 ** 5
 
-KINDS = {"sample_id": "str", "source_id": "str", "modality": "int", "dataset": "str",
-         "start_s": "float", "end_s": "float", "padded_s": "float", "duration_s": "float",
-         "score": "float", "rms_mean": "float", "contrast_mean": "float", "n_windows": "int",
-         "window_scores": "floats", "valence_raw": "float", "arousal_raw": "float",
-         "dyn_valence_mean": "float", "dyn_arousal_mean": "float", "dyn_n_frames": "int",
-         "n_samples": "int", "sample_rate": "int", "path": "str"}
+KINDS: dict[str, ColumnKind] = {
+    "sample_id": "str", "source_id": "str", "modality": "int", "dataset": "str", "start_s": "float",
+    "end_s": "float", "padded_s": "float", "duration_s": "float", "score": "float",
+    "rms_mean": "float", "contrast_mean": "float", "n_windows": "int", "window_scores": "floats",
+    "valence_raw": "float", "arousal_raw": "float", "dyn_valence_mean": "float",
+    "dyn_arousal_mean": "float", "dyn_n_frames": "int", "n_samples": "int", "sample_rate": "int",
+    "path": "str"}
 
 
 # ---- the science -----------------------------------------------------------------------------
@@ -84,7 +86,8 @@ def frame_span(starts: np.ndarray, window: int, hop_length: int, n_frames: int) 
 def window_means(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Mean of x[lo:hi] for every (lo, hi), by one cumulative sum."""
     cs = np.concatenate([[0.0], np.cumsum(np.asarray(x, dtype=np.float64))])
-    return (cs[hi] - cs[lo]) / (hi - lo)
+    means: np.ndarray = (cs[hi] - cs[lo]) / (hi - lo)
+    return means
 
 
 def best_window(scores: np.ndarray, rtol: float = TIE_RTOL) -> int:
@@ -108,12 +111,13 @@ def most_salient(y: np.ndarray, sr: int, window_s: float = 30.0, hop_s: float = 
                  n_fft: int = 2048, hop_length: int = 512) -> Salience:
     """The best window of `y` (mono, rate `sr`) by mean RMS × mean spectral contrast. A song
     shorter than the window gives the whole song (index -1)."""
-    window, hop = int(round(window_s * sr)), int(round(hop_s * sr))
+    window, hop = round(window_s * sr), round(hop_s * sr)
     rms, contrast = frame_features(y, sr, n_fft, hop_length)
     starts = window_starts(len(y), window, hop)
     if not len(starts):
-        r, c = float(rms.mean()), float(contrast.mean())
-        return Salience(0, -1, r * c, r, c, np.array([r * c]))
+        rms_mean, contrast_mean = float(rms.mean()), float(contrast.mean())
+        score = rms_mean * contrast_mean
+        return Salience(0, -1, score, rms_mean, contrast_mean, np.array([score]))
     lo, hi = frame_span(starts, window, hop_length, len(rms))
     r, c = window_means(rms, lo, hi), window_means(contrast, lo, hi)
     scores = r * c
@@ -122,29 +126,34 @@ def most_salient(y: np.ndarray, sr: int, window_s: float = 30.0, hop_s: float = 
 
 
 # ---- the stage -------------------------------------------------------------------------------
-class Salient(Stage):
+@dataclass(frozen=True)
+class SalientParams:
+    sources: tuple[str, ...] = ("deam",)   # ingest (or audio) stages to read songs from
+    window_s: float = 30.0
+    hop_s: float = 1.0
+    sample_rate: int = 44100                # of the kept audio
+    analysis_rate: int = 22050              # of the scoring (librosa's default rate)
+    n_fft: int = 2048
+    hop_length: int = 512
+    short_policy: Literal["pad", "reject"] = "pad"
+    audio_format: Literal["flac", "npy"] = "flac"
+
+
+class Salient(Stage[SalientParams]):
     name = "salient"
     version = "2"  # 2: hostile-input hardening of the audio reader
     libraries = ("librosa", "soundfile", "soxr", "numpy")
     default_inputs = ("deam",)
     description = "most salient window per song (mean RMS x mean spectral contrast), kept as audio (seed 004)"
+    Params = SalientParams
 
-    @dataclass(frozen=True)
-    class Params:
-        sources: tuple[str, ...] = ("deam",)   # ingest (or audio) stages to read songs from
-        window_s: float = 30.0
-        hop_s: float = 1.0
-        sample_rate: int = 44100                # of the kept audio
-        analysis_rate: int = 22050              # of the scoring (librosa's default rate)
-        n_fft: int = 2048
-        hop_length: int = 512
-        short_policy: Literal["pad", "reject"] = "pad"
-        audio_format: Literal["flac", "npy"] = "flac"
-
-    def inputs(self, params: Any) -> list[str]:
+    def inputs(self, params: SalientParams) -> list[str]:
         return list(params.sources)
 
-    def plan(self, ctx: Any) -> list[WorkItem]:
+    def columns(self, ctx: StageContext[SalientParams]) -> Mapping[str, ColumnKind]:
+        return KINDS
+
+    def plan(self, ctx: StageContext[SalientParams]) -> list[WorkItem]:
         q = ctx.params
         if not (q.window_s > 0 and 0 < q.hop_s <= q.window_s):
             raise ConfigError(f"salient: need window_s > 0 and 0 < hop_s <= window_s "
@@ -156,59 +165,53 @@ class Salient(Stage):
             raise ConfigError("salient.short_policy must be 'pad' or 'reject', audio_format 'flac' or 'npy'")
         return [WorkItem(p["sample_id"], p) for p in audio_payloads(ctx, q.sources, "salient")]
 
-    def process(self, item: WorkItem, ctx: Any) -> Outcome:
+    def process(self, item: WorkItem, ctx: ItemContext[SalientParams]) -> Outcome:
         import soxr
 
         p, q = item.payload, ctx.params
         try:
             dec = load_mono(p, ctx, q.sample_rate)
         except AudioError as exc:
-            return _reject(item.key, exc.reason, exc.message)
+            return Outcome.rejected(item.key, exc.reason, exc.message)
         if not np.any(dec.samples):
-            return _reject(item.key, "silent-audio", f"{p['ref']}: every sample is 0; no salient segment")
+            return Outcome.rejected(item.key, SILENT_AUDIO, f"{p['ref']}: every sample is 0; no salient segment")
         if not np.all(np.isfinite(dec.samples)):
-            return _reject(item.key, "non-finite-audio", f"{p['ref']}: NaN or infinite samples")
-        window_out = int(round(q.window_s * q.sample_rate))
+            return Outcome.rejected(item.key, NON_FINITE_AUDIO, f"{p['ref']}: NaN or infinite samples")
+        window_out = round(q.window_s * q.sample_rate)
         if len(dec.samples) < window_out and q.short_policy == "reject":
-            return _reject(item.key, "shorter-than-window", f"{p['ref']}: {dec.duration_s:.3f} s is shorter "
-                           f"than the {q.window_s:g} s window (short_policy = 'pad' keeps it, zero-padded)")
+            return Outcome.rejected(item.key, SHORTER_THAN_WINDOW, f"{p['ref']}: {dec.duration_s:.3f} s is "
+                                    f"shorter than the {q.window_s:g} s window (short_policy = 'pad' keeps "
+                                    "it, zero-padded)")
         y = dec.samples if q.analysis_rate == q.sample_rate else \
             soxr.resample(dec.samples, q.sample_rate, q.analysis_rate, quality="HQ")
         sal = most_salient(y, q.analysis_rate, q.window_s, q.hop_s, q.n_fft, q.hop_length)
         start_s = 0.0 if sal.index < 0 else sal.index * q.hop_s
-        first = int(round(start_s * q.sample_rate))
+        first = round(start_s * q.sample_rate)
         segment = dec.samples[first:first + window_out]
         out = Path(ctx.out_dir) / "audio" / p["dataset"] / f"{_stem(p['sample_id'])}{AUDIO_SUFFIX[q.audio_format]}"
         write_audio(out, fit_length(segment, window_out), q.sample_rate, q.audio_format)
         row = _row(p, q, sal, start_s, len(segment), dec.duration_s, window_out, ctx.rel(out))
         return Outcome(rows=[row], counters={"padded-short-songs": 1} if len(segment) < window_out else {})
 
-    def finalize(self, ctx: Any, rows: pd.DataFrame, rejects: list[Reject]) -> tuple[pd.DataFrame, list[Reject]]:
-        return with_kinds(rows, KINDS), rejects
 
-
-def _row(p: dict[str, Any], q: Any, sal: Salience, start_s: float, kept: int, duration_s: float,
+def _row(p: dict[str, Any], q: SalientParams, sal: Salience, start_s: float, kept: int, duration_s: float,
          window_out: int, rel: str) -> dict[str, Any]:
     dv = dav = None
     n_dyn = 0
     if "dyn_valence" in p:
-        v, a = pair_frames(_floats(p["dyn_valence"]), _floats(p["dyn_arousal"]))
+        v, a = pair_frames(float_frames(p["dyn_valence"]), float_frames(p["dyn_arousal"]))
         times = frame_times_ms(p["dyn_t0_s"], p["dyn_hz"], len(v))
         dv, dav, n_dyn = chunk_va(v, a, times, start_s, start_s + q.window_s)
     return {
         "sample_id": p["sample_id"], "source_id": p["source_id"], "modality": 1, "dataset": p["dataset"],
         "start_s": start_s, "end_s": start_s + kept / q.sample_rate, "padded_s": (window_out - kept) / q.sample_rate,
         "duration_s": duration_s, "score": sal.score, "rms_mean": sal.rms_mean, "contrast_mean": sal.contrast_mean,
-        "n_windows": int(len(sal.scores)) if sal.index >= 0 else 0,
+        "n_windows": len(sal.scores) if sal.index >= 0 else 0,
         "window_scores": [float(s) for s in sal.scores],
         "valence_raw": p["valence_raw"], "arousal_raw": p["arousal_raw"],
         "dyn_valence_mean": dv if n_dyn else None, "dyn_arousal_mean": dav if n_dyn else None,
         "dyn_n_frames": n_dyn, "n_samples": window_out, "sample_rate": q.sample_rate, "path": rel,
     }
-
-
-def _floats(values: list[float | None]) -> np.ndarray:
-    return np.array([math.nan if v is None else v for v in values], dtype=float)
 
 
 def _stem(sample_id: str) -> str:
@@ -221,6 +224,3 @@ def _stem(sample_id: str) -> str:
         return stem
     return f"{stem}-{hashlib.sha256(rest.encode()).hexdigest()[:10]}"
 
-
-def _reject(sample_id: str, reason: str, message: str) -> Outcome:
-    return Outcome(rejects=[Reject(sample_id, reason, message)])

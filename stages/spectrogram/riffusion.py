@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from emoprep.pipeline.atomic import atomic_path
 from emoprep.stages.spectrogram.params import DEFAULT_PARAMS, SpectrogramParams
 
@@ -43,7 +44,11 @@ class _RiffusionPlan:
     left_pad: int               # reflect padding that puts frame t's window centre at t*hop
 
 
-def _transform_key(p: SpectrogramParams) -> tuple:
+# (sample_rate, n_fft, win_length, hop_length, n_mels, f_min, f_max): what the plan depends on.
+TransformKey = tuple[int, int, int, int, int, float, float]
+
+
+def _transform_key(p: SpectrogramParams) -> TransformKey:
     return (p.sample_rate, p.n_fft, p.win_length, p.hop_length, p.n_mels, p.f_min, p.f_max)
 
 
@@ -80,7 +85,7 @@ def hann_window(n: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def _riffusion_plan(key: tuple) -> _RiffusionPlan:
+def _riffusion_plan(key: TransformKey) -> _RiffusionPlan:
     import scipy.sparse
 
     sample_rate, n_fft, win_length, _hop, n_mels, f_min, f_max = key

@@ -5,6 +5,7 @@ loudness normalisation, energy-based silence trim, pad/truncate to 3.0 s, 128 me
 from __future__ import annotations
 
 import numpy as np
+
 from emoprep.stages.spectrogram.params import DEFAULT_PARAMS, SpectrogramParams
 
 
@@ -14,7 +15,8 @@ def rms_normalise(y: np.ndarray, target_dbfs: float) -> np.ndarray:
     rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if y.size else 0.0
     if rms == 0.0:
         return y
-    return (y * (10.0 ** (target_dbfs / 20.0) / rms)).astype(np.float32)
+    scaled: np.ndarray = (y * (10.0 ** (target_dbfs / 20.0) / rms)).astype(np.float32)
+    return scaled
 
 
 def zscore(x: np.ndarray) -> np.ndarray:
@@ -23,7 +25,8 @@ def zscore(x: np.ndarray) -> np.ndarray:
     std = float(x.std())
     if std == 0.0:
         return np.zeros(x.shape, dtype=np.float32)
-    return ((x - x.mean()) / std).astype(np.float32)
+    z: np.ndarray = ((x - x.mean()) / std).astype(np.float32)
+    return z
 
 
 def seed001_mel(audio: np.ndarray, sr: int, p: SpectrogramParams = DEFAULT_PARAMS) -> np.ndarray:
@@ -52,7 +55,7 @@ def seed001_mel(audio: np.ndarray, sr: int, p: SpectrogramParams = DEFAULT_PARAM
         y = soxr.resample(y, sr, target_sr, quality="HQ").astype(np.float32)
     y = rms_normalise(y, p.seed001_target_rms_dbfs)
     y, _ = librosa.effects.trim(y, top_db=p.seed001_trim_top_db)
-    y = librosa.util.fix_length(y, size=int(round(p.seed001_clip_s * target_sr)))
+    y = librosa.util.fix_length(y, size=round(p.seed001_clip_s * target_sr))
     mel = librosa.feature.melspectrogram(y=y, sr=target_sr, n_fft=p.seed001_n_fft,
                                          hop_length=p.seed001_hop_length, n_mels=p.seed001_n_mels)
     db = librosa.power_to_db(mel, ref=np.max, top_db=p.seed001_top_db)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from emoprep.manifests.reasons import BAD_PATH, SHORT_AUDIO, UNREADABLE_AUDIO, WRONG_SAMPLE_RATE
 from emoprep.pipeline.atomic import atomic_path
 from emoprep.pipeline.context import ItemContext, StageContext
@@ -155,7 +156,8 @@ def _songs_contiguous(ctx: StageContext[SpectrogramParams]) -> bool:
 
 def _song_items(chunks: Iterable[dict[str, Any]]) -> Iterator[WorkItem]:
     """Consecutive chunks of one song → one item, as the rows stream by."""
-    song, group = None, []
+    song = ""
+    group: list[dict[str, Any]] = []
     for chunk in chunks:
         if _song_of(chunk) != song and group:
             yield _song_item(song, group)
@@ -166,13 +168,13 @@ def _song_items(chunks: Iterable[dict[str, Any]]) -> Iterator[WorkItem]:
         yield _song_item(song, group)
 
 
-def _chunk_order(chunk: dict[str, Any]) -> tuple:
+def _chunk_order(chunk: dict[str, Any]) -> tuple[float, str]:
     start = chunk.get("start_s")
     return (start if start is not None else math.inf, str(chunk["sample_id"]))
 
 
 def _carry(chunk: dict[str, Any]) -> dict[str, Any]:
-    keys = ("sample_id", "source_id", "modality", "start_s", "end_s") + LABEL_COLUMNS
+    keys = ("sample_id", "source_id", "modality", "start_s", "end_s", *LABEL_COLUMNS)
     return {k: chunk[k] for k in keys if k in chunk}
 
 

@@ -9,7 +9,7 @@ residual-vector-quantizer codes, 32 codebooks × 3450 frames, stored as int16 (c
 samples, so 75 frames/s and ceil(1,104,000 / 320) = 3450 frames; 24 kbps / (75 frames/s ×
 log2(1024) bits) = 32 codebooks.
 
-Weights (SPEC §6, shared code in `stages/weights.py`): `--weights DIR` (an EnCodec checkpoint
+Weights (SPEC §6, shared code in `weights.py`): `--weights DIR` (an EnCodec checkpoint
 folder with safetensors), else the HF cache snapshot of `facebook/encodec_24khz`, else the
 same architecture with a seeded random init and a loud warning. A plain `EncodecModel(config)`
 has all-zero codebooks (transformers leaves them for k-means to fill), which would make every
@@ -36,13 +36,19 @@ import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from emoprep.manifests.reasons import BAD_AUDIO_LENGTH, MISSING_FILE, NON_FINITE_AUDIO, UNREADABLE_AUDIO
 from emoprep.pipeline.errors import ConfigError
 from emoprep.stages.common.audio_source import read_samples
 from emoprep.stages.tokens import weights
+from emoprep.stages.tokens.decode import MISSING, UNREADABLE, Decoded
 from emoprep.stages.tokens.weights import Compute, WeightsSource
+
+if TYPE_CHECKING:
+    import torch
 
 HF_MODEL_ID = "facebook/encodec_24khz"
 RESAMPLER = "soxr-HQ"
@@ -91,7 +97,7 @@ def sample_rate(tokenizer: str) -> int:
 
 def clip_samples(tokenizer: str) -> int:
     """Samples of one clip at the model's rate (46.0 s × 24 kHz = 1,104,000)."""
-    return int(round(ARCHS[tokenizer]["clip_s"] * sample_rate(tokenizer)))
+    return round(float(ARCHS[tokenizer]["clip_s"]) * sample_rate(tokenizer))
 
 
 def codebook_size(tokenizer: str) -> int:
@@ -139,7 +145,7 @@ def build_model(tokenizer: str, source: WeightsSource, seed: int, device: str = 
         warn_random_init(tokenizer, seed)
         model = weights.seeded(seed, lambda: EncodecModel(arch_config(tokenizer)))
         init_random_codebooks(model.eval(), seed)
-    return model.to(device).eval()
+    return model.to(device).eval()  # type: ignore[arg-type]  # transformers types .to() as an unbound wrapper
 
 
 def init_random_codebooks(model: Any, seed: int) -> None:
@@ -183,7 +189,7 @@ def encoder_forward(model: Any, x: Any) -> Any:
     return torch.cat([model.encoder(x[i:i + 1]) for i in range(len(x))]) if len(x) else model.encoder(x)
 
 
-def encode(model: Any, audio: np.ndarray, tokenizer: str, compute: Compute) -> np.ndarray:
+def encode(model: Any, audio: np.ndarray | torch.Tensor, tokenizer: str, compute: Compute) -> np.ndarray:
     """float32 audio [B, n] (NumPy or torch) at the model's rate → int16 codes [B, codebooks, frames]."""
     import torch
 
@@ -206,7 +212,8 @@ def decode(model: Any, codes: np.ndarray) -> np.ndarray:
     c = torch.as_tensor(np.asarray(codes, dtype=np.int64))[None].to(next(model.parameters()).device)
     with torch.inference_mode():
         audio = model.decode(c, [None]).audio_values
-    return audio[:, 0].float().cpu().numpy()
+    out: np.ndarray = audio[:, 0].float().cpu().numpy()
+    return out
 
 
 @dataclass
@@ -234,8 +241,7 @@ def get_encodec(tokenizer: str, weights_dir: str | None, seed: int, device: str,
 
 # ---- input audio -----------------------------------------------------------------------
 
-def load_clip(path: Path, tokenizer: str, source_rate: int | None = None
-              ) -> tuple[np.ndarray | None, tuple[str, str] | None, str]:
+def load_clip(path: Path, tokenizer: str, source_rate: int | None = None) -> Decoded:
     """A clip file → (float32 mono at the model's rate, None, SHA-256 of the bytes decoded), or
     (None, (reason, detail), digest) for a reject. `detail` names no path (the caller prefixes
     the manifest path). FLAC/WAV carry their rate; a float32 `.npy` clip needs `source_rate`
@@ -245,24 +251,24 @@ def load_clip(path: Path, tokenizer: str, source_rate: int | None = None
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
-        return None, ("missing-file", "file not found"), "missing"
+        return None, (MISSING_FILE, "file not found"), MISSING
     except OSError as exc:
-        return None, ("unreadable-audio", f"cannot read ({exc.strerror or type(exc).__name__})"), "unreadable"
+        return None, (UNREADABLE_AUDIO, f"cannot read ({exc.strerror or type(exc).__name__})"), UNREADABLE
     sha = hashlib.sha256(data).hexdigest()
     suffix = Path(path).suffix
     if suffix.lower() == ".npy" and source_rate is None:
-        return None, ("unreadable-audio", "an .npy clip without a sample_rate in its manifest row"), sha
+        return None, (UNREADABLE_AUDIO, "an .npy clip without a sample_rate in its manifest row"), sha
     try:
         samples, rate = read_samples(data, suffix, source_rate)
     except Exception as exc:  # noqa: BLE001 - any decoder failure is this file's fault
-        return None, ("unreadable-audio", f"not decodable audio ({str(exc)[:120]})"), sha
+        return None, (UNREADABLE_AUDIO, f"not decodable audio ({str(exc)[:120]})"), sha
     mono = samples.mean(axis=1, dtype=np.float32)
     want_s = ARCHS[tokenizer]["clip_s"]
-    if len(mono) != int(round(want_s * rate)):
-        return None, ("bad-audio-length", f"{len(mono)} samples at {rate} Hz ({len(mono) / rate:.3f} s), "
-                                          f"{tokenizer} needs clips of exactly {want_s} s"), sha
+    if len(mono) != round(want_s * rate):
+        return None, (BAD_AUDIO_LENGTH, (f"{len(mono)} samples at {rate} Hz ({len(mono) / rate:.3f} s), "
+                                         f"{tokenizer} needs clips of exactly {want_s} s")), sha
     if not np.isfinite(mono).all():
-        return None, ("non-finite-audio", "samples that are NaN or infinite"), sha
+        return None, (NON_FINITE_AUDIO, "samples that are NaN or infinite"), sha
     target = sample_rate(tokenizer)
     if rate != target:
         mono = soxr.resample(mono, rate, target, quality="HQ")

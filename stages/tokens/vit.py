@@ -20,7 +20,7 @@ Two architectures of the thesis (seed 000, §2.1.4, §3.2.1), by tokenizer name:
   `weights: "random-init"` (pass `--weights DIR` with a checkpoint of this shape to use one).
 
 The weight policy (SPEC §6: `--weights DIR` / HF cache offline / seeded random init with a loud
-warning, identity recorded) is shared with EnCodec in `stages/weights.py`.
+warning, identity recorded) is shared with EnCodec in `weights.py`.
 
 Preprocessing equals `ViTImageProcessor(do_resize=False)` bit for bit (rescale 1/255 in
 float64 then float32, normalise mean 0.5 / std 0.5) via a 256-entry lookup table; gray
@@ -35,26 +35,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from emoprep.pipeline.errors import ConfigError
 from emoprep.stages.tokens import weights
-
-# Re-exported: the weight policy and compute helpers used to live here.
-from emoprep.stages.tokens.weights import (  # noqa: F401
-    _WARNED,
-    RANDOM_INIT,
+from emoprep.stages.tokens.weights import (
     Compute,
     WeightsSource,
     resolve_compute,
-    set_threads,
     weight_identity,
-    weights_sha256,
 )
 
 HF_MODEL_ID = "google/vit-base-patch16-224"  # see the module docstring
 
 # Tokenizer name → ViTConfig overrides (empty = ViTConfig() defaults = base/16/224).
 # The tiny entry exists so tests exercise the real code path in milliseconds.
-ARCHS: dict[str, dict[str, int]] = {
+ARCHS: dict[str, dict[str, Any]] = {
     "vit-base-patch16-224": {},
     "vit-patch28-h2048": {"patch_size": 28, "hidden_size": 2048, "num_attention_heads": 32},
     "vit-tiny-test": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
@@ -116,7 +111,7 @@ def pixel_values(images: np.ndarray) -> np.ndarray:
     raise ValueError(f"expected [B,H,W] or [B,H,W,3] images, got shape {images.shape}")
 
 
-# ---- weights (the policy lives in stages/weights.py, shared with EnCodec) ------------
+# ---- weights (the policy lives in weights.py, shared with EnCodec) --------------------
 
 def locate_weights(tokenizer: str, weights_dir: str | None, hf_model_id: str = HF_MODEL_ID) -> WeightsSource:
     """Resolve the weight source: an explicit folder wins, then the HF cache (ViT-base only:
@@ -156,7 +151,7 @@ def build_model(tokenizer: str, source: WeightsSource, seed: int, device: str = 
     else:
         warn_random_init(tokenizer, seed, hf_model_id)
         model = weights.seeded(seed, lambda: ViTModel(arch_config(tokenizer), add_pooling_layer=False))
-    return model.to(device).eval()
+    return model.to(device).eval()  # type: ignore[arg-type]  # transformers types .to() as an unbound wrapper
 
 
 def forward_tokens(model: Any, pixels: Any, compute: Compute) -> np.ndarray:
@@ -166,7 +161,8 @@ def forward_tokens(model: Any, pixels: Any, compute: Compute) -> np.ndarray:
     x = torch.as_tensor(pixels).to(compute.device, non_blocking=True)
     with torch.inference_mode(), weights.autocast_context(compute):
         hidden = model(pixel_values=x).last_hidden_state
-    return hidden.float().cpu().numpy()
+    out: np.ndarray = hidden.float().cpu().numpy()
+    return out
 
 
 @dataclass

@@ -19,13 +19,18 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from emoprep.pipeline.errors import ConfigError
 
+if TYPE_CHECKING:
+    from emoprep.pipeline.filehash import FileHasher
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RANDOM_INIT = "random-init"
 
@@ -94,7 +99,7 @@ def checkpoint_model_type(folder: str | Path) -> str | None:
 _SHA_CACHE: dict[tuple[str, int, int], str] = {}
 
 
-def _file_sha256(path: Path, hasher: Any = None) -> str:
+def _file_sha256(path: Path, hasher: FileHasher | None = None) -> str:
     if hasher is not None:
         return hasher.hash(path)
     from emoprep.pipeline.filehash import hash_file
@@ -106,7 +111,7 @@ def _file_sha256(path: Path, hasher: Any = None) -> str:
     return _SHA_CACHE[key]
 
 
-def weights_sha256(folder: Path, hasher: Any = None) -> str:
+def weights_sha256(folder: Path, hasher: FileHasher | None = None) -> str:
     """Checksum of a checkpoint's safetensors files.
 
     One file (the usual case): its own SHA-256, which equals the Hub's LFS object id, so it
@@ -118,9 +123,14 @@ def weights_sha256(folder: Path, hasher: Any = None) -> str:
     return hashlib.sha256("".join(f"{n} {s}\n" for n, s in shas).encode()).hexdigest()
 
 
-def weight_identity(source: WeightsSource, seed: int, hasher: Any = None) -> dict[str, Any]:
+def weight_identity(source: WeightsSource, seed: int, hasher: FileHasher | None = None) -> dict[str, Any]:
     """{"name", "sha256" (or "random-init"), "seed"}: enters the fingerprint and every row."""
-    sha = weights_sha256(source.path, hasher) if source.pretrained else RANDOM_INIT
+    if not source.pretrained:
+        sha = RANDOM_INIT
+    elif source.path is None:
+        raise ValueError(f"weights {source.name}: a {source.kind} source without a folder")
+    else:
+        sha = weights_sha256(source.path, hasher)
     return {"name": source.name, "sha256": sha, "seed": int(seed)}
 
 
@@ -215,7 +225,8 @@ def set_threads(threads: int = 0) -> int:
     """Use `threads` intra-op threads, or every core this process may run on (0)."""
     import torch
 
-    n = threads if threads > 0 else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    n = (threads if threads > 0
+         else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
@@ -232,13 +243,14 @@ def seeded(seed: int, build: Callable[[], Any]) -> Any:
 
 # ---- one model per process -----------------------------------------------------------
 
-_MODELS: dict[tuple, Any] = {}
+_MODELS: dict[tuple[object, ...], Any] = {}
 
 
-def cached_model(key: tuple, build: Callable[[], Any]) -> Any:
+def cached_model(key: tuple[object, ...], build: Callable[[], T]) -> T:
     """Build (once per process) and keep the model for `key`; a new key replaces the old
     model, so a stage that switches tokenizers never holds two large models at once."""
     if key not in _MODELS:
         _MODELS.clear()
         _MODELS[key] = build()
-    return _MODELS[key]
+    model: T = _MODELS[key]
+    return model

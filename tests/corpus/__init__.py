@@ -14,13 +14,21 @@ Nothing here is stored in git as data: every byte is written by these functions.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:
+    from tests.corpus.run import RunResult
 
 # The five trees the corpus builds (generic has an image and an audio table; both are the
 # "generic folder + CSV" dataset of SPEC §3.4).
 DATASETS = ("deam", "pmemo", "foodpics", "generic-image", "generic-audio")
 FAMILIES = ("audio", "images", "annotations", "paths")  # the modules that define kinds
+
+# A file's bytes as a kind gives them: the bytes, or a function that makes them (called
+# when the kind is injected, so building the catalogue writes no media).
+Content: TypeAlias = bytes | Callable[[], bytes]
 
 
 @dataclass(frozen=True)
@@ -36,7 +44,7 @@ class Expect:
     reason: str | None
     ids: tuple[str, ...]
     names: str = ""
-    check: Callable[[Any], None] | None = None
+    check: Callable[[RunResult], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -44,7 +52,9 @@ class Kind:
     kind: str                    # short name, e.g. "truncated-mp3"
     dataset: str                 # one of DATASETS
     bad_input: str               # what is wrong with the input (one line, for the README table)
-    inject: Callable[[Any], None]  # mutates the dataset's tree before it is written
+    # mutates the dataset's tree before it is written; each dataset has its own `trees.Tree`
+    # subclass, so the argument is that subclass (a `DeamTree` for a "deam" kind).
+    inject: Callable[[Any], None]
     expects: tuple[Expect, ...]
     handling: str = ""           # for handled kinds: what emoprep does (the README table)
 

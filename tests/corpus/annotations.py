@@ -4,16 +4,28 @@ UTF-8 byte-order marks, for DEAM, PMEmo, FoodPics and the generic table."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from tests.corpus import Expect, Kind
-from tests.corpus.trees import DEAM_FRAMES, DEAM_STATIC, FOODPICS_SHEET, FOODPICS_VALENCE
+from tests.corpus.run import RunResult
+from tests.corpus.trees import (
+    DEAM_FRAMES,
+    DEAM_STATIC,
+    FOODPICS_SHEET,
+    FOODPICS_VALENCE,
+    DeamTree,
+    FoodPicsTree,
+    GenericTree,
+    PmemoTree,
+    Tree,
+)
 
 DEAM_STATIC_NAME = DEAM_STATIC.rsplit("/", 1)[1]
 
 
-def _set(**attrs):
+def _set(**attrs: object) -> Callable[[Tree], None]:
     """An injector that sets file-level attributes of a tree (line endings, BOM)."""
-    def inject(tree) -> None:
+    def inject(tree: Tree) -> None:
         for name, value in attrs.items():
             assert hasattr(tree, name), name
             tree.claim(("file attribute", name))  # two kinds may not fight over one setting
@@ -29,14 +41,15 @@ def _static(value_v: str, value_a: str) -> dict[str, str]:
     return {"valence_mean": value_v, "valence_std": "1", "arousal_mean": value_a, "arousal_std": "1"}
 
 
-def _deam_bad(kind: str, bad: str, sid: int, static, dynamic, reason: str, names: str = DEAM_STATIC_NAME) -> Kind:
-    def inject(tree) -> None:
+def _deam_bad(kind: str, bad: str, sid: int, static: dict[str, str], dynamic: tuple[list[str], list[str]],
+              reason: str, names: str = DEAM_STATIC_NAME) -> Kind:
+    def inject(tree: DeamTree) -> None:
         tree.add_song(sid, static=static, dynamic=dynamic)
 
     return Kind(kind, "deam", bad, inject, (Expect("deam", reason, (f"deam:{sid}",), names=names),))
 
 
-def _deam_duplicate(tree) -> None:
+def _deam_duplicate(tree: DeamTree) -> None:
     tree.add_song(1205)
     tree.static_rows.append({"song_id": "1205", **_static("2.5", "8.5")})   # disagrees with the first row
     v, a = _cells("0.4")
@@ -44,23 +57,23 @@ def _deam_duplicate(tree) -> None:
     tree.dynamic_rows["arousal"].append(["1205", *a])
 
 
-def _deam_identical(tree) -> None:
+def _deam_identical(tree: DeamTree) -> None:
     tree.add_song(1206)
     tree.static_rows.append(dict(tree.static_rows[-1]))
     for dim in ("valence", "arousal"):
         tree.dynamic_rows[dim].append(list(tree.dynamic_rows[dim][-1]))
 
 
-def _merged_counted(result) -> None:
+def _merged_counted(result: RunResult) -> None:
     assert result.counters("deam").get("duplicate-rows-merged", 0) >= 1
 
 
-def _deam_under(tree) -> None:
+def _deam_under(tree: DeamTree) -> None:
     v = ["0.1"] * 4 + [""] * (DEAM_FRAMES - 4)
     tree.add_song(1208, dynamic=(v, list(v)))
 
 
-def _deam_static_values_exact(result) -> None:
+def _deam_static_values_exact(result: RunResult) -> None:
     """Every good song's static values read back exactly as written (no row lost or merged)."""
     for sid in (1001, 1002, 1003):
         row = result.row("deam", f"deam:{sid}")
@@ -68,30 +81,30 @@ def _deam_static_values_exact(result) -> None:
         assert math.isclose(row["static_arousal_raw"], 7.0 - sid % 4), row
 
 
-def _deam_dynamic_complete(result) -> None:
+def _deam_dynamic_complete(result: RunResult) -> None:
     for sid in (1001, 1002, 1003):
         assert result.row("deam", f"deam:{sid}")["dyn_n_frames"] == DEAM_FRAMES
         assert result.row("chunks", f"deam:{sid}:0")["n_frames"] == 10
 
 
-def _deam_extra_column(tree) -> None:
+def _deam_extra_column(tree: DeamTree) -> None:
     tree.static_header.append("comment")
     for row in tree.static_rows:
         row["comment"] = "rated twice; see notes"
 
 
-def _deam_missing_std(tree) -> None:
+def _deam_missing_std(tree: DeamTree) -> None:
     tree.static_header.remove("valence_std")
     tree.static_header.remove("arousal_std")
 
 
-def _deam_no_std(result) -> None:
+def _deam_no_std(result: RunResult) -> None:
     row = result.row("deam", "deam:1001")
     assert row["static_valence_std"] is None or math.isnan(row["static_valence_std"]), row
     assert math.isclose(row["static_valence_raw"], 3.0 + 1001 % 5)
 
 
-def _deam_short_row(tree) -> None:
+def _deam_short_row(tree: DeamTree) -> None:
     tree.add_song(1211, static={"valence_mean": "5.5"})  # the row ends after valence_mean
 
 
@@ -143,7 +156,7 @@ DEAM = [
 # ---------------------------------------------------------------- PMEmo ------------
 def _pmemo_bad(kind: str, bad: str, sid: int, static: dict[str, str], reason: str, dynamic: bool = False,
                dyn_value: str | None = None) -> Kind:
-    def inject(tree) -> None:
+    def inject(tree: PmemoTree) -> None:
         tree.add_song(sid, static=static, dynamic=False)
         if dyn_value is not None:
             tree.dynamic_rows += [[str(sid), f"{15.0 + 0.5 * k:g}", dyn_value, dyn_value] for k in range(3)]
@@ -155,29 +168,29 @@ def _pm(a: str, v: str) -> dict[str, str]:
     return {"Arousal(mean)": a, "Valence(mean)": v}
 
 
-def _pmemo_duplicate(tree) -> None:
+def _pmemo_duplicate(tree: PmemoTree) -> None:
     tree.add_song(205, dynamic=False)
     tree.static_rows.append({"musicId": "205", **_pm("0.9", "0.1")})
 
 
-def _pmemo_static_present(result) -> None:
+def _pmemo_static_present(result: RunResult) -> None:
     for sid in (1, 2, 3):
         row = result.row("pmemo", f"pmemo:{sid}")
         assert math.isclose(row["static_valence_raw"], 0.2 + 0.1 * (sid % 6)), row
 
 
-def _pmemo_dynamic_present(result) -> None:
+def _pmemo_dynamic_present(result: RunResult) -> None:
     for sid in (1, 2, 3):
         assert result.row("pmemo", f"pmemo:{sid}")["dyn_n_frames"] == 3
 
 
-def _pmemo_extra(tree) -> None:
+def _pmemo_extra(tree: PmemoTree) -> None:
     tree.static_header.insert(1, "comment")
     for row in tree.static_rows:
         row["comment"] = "ok"
 
 
-def _metadata_issue(result) -> None:
+def _metadata_issue(result: RunResult) -> None:
     row = result.row("pmemo", "pmemo:208")
     assert row["metadata_issue"] and "unquoted comma" in row["metadata_issue"], row
     assert row["chorus_end_s"] == 70.0
@@ -214,8 +227,8 @@ PMEMO = [
 
 
 # ---------------------------------------------------------------- FoodPics ---------
-def _rating_with(n: int, column: str, value: str):
-    def inject(tree) -> None:
+def _rating_with(n: int, column: str, value: str) -> Callable[[FoodPicsTree], None]:
+    def inject(tree: FoodPicsTree) -> None:
         cells = tree.rating(n)
         cells[column] = value
         tree.add_image(n, rating=cells)
@@ -227,35 +240,35 @@ def _fp_bad(kind: str, bad: str, n: int, value: str, reason: str = "incomplete-v
                 (Expect("foodpics", reason, (f"foodpics:{n}",), names=FOODPICS_SHEET),))
 
 
-def _fp_duplicate(tree) -> None:
+def _fp_duplicate(tree: FoodPicsTree) -> None:
     tree.add_image(35)
     other = tree.rating(35)
     other[FOODPICS_VALENCE[1]] = "12,5"
     tree.rows.append({"Image_No": "35", **other})
 
 
-def _fp_bad_id(tree) -> None:
+def _fp_bad_id(tree: FoodPicsTree) -> None:
     tree.claim("sheet-row")
     tree.rows.insert(0, {"Image_No": "abc", **tree.rating(0)})  # the first data row: sheet row 5
 
 
-def _fp_good_kept(result) -> None:
+def _fp_good_kept(result: RunResult) -> None:
     for n in (1, 2, 3, 4):
         row = result.row("foodpics", f"foodpics:{n}")
         assert row["n_groups"] == 4 and 60 <= row["valence_raw"] <= 75, row
 
 
-def _fp_extra(tree) -> None:
+def _fp_extra(tree: FoodPicsTree) -> None:
     tree.header.insert(2, "notes")
     for row in tree.rows:
         row["notes"] = "photographed 2019"
 
 
-def _fp_no_processing(tree) -> None:
+def _fp_no_processing(tree: FoodPicsTree) -> None:
     tree.header.remove("processing")
 
 
-def _fp_processing_empty(result) -> None:
+def _fp_processing_empty(result: RunResult) -> None:
     row = result.row("foodpics", "foodpics:1")
     assert row["processing"] is None and row["taste"] == "sweet", row
 
@@ -287,8 +300,8 @@ FOODPICS = [
 
 
 # ---------------------------------------------------------------- generic ----------
-def _row(item: str, va: tuple[str, str]):
-    def inject(tree) -> None:
+def _row(item: str, va: tuple[str, str]) -> Callable[[GenericTree], None]:
+    def inject(tree: GenericTree) -> None:
         tree.add_item(item, f"files/{item}.png", tree.good_file(1), va=va)
     return inject
 
@@ -298,44 +311,44 @@ def _g_bad(kind: str, bad: str, item: str, va: tuple[str, str], reason: str) -> 
                 (Expect("generic", reason, (f"corpus:{item}",), names="table.csv"),))
 
 
-def _null_va(item: str, which: tuple[str, ...]):
-    def check(result) -> None:
+def _null_va(item: str, which: tuple[str, ...]) -> Callable[[RunResult], None]:
+    def check(result: RunResult) -> None:
         row = result.row("generic", f"corpus:{item}")
         for col in which:
             assert row[col] is None or math.isnan(row[col]), row
     return check
 
 
-def _g_duplicate(tree) -> None:
+def _g_duplicate(tree: GenericTree) -> None:
     tree.add_item("t5", "files/t5.png", tree.good_file(0), va=("3", "3"))
     tree.rows.append(["t5", "files/t5.png", "7", "7", "calm"])
 
 
-def _g_short(tree) -> None:
+def _g_short(tree: GenericTree) -> None:
     tree.add_item("t6", "files/t6.png", tree.good_file(2), cells=["t6", "files/t6.png", "5"])
 
 
-def _g_bad_id(tree) -> None:
+def _g_bad_id(tree: GenericTree) -> None:
     tree.claim("bad-id")
     tree.rows.insert(0, ["a/b", "files/a.png", "5", "5", "calm"])   # table line 2
 
 
-def _g_orphan(tree) -> None:
+def _g_orphan(tree: GenericTree) -> None:
     tree.claim("orphan")
     tree.put("files/orphan.png", tree.good_file(0))
 
 
-def _g_orphan_absent(result) -> None:
+def _g_orphan_absent(result: RunResult) -> None:
     for df in result.manifests.values():
         assert not any("orphan" in str(p) for p in df.get("image_path", [])), "a file without a row was ingested"
 
 
-def _g_good_kept(result) -> None:
+def _g_good_kept(result: RunResult) -> None:
     for item in ("a", "b", "c"):
         assert result.row("generic", f"corpus:{item}")["valence_raw"] == 6.0
 
 
-def _g_extra(tree) -> None:
+def _g_extra(tree: GenericTree) -> None:
     tree.extra_columns["notes"] = "from the web"
 
 

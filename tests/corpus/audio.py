@@ -7,34 +7,37 @@ decodes it (`chunks` / `clips`, `salient`).
 """
 from __future__ import annotations
 
-from tests.corpus import Expect, Kind, media
-from tests.corpus.trees import DEAM_SECONDS, PMEMO_SECONDS
+from collections.abc import Callable
+
+from tests.corpus import Content, Expect, Kind, media
+from tests.corpus.run import RunResult
+from tests.corpus.trees import DEAM_SECONDS, PMEMO_SECONDS, DeamTree, GenericTree, PmemoTree
 
 DEAM_MP3 = "MEMD_audio/{}.mp3"
 
 
-def _format_is(stage: str, sample_id: str, fmt: str):
+def _format_is(stage: str, sample_id: str, fmt: str) -> Callable[[RunResult], None]:
     """Check: the ingest row records the format the bytes really are (not the extension's)."""
-    def check(result) -> None:
+    def check(result: RunResult) -> None:
         assert result.row(stage, sample_id)["audio_format"] == fmt
     return check
 
 
-def _deam(kind: str, bad: str, sid: int, audio, stage: str, reason: str | None,
-          handling: str = "", check=None) -> Kind:
+def _deam(kind: str, bad: str, sid: int, audio: Content, stage: str, reason: str | None,
+          handling: str = "", check: Callable[[RunResult], None] | None = None) -> Kind:
     """Song `sid` with the given MP3 bytes (or a function making them)."""
-    def inject(tree) -> None:
+    def inject(tree: DeamTree) -> None:
         tree.add_song(sid, audio=audio() if callable(audio) else audio)
 
-    expects = (Expect(stage, reason, (f"deam:{sid}",), names=DEAM_MP3.format(sid), check=check),)
+    expects: tuple[Expect, ...] = (Expect(stage, reason, (f"deam:{sid}",), names=DEAM_MP3.format(sid), check=check),)
     if reason is None:  # handled: the song also reaches its chunk and spectrogram
         expects += (Expect("spectrogram", None, (f"deam:{sid}:0",)),)
     return Kind(kind, "deam", bad, inject, expects, handling)
 
 
-def _chunks_and_clips(kind: str, bad: str, sid: int, audio, reason: str) -> Kind:
+def _chunks_and_clips(kind: str, bad: str, sid: int, audio: Callable[[], bytes], reason: str) -> Kind:
     """A song that ingest keeps (its header is fine) and both decoding stages reject."""
-    def inject(tree) -> None:
+    def inject(tree: DeamTree) -> None:
         tree.add_song(sid, audio=audio())
 
     name = DEAM_MP3.format(sid)
@@ -65,14 +68,14 @@ DEAM = [
 ]
 
 
-def _pmemo(kind: str, bad: str, sid: int, audio, stage: str, reason: str | None, handling: str = "",
-           check=None) -> Kind:
-    def inject(tree) -> None:
+def _pmemo(kind: str, bad: str, sid: int, audio: Content, stage: str, reason: str | None, handling: str = "",
+           check: Callable[[RunResult], None] | None = None) -> Kind:
+    def inject(tree: PmemoTree) -> None:
         tree.add_song(sid, audio=audio() if callable(audio) else audio)
 
-    expects = (Expect(stage, reason, (f"pmemo:{sid}",), names=f"chorus/{sid}.mp3"),)
+    expects: tuple[Expect, ...] = (Expect(stage, reason, (f"pmemo:{sid}",), names=f"chorus/{sid}.mp3"),)
     if stage != "pmemo":
-        expects = (Expect("pmemo", None, (f"pmemo:{sid}",), check=check),) + expects
+        expects = (Expect("pmemo", None, (f"pmemo:{sid}",), check=check), *expects)
     return Kind(kind, "pmemo", bad, inject, expects, handling)
 
 
@@ -90,16 +93,16 @@ PMEMO = [
 ]
 
 
-def _generic(kind: str, bad: str, item: str, name: str, data, stage: str, reason: str | None,
-             handling: str = "", check=None) -> Kind:
+def _generic(kind: str, bad: str, item: str, name: str, data: Content, stage: str, reason: str | None,
+             handling: str = "", check: Callable[[RunResult], None] | None = None) -> Kind:
     path = f"files/{name}"
 
-    def inject(tree) -> None:
+    def inject(tree: GenericTree) -> None:
         tree.add_item(item, path, data() if callable(data) else data)
 
-    expects = (Expect(stage, reason, (f"corpus:{item}",), names=path),)
+    expects: tuple[Expect, ...] = (Expect(stage, reason, (f"corpus:{item}",), names=path),)
     if stage != "generic":
-        expects = (Expect("generic", None, (f"corpus:{item}",), check=check),) + expects
+        expects = (Expect("generic", None, (f"corpus:{item}",), check=check), *expects)
     return Kind(kind, "generic-audio", bad, inject, expects, handling)
 
 

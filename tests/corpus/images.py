@@ -2,13 +2,17 @@
 `images` converts it) and the generic image table (`generic` decodes, `images` converts)."""
 from __future__ import annotations
 
-from tests.corpus import Expect, Kind, media
+from collections.abc import Callable
+
+from tests.corpus import Content, Expect, Kind, media
+from tests.corpus.run import RunResult
+from tests.corpus.trees import FoodPicsTree, GenericTree
 
 
-def _rgb_224(sample_id: str, counter: str | None = None):
+def _rgb_224(sample_id: str, counter: str | None = None) -> Callable[[RunResult], None]:
     """Check: the converted picture is an RGB PNG of 224 x 224 pixels (and `images`
     counted the conversion `counter`)."""
-    def check(result) -> None:
+    def check(result: RunResult) -> None:
         from PIL import Image
 
         path = result.row("images", sample_id)["path"]
@@ -19,13 +23,13 @@ def _rgb_224(sample_id: str, counter: str | None = None):
     return check
 
 
-def _foodpics(kind: str, bad: str, n: int, data, reason: str | None, handling: str = "",
+def _foodpics(kind: str, bad: str, n: int, data: Content, reason: str | None, handling: str = "",
               name: str | None = None, counter: str | None = None) -> Kind:
     """Picture number `n` (file `name`, default 000n.jpg) with the given bytes and a full
     ratings row: `foodpics` decodes it at ingest, so that is where a broken one is rejected."""
     fname = name or f"{n:04d}.jpg"
 
-    def inject(tree) -> None:
+    def inject(tree: FoodPicsTree) -> None:
         tree.add_image(n, data=data() if callable(data) else data, name=fname)
 
     sid = f"foodpics:{n}"
@@ -38,8 +42,8 @@ def _foodpics(kind: str, bad: str, n: int, data, reason: str | None, handling: s
 
 FOODPICS = [
     _foodpics("corrupt-jpeg", "JPEG start marker followed by noise", 11, media.corrupt_jpeg, "undecodable-image"),
-    _foodpics("truncated-jpeg", "JPEG cut at 45 % of its bytes", 12, lambda: media.truncated(media.jpeg((9, 9, 9), (96, 80))),
-              "undecodable-image"),
+    _foodpics("truncated-jpeg", "JPEG cut at 45 % of its bytes", 12,
+              lambda: media.truncated(media.jpeg((9, 9, 9), (96, 80))), "undecodable-image"),
     _foodpics("corrupt-png", "PNG with one IDAT byte flipped (CRC mismatch)", 13, media.corrupt_png,
               "undecodable-image", name="0013.png"),
     _foodpics("truncated-png", "PNG cut at 45 % of its bytes", 14, lambda: media.truncated(media.png()),
@@ -63,10 +67,11 @@ FOODPICS = [
 ]
 
 
-def _generic(kind: str, bad: str, item: str, name: str, data, reason: str | None, handling: str = "") -> Kind:
+def _generic(kind: str, bad: str, item: str, name: str, data: Content, reason: str | None,
+             handling: str = "") -> Kind:
     path = f"files/{name}"
 
-    def inject(tree) -> None:
+    def inject(tree: GenericTree) -> None:
         tree.add_item(item, path, data() if callable(data) else data)
 
     sid = f"corpus:{item}"

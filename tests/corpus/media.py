@@ -12,8 +12,12 @@ import functools
 import io
 import struct
 import zlib
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 SR = 22050  # corpus audio rate: half of DEAM's, so encoding and decoding stay cheap
 
@@ -22,7 +26,7 @@ SR = 22050  # corpus audio rate: half of DEAM's, so encoding and decoding stay c
 def tone(seconds: float, freq: float = 440.0, sr: int = SR, amp: float = 0.3,
          channels: int = 1) -> np.ndarray:
     """A sine with a slow tremolo (so it is not constant), float32 on the 16-bit grid."""
-    t = np.arange(int(round(seconds * sr))) / sr
+    t = np.arange(round(seconds * sr)) / sr
     x = amp * np.sin(2 * np.pi * freq * t) * (0.75 + 0.25 * np.cos(2 * np.pi * 0.5 * t))
     x = np.round(x * 32767) / 32768
     out = np.stack([x] * channels, axis=1) if channels > 1 else x
@@ -37,19 +41,19 @@ def encode(x: np.ndarray, sr: int = SR, fmt: str = "MP3", subtype: str | None = 
     return buf.getvalue()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tone_file(seconds: float, freq: float = 440.0, fmt: str = "MP3", sr: int = SR,
               amp: float = 0.3) -> bytes:
     """A tone encoded as MP3 / WAV / FLAC (cached: many ids share a few files)."""
     return encode(tone(seconds, freq, sr, amp), sr, fmt)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def silent_file(seconds: float, fmt: str = "MP3", sr: int = SR) -> bytes:
-    return encode(np.zeros(int(round(seconds * sr)), np.float32), sr, fmt)
+    return encode(np.zeros(round(seconds * sr), np.float32), sr, fmt)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def clipped_file(seconds: float, fmt: str = "MP3", sr: int = SR) -> bytes:
     """A sine driven 4x past full scale and hard-clipped: a square-ish wave at +-1."""
     x = np.clip(4.0 * tone(seconds, 220.0, sr, amp=1.0), -1.0, 1.0)
@@ -100,7 +104,7 @@ def id3_only() -> bytes:
 
 
 # ---------------------------------------------------------------- images ----------
-def picture(size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (200, 60, 40)):
+def picture(size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (200, 60, 40)) -> Image.Image:
     """An RGB object on white (a disc), as the FoodPics pictures look."""
     from PIL import Image, ImageDraw
 
@@ -110,17 +114,17 @@ def picture(size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (200
     return im
 
 
-def image_bytes(im, fmt: str, **kw) -> bytes:
+def image_bytes(im: Image.Image, fmt: str, **kw: object) -> bytes:
     buf = io.BytesIO()
     im.save(buf, fmt, **kw)
     return buf.getvalue()
 
 
-def jpeg(color=(200, 60, 40), size=(64, 48)) -> bytes:
+def jpeg(color: tuple[int, int, int] = (200, 60, 40), size: tuple[int, int] = (64, 48)) -> bytes:
     return image_bytes(picture(size, color), "JPEG", quality=90)
 
 
-def png(color=(40, 160, 60), size=(64, 48)) -> bytes:
+def png(color: tuple[int, int, int] = (40, 160, 60), size: tuple[int, int] = (64, 48)) -> bytes:
     return image_bytes(picture(size, color), "PNG")
 
 

@@ -6,48 +6,57 @@ from __future__ import annotations
 import unicodedata
 
 from tests.corpus import Expect, Kind, media
-from tests.corpus.trees import DEAM_SECONDS, FOODPICS_SHEET, PMEMO_SECONDS
+from tests.corpus.run import RunResult
+from tests.corpus.trees import (
+    DEAM_SECONDS,
+    FOODPICS_SHEET,
+    PMEMO_SECONDS,
+    DeamTree,
+    FoodPicsTree,
+    GenericTree,
+    PmemoTree,
+)
 
 RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: what follows displays reversed (disguises extensions)
 
 
 def _deam_file(kind: str, bad: str, name: str, sid_key: str, reason: str, annotate: int | None = None) -> Kind:
     """A file `MEMD_audio/<name>` (optionally an annotated song id too)."""
-    def inject(tree) -> None:
+    def inject(tree: DeamTree) -> None:
         tree.claim(name)
         tree.put(f"MEMD_audio/{name}", media.tone_file(DEAM_SECONDS, 450.0))
         if annotate is not None:
             tree.add_song(annotate, audio=None)
 
-    expects = (Expect("deam", reason, (sid_key,), names=name),)
+    expects: tuple[Expect, ...] = (Expect("deam", reason, (sid_key,), names=name),)
     if annotate is not None:
         expects += (Expect("deam", "missing-audio", (f"deam:{annotate}",), names=f"MEMD_audio/{annotate}.mp3"),)
     return Kind(kind, "deam", bad, inject, expects)
 
 
-def _deam_symlink_out(tree) -> None:
+def _deam_symlink_out(tree: DeamTree) -> None:
     target = tree.outside_file("secret.mp3", media.tone_file(DEAM_SECONDS, 880.0))
     tree.add_song(1306, audio=None)
     tree.link("MEMD_audio/1306.mp3", target)
 
 
-def _deam_symlink_in(tree) -> None:
+def _deam_symlink_in(tree: DeamTree) -> None:
     tree.put("elsewhere/1309.mp3", media.tone_file(DEAM_SECONDS, 300.0))
     tree.add_song(1309, audio=None)
     tree.link("MEMD_audio/1309.mp3", tree.root / "elsewhere" / "1309.mp3")
 
 
-def _deam_two_names(tree) -> None:
+def _deam_two_names(tree: DeamTree) -> None:
     tree.add_song(1307)
     tree.put("MEMD_audio/01307.mp3", media.tone_file(DEAM_SECONDS, 930.0))
 
 
-def _deam_wav(tree) -> None:
+def _deam_wav(tree: DeamTree) -> None:
     tree.add_song(1308, audio=None)
     tree.put("MEMD_audio/1308.wav", media.tone_file(DEAM_SECONDS, 450.0, "WAV"))
 
 
-def _deam_non_utf8(tree) -> None:
+def _deam_non_utf8(tree: DeamTree) -> None:
     tree.claim("non-utf8")
     tree.put_raw(b"MEMD_audio/\xff\xfe1305.mp3", media.tone_file(DEAM_SECONDS, 450.0))
 
@@ -79,7 +88,7 @@ DEAM = [
 
 # ---------------------------------------------------------------- PMEmo ------------
 def _pmemo_file(kind: str, bad: str, rel: bytes | str, key: str, reason: str, names: str) -> Kind:
-    def inject(tree) -> None:
+    def inject(tree: PmemoTree) -> None:
         tree.claim(rel)
         data = media.tone_file(PMEMO_SECONDS, 660.0)
         if isinstance(rel, bytes):
@@ -90,13 +99,13 @@ def _pmemo_file(kind: str, bad: str, rel: bytes | str, key: str, reason: str, na
     return Kind(kind, "pmemo", bad, inject, (Expect("pmemo", reason, (key,), names=names),))
 
 
-def _pmemo_symlink_out(tree) -> None:
+def _pmemo_symlink_out(tree: PmemoTree) -> None:
     target = tree.outside_file("secret-chorus.mp3", media.tone_file(PMEMO_SECONDS, 990.0))
     tree.add_song(302, audio=None)
     tree.link("chorus/302.mp3", target)
 
 
-def _pmemo_two_names(tree) -> None:
+def _pmemo_two_names(tree: PmemoTree) -> None:
     tree.add_song(304)
     tree.put("chorus/0304.mp3", media.tone_file(PMEMO_SECONDS, 770.0))
 
@@ -118,7 +127,7 @@ PMEMO = [
 # ---------------------------------------------------------------- FoodPics ---------
 def _fp_file(kind: str, bad: str, name: str, key: str, reason: str | None, handling: str = "",
              number: int | None = None) -> Kind:
-    def inject(tree) -> None:
+    def inject(tree: FoodPicsTree) -> None:
         if number is None:
             tree.claim(name)
             tree.put(name, media.jpeg((30, 30, 200)))
@@ -131,28 +140,28 @@ def _fp_file(kind: str, bad: str, name: str, key: str, reason: str | None, handl
     return Kind(kind, "foodpics", bad, inject, (Expect("foodpics", reason, (key,), names=name),))
 
 
-def _fp_symlink_out(tree) -> None:
+def _fp_symlink_out(tree: FoodPicsTree) -> None:
     target = tree.outside_file("secret.jpg", media.jpeg((0, 0, 0)))
     tree.add_image(43, data=None)
     tree.link("0043.jpg", target)
 
 
-def _fp_dir_link_out(tree) -> None:
+def _fp_dir_link_out(tree: FoodPicsTree) -> None:
     tree.outside_file("pics/0044.jpg", media.jpeg((1, 2, 3)))
     tree.add_image(44, data=None)
     tree.link("more", tree.outside / "pics")
 
 
-def _fp_nfd_folder(tree) -> None:
+def _fp_nfd_folder(tree: FoodPicsTree) -> None:
     folder = unicodedata.normalize("NFD", "Café")
     tree.add_image(42, name=f"{folder}/0042.jpg")
 
 
-def _fp_nfd_nfc_path(result) -> None:
+def _fp_nfd_nfc_path(result: RunResult) -> None:
     assert result.row("foodpics", "foodpics:42")["image_path"] == unicodedata.normalize("NFC", "Café/0042.jpg")
 
 
-def _fp_non_utf8(tree) -> None:
+def _fp_non_utf8(tree: FoodPicsTree) -> None:
     tree.claim("non-utf8")
     tree.put_raw(b"\xff\xfe.jpg", media.jpeg((5, 5, 5)))
 
@@ -182,7 +191,7 @@ FOODPICS = [
 def _g_path(kind: str, bad: str, item: str, path: str, reason: str | None, handling: str = "",
             on_disk: str | None = None, dataset: str = "generic-image") -> Kind:
     """A row naming `path`; the file is written at `on_disk` (default: `path`) if inside."""
-    def inject(tree) -> None:
+    def inject(tree: GenericTree) -> None:
         data = tree.good_file(2)
         if on_disk is not None or not (path.startswith("/") or ".." in path):
             tree.put(on_disk or path, data)
@@ -195,17 +204,17 @@ def _g_path(kind: str, bad: str, item: str, path: str, reason: str | None, handl
     return Kind(kind, dataset, bad, inject, (Expect("generic", reason, (sid,), names="table.csv"),))
 
 
-def _g_dotdot(tree) -> None:
+def _g_dotdot(tree: GenericTree) -> None:
     tree.outside_file("secret.png", media.png((0, 0, 0)))
     tree.add_item("p1", "../outside/secret.png", None)
 
 
-def _g_absolute(tree) -> None:
+def _g_absolute(tree: GenericTree) -> None:
     target = tree.outside_file("secret-abs.png", media.png((0, 0, 0)))
     tree.add_item("p2", str(target), None)
 
 
-def _g_symlink(tree, item: str = "p3", ext: str = ".png") -> None:
+def _g_symlink(tree: GenericTree, item: str = "p3", ext: str = ".png") -> None:
     target = tree.outside_file(f"secret-link{ext}", tree.good_file(0))
     tree.link(f"files/{item}{ext}", target)
     tree.add_item(item, f"files/{item}{ext}", None)

@@ -27,7 +27,7 @@ class RunResult:
     done: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
-    def read(cls, out: Path, returncode: int, stderr: str) -> "RunResult":
+    def read(cls, out: Path, returncode: int, stderr: str) -> RunResult:
         res = cls(out, returncode, stderr)
         current = out / "manifests" / "_current.json"
         if not current.exists():
@@ -48,16 +48,18 @@ class RunResult:
         hit = df[df["sample_id"] == sample_id]
         if len(hit) != 1:
             raise KeyError(f"{sample_id} is in {stage}'s manifest {len(hit)} times")
-        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in hit.iloc[0].items()}
+        return {str(k): (None if isinstance(v, float) and math.isnan(v) else v) for k, v in hit.iloc[0].items()}
 
     def rejects_of(self, sample_id: str) -> pd.DataFrame:
         return self.rejects[self.rejects["sample_id"] == sample_id]
 
     def counters(self, stage: str) -> dict[str, int]:
-        return self.done[stage]["counts"].get("counters", {})
+        counters: dict[str, int] = self.done[stage]["counts"].get("counters", {})
+        return counters
 
     def counts(self, stage: str) -> dict[str, Any]:
-        return self.done[stage]["counts"]
+        counts: dict[str, Any] = self.done[stage]["counts"]
+        return counts
 
 
 def write_recipe(path: Path, text: str) -> Path:

@@ -15,7 +15,7 @@ START, END = "<!-- bad-inputs:start -->\n", "<!-- bad-inputs:end -->\n"
 def readme_table(text: str | None = None) -> str:
     """The block between the markers in README.md."""
     text = README.read_text(encoding="utf-8") if text is None else text
-    head, sep, rest = text.partition(START)
+    _, sep, rest = text.partition(START)
     if not sep or END not in rest:
         raise ValueError(f"{README}: the bad-input markers are missing")
     return rest.partition(END)[0]

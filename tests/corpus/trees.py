@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
-from tests.corpus import media
+from tests.corpus import Kind, media
 
 # ---------------------------------------------------------------- shared -----------
 EOLS = {"lf": ["\n"], "crlf": ["\r\n"], "mixed": ["\r\n", "\n", "\r"]}
@@ -37,7 +37,7 @@ class Tree:
 
     dataset = ""
     recipe = ""                                 # TOML text
-    consumers: dict[str, tuple[str, ...]] = {}   # stage -> the recipe's stages that read it
+    consumers: ClassVar[dict[str, tuple[str, ...]]] = {}   # stage -> the recipe's stages that read it
 
     def __init__(self, root: Path, outside: Path):
         self.root, self.outside = Path(root), Path(outside)
@@ -82,11 +82,11 @@ class Tree:
             path = self.root / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-        for rel, data in sorted(self.raw_names.items()):
-            path = os.path.join(os.fsencode(self.root), rel)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "wb") as fh:
-                fh.write(data)
+        for raw_rel, raw_data in sorted(self.raw_names.items()):
+            raw_path = os.path.join(os.fsencode(self.root), raw_rel)
+            os.makedirs(os.path.dirname(raw_path), exist_ok=True)
+            with open(raw_path, "wb") as fh:
+                fh.write(raw_data)
         for rel, target in sorted(self.symlinks.items()):
             path = self.root / rel
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -122,7 +122,7 @@ class DeamTree(Tree):
     """DEAM layout: MEMD_audio/<id>.mp3, the 1–2000 static CSV, valence/arousal.csv."""
 
     dataset = "deam"
-    consumers = {"deam": ("chunks", "clips"), "chunks": ("spectrogram",)}
+    consumers: ClassVar[dict[str, tuple[str, ...]]] = {"deam": ("chunks", "clips"), "chunks": ("spectrogram",)}
     recipe = """
 [recipe]
 name = "corpus-deam"
@@ -150,8 +150,9 @@ target_s = 46.0
             self.good += [("clips", f"deam:{sid}"), ("spectrogram", f"deam:{sid}:0")]
 
     # -- building blocks kinds use
-    def add_song(self, sid: int, *, audio: bytes | None | str = "tone", static: Any = "default",
-                 dynamic: Any = "default") -> None:
+    def add_song(self, sid: int, *, audio: bytes | Literal["tone"] | None = "tone",
+                 static: dict[str, str] | Literal["default"] | None = "default",
+                 dynamic: tuple[list[str], list[str]] | Literal["default"] | None = "default") -> None:
         """A song: MP3 tone (or the bytes given, or none), a static row (or cells, or none),
         dynamic rows (or (valence cells, arousal cells), or none)."""
         self.claim(sid)
@@ -190,7 +191,7 @@ class PmemoTree(Tree):
     """PMEmo layout: chorus/<id>.mp3, annotations/static + dynamic CSVs, metadata.csv."""
 
     dataset = "pmemo"
-    consumers = {"pmemo": ("salient",)}
+    consumers: ClassVar[dict[str, tuple[str, ...]]] = {"pmemo": ("salient",)}
     recipe = """
 [recipe]
 name = "corpus-pmemo"
@@ -214,7 +215,8 @@ hop_s = 1.0
             self.add_song(sid)
             self.good.append(("salient", f"pmemo:{sid}"))
 
-    def add_song(self, sid: int, *, audio: bytes | None | str = "tone", static: Any = "default",
+    def add_song(self, sid: int, *, audio: bytes | Literal["tone"] | None = "tone",
+                 static: dict[str, str] | Literal["default"] | None = "default",
                  dynamic: bool = True, metadata: str | None = None) -> None:
         self.claim(sid)
         v, a = 0.2 + 0.1 * (sid % 6), 0.8 - 0.1 * (sid % 5)
@@ -255,7 +257,7 @@ class FoodPicsTree(Tree):
     `Image_No` header, `;` separators, decimal commas, as spreadsheets write it)."""
 
     dataset = "foodpics"
-    consumers = {"foodpics": ("images",)}
+    consumers: ClassVar[dict[str, tuple[str, ...]]] = {"foodpics": ("images",)}
     recipe = """
 [recipe]
 name = "corpus-foodpics"
@@ -275,8 +277,8 @@ fit = "stretch"
             self.add_image(n)
             self.good.append(("images", f"foodpics:{n}"))
 
-    def add_image(self, n: int, *, data: bytes | None | str = "jpeg", name: str | None = None,
-                  rating: Any = "default") -> None:
+    def add_image(self, n: int, *, data: bytes | Literal["jpeg"] | None = "jpeg", name: str | None = None,
+                  rating: dict[str, str] | Literal["default"] | None = "default") -> None:
         """Picture `name` (default 000n.jpg) and its ratings row (or cells, or none)."""
         self.claim(n)
         if data == "jpeg":
@@ -292,7 +294,7 @@ fit = "stretch"
     def rating(n: int) -> dict[str, str]:
         """A complete food row: four rater groups, decimal commas."""
         cells = {"item": f"dish {n}", "type": "Sweets", "taste": "sweet", "processing": "processed"}
-        for k, (vc, ac) in enumerate(zip(FOODPICS_VALENCE, FOODPICS_AROUSAL)):
+        for k, (vc, ac) in enumerate(zip(FOODPICS_VALENCE, FOODPICS_AROUSAL, strict=True)):
             cells[vc] = f"{60 + n % 9 + k},5".replace(".", ",")
             cells[ac] = f"{40 + n % 7 + k},25"
         return cells
@@ -312,7 +314,7 @@ class GenericTree(Tree):
     modality = "image"
     dataset = "generic-image"
     last_stage = "images"
-    consumers = {"generic": ("images",)}
+    consumers: ClassVar[dict[str, tuple[str, ...]]] = {"generic": ("images",)}
 
     def __init__(self, root: Path, outside: Path):
         super().__init__(root, outside)
@@ -366,7 +368,7 @@ class GenericAudioTree(GenericTree):
     dataset = "generic-audio"
     ext = ".wav"
     last_stage = "salient"
-    consumers = {"generic": ("salient",)}
+    consumers: ClassVar[dict[str, tuple[str, ...]]] = {"generic": ("salient",)}
 
     def good_file(self, i: int) -> bytes:
         return media.tone_file(6.0, 250.0 + 70 * i, "WAV")
@@ -392,7 +394,7 @@ TREES = {"deam": DeamTree, "pmemo": PmemoTree, "foodpics": FoodPicsTree,
          "generic-image": GenericTree, "generic-audio": GenericAudioTree}
 
 
-def build(dataset: str, base: Path, kinds: list) -> Tree:
+def build(dataset: str, base: Path, kinds: list[Kind]) -> Tree:
     """Write the dataset's tree under `base/data` with every kind in `kinds` injected;
     `base/outside` holds what links and `..` paths point at."""
     tree = TREES[dataset](base / "data", base / "outside")

@@ -1,5 +1,6 @@
 """A generated output tree as the engine leaves it (stage folders with `_DONE.json`,
-manifest and rejects Parquet, side files, `manifests/_current.json`), for the report tests.
+manifest and rejects Parquet, side files, `manifests/_current.json`), for the report tests,
+and the few steps they share (run the report stage on it, read a folder back).
 
 The data are random but structured like a thesis-v3 run: DEAM songs with a crossed static
 block (ids ≤ 1000), chunks, FoodPics images with categories and non-food rejects, labels,
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -16,11 +18,35 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.recipe import params_as_dict
 from emoprep.pipeline.registry import get_stage
 from emoprep.stages.labels import emotion_class
+from emoprep.stages.report.stage import Report, ReportParams
 
 UNKNOWN = "mystery"  # a stage name no module registers
+EMOPREP = Path(sys.executable).with_name("emoprep")
+
+
+def run_stage(root: Path, dirs: dict[str, str], after: tuple[str, ...] = ("tokens",)) -> Path:
+    """Run the report stage as the runner would (whole-stage `run`); returns its folder."""
+    out_dir = root / "report" / "00000000report00"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ctx: StageContext[ReportParams] = StageContext(
+        stage="report", params=ReportParams(after=after), out_root=root, out_dir=out_dir,
+        input_dirs={a: root / dirs[a] for a in after}, manifests={})
+    outcome = Report().run(ctx)
+    assert not outcome.rows and not outcome.rejects
+    Report().on_current(root, out_dir)  # the runner calls this once the folder is current
+    return out_dir
+
+
+def files_of(d: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir()) if p.is_file()}
+
+
+def all_rejects(root: Path, dirs: dict[str, str]) -> pd.DataFrame:
+    return pd.concat([pd.read_parquet(root / d / "rejects.parquet") for d in dirs.values()], ignore_index=True)
 
 
 def fp_of(name: str) -> str:
@@ -89,7 +115,8 @@ def make_tree(root: Path, *, unknown_stage: bool = True, seed: int = 0, n_images
     dirs["chunks"] = write_stage(root, "chunks", "chunks", pd.DataFrame(chunks), chunk_rejects,
                                  {"deam": dirs["deam"]}, default_params("chunks"), items=len(songs))
     (root / dirs["deam"] / "audit.json").write_text(json.dumps({
-        "static_fix": "auto", "n_fixed": 8, "fixed_song_ids": [[2, 3], [5, 5], [8, 8], [10, 10], [13, 13], [21, 21], [34, 34]],
+        "static_fix": "auto", "n_fixed": 8,
+        "fixed_song_ids": [[2, 3], [5, 5], [8, 8], [10, 10], [13, 13], [21, 21], [34, 34]],
         "blocks": [
             {"block": "1-1000", "kind": "standard", "id_min": 1, "id_max": 1000, "n": 8, "r_sv_dv": -0.1,
              "r_sa_da": -0.12, "r_sv_da": 0.99, "r_sa_dv": 0.98, "straight": -0.11, "crossed": 0.985,
@@ -122,9 +149,11 @@ def make_tree(root: Path, *, unknown_stage: bool = True, seed: int = 0, n_images
                        "valence": v, "arousal": a, "emotion": emotion_class(v, a)})
     lab = pd.DataFrame(labels)
     lp = default_params("labels") | {"sources": ["chunks", "images"]}
-    dirs["labels"] = write_stage(root, "labels", "labels", lab, [], {"chunks": dirs["chunks"], "images": dirs["images"]}, lp)
+    dirs["labels"] = write_stage(root, "labels", "labels", lab, [],
+                                 {"chunks": dirs["chunks"], "images": dirs["images"]}, lp)
     (root / dirs["labels"] / "normalisation.json").write_text(json.dumps({"method": "minmax", "bounds": {
-        "0": {"valence": [30.0, 80.0], "arousal": [20.0, 70.0]}, "1": {"valence": [-0.9, 0.9], "arousal": [-0.8, 0.85]}}}))
+        "0": {"valence": [30.0, 80.0], "arousal": [20.0, 70.0]},
+        "1": {"valence": [-0.9, 0.9], "arousal": [-0.8, 0.85]}}}))
     src_split = {s: ("test" if int(hashlib.sha256(s.encode()).hexdigest(), 16) % 5 == 0 else "train")
                  for s in sorted(set(lab["source_id"]))}
     split = lab.assign(split=lab["source_id"].map(src_split))
@@ -149,7 +178,8 @@ def make_tree(root: Path, *, unknown_stage: bool = True, seed: int = 0, n_images
                                  {"images": dirs["images"], "split": dirs["split"]}, tp, items=1, extra=extra)
     if unknown_stage:
         rows = pd.DataFrame({"sample_id": [c["sample_id"] for c in chunks[:5]], "mfcc_mean": rng.normal(size=5)})
-        dirs[UNKNOWN] = write_stage(root, UNKNOWN, UNKNOWN, rows, [(chunks[5]["sample_id"], "odd-thing", "a new reason")],
+        dirs[UNKNOWN] = write_stage(root, UNKNOWN, UNKNOWN, rows,
+                                    [(str(chunks[5]["sample_id"]), "odd-thing", "a new reason")],
                                     {"chunks": dirs["chunks"]}, {"n_mfcc": 20}, counters={"frames": 12})
     (root / "manifests").mkdir(parents=True, exist_ok=True)
     (root / "manifests" / "_current.json").write_text(json.dumps(

@@ -154,7 +154,8 @@ def _notes(t: np.ndarray, freqs: tuple[float, ...], rng: np.random.Generator) ->
         for h in range(1, 6):
             out += np.sin(2 * np.pi * f * h * t + rng.uniform(0, 2 * np.pi)) / h
     envelope = np.minimum(t / 0.02, 1.0) * np.exp(-t / 1.5)
-    return out * envelope
+    notes: np.ndarray = out * envelope
+    return notes
 
 
 def _chords(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -174,7 +175,7 @@ def _drums(t: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
         i = int(start * sr)
         n = min(int(0.3 * sr), t.size - i)
         tt = np.arange(n) / sr
-        beat = int(round(start / 0.125)) % 4
+        beat = round(start / 0.125) % 4
         if beat == 0:      # kick: falling sine
             hit = np.sin(2 * np.pi * (50 * tt + 70 * (1 - np.exp(-tt / 0.03)) * 0.03)) * np.exp(-tt / 0.12)
         elif beat == 2:    # snare: noise burst
@@ -195,7 +196,8 @@ def synthetic_music(kind: str, seed: int = 0, noise_dbfs: float | None = -80.0,
     bass, drums), padded-tail (mix for 4.6 s then exact zeros, as the chunks stage pads tails).
     """
     rng = np.random.default_rng(seed)
-    t = np.arange(int(round(duration_s * sr))) / sr
+    t = np.arange(round(duration_s * sr)) / sr
+    y: np.ndarray
     if kind == "chord":
         y = _chords(t, rng)
     elif kind == "drums":

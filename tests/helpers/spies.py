@@ -4,8 +4,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
+from typing import IO, Any
 from unittest import mock
 
 
@@ -16,10 +17,11 @@ def opened_files() -> Iterator[list[Path]]:
     seen: list[Path] = []
     real = io.open
 
-    def spy(file, *a, **kw):
+    def spy(file: int | str | bytes | os.PathLike[str] | os.PathLike[bytes], *a: Any, **kw: Any) -> IO[Any]:
         if isinstance(file, (str, bytes, os.PathLike)):
             seen.append(Path(os.fsdecode(file)))
-        return real(file, *a, **kw)
+        handle: IO[Any] = real(file, *a, **kw)
+        return handle
 
     with mock.patch("io.open", spy), mock.patch("builtins.open", spy):
         yield seen

@@ -4,6 +4,7 @@ before the engine exists. Everything is generated; nothing binary is checked in.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,15 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from emoprep.pipeline.context import StageContext
-from emoprep.stages.split import Split
-from emoprep.stages.tokens.stage import Tokens
+from emoprep.manifests.reasons import UNDECODABLE_IMAGE
+from emoprep.manifests.validate_report import FAIL, Check, ValidationReport
 from emoprep.pipeline.assemble import finish_manifest
+from emoprep.pipeline.context import StageContext
+from emoprep.pipeline.stage import Reject
+from emoprep.stages.split import Split, SplitParams
+from emoprep.stages.tokens import vit
+from emoprep.stages.tokens.params import TokensParams
+from emoprep.stages.tokens.stage import Tokens
 
 EMOTIONS = ("excited", "delighted", "happy", "content", "relaxed", "calm",
             "tired", "bored", "depressed", "frustrated", "angry", "tense")
@@ -44,7 +50,7 @@ def write_pngs(out_root: Path, labels: pd.DataFrame, size: int = 224, seed: int 
     rng = np.random.default_rng(seed)
     spec, imgs = [], []
     for row in labels.sort_values("sample_id").itertuples():
-        safe = row.sample_id.replace(":", "_")
+        safe = str(row.sample_id).replace(":", "_")
         if row.modality == 1:
             rel = f"spectrogram/fp0/png/{safe}.png"
             arr = rng.integers(0, 256, (size, size), dtype=np.uint8)
@@ -59,13 +65,14 @@ def write_pngs(out_root: Path, labels: pd.DataFrame, size: int = 224, seed: int 
 
 
 def split_rows(labels: pd.DataFrame, out_root: Path, **params: Any) -> pd.DataFrame:
-    ctx = StageContext(stage="split", params=Split.Params(**params), out_root=out_root,
+    ctx: StageContext[SplitParams] = StageContext(stage="split", params=Split.Params(**params),
+                                                  out_root=out_root,
                        out_dir=out_root / "split" / "fp0", manifests={"labels": labels})
     return pd.DataFrame(Split().run(ctx).rows)
 
 
 def tokens_ctx(out_root: Path, manifests: dict[str, pd.DataFrame], out_dir: Path | None = None,
-               **params: Any) -> StageContext:
+               **params: Any) -> StageContext[TokensParams]:
     params.setdefault("tokenizer", "vit-tiny-test")
     params.setdefault("num_workers", 0)
     p = Tokens.Params(**params)
@@ -75,7 +82,7 @@ def tokens_ctx(out_root: Path, manifests: dict[str, pd.DataFrame], out_dir: Path
                         manifests=manifests, device="cpu")
 
 
-def run_tokens(ctx: StageContext, publish: bool = True) -> tuple[pd.DataFrame, list]:
+def run_tokens(ctx: StageContext[TokensParams], publish: bool = True) -> tuple[pd.DataFrame, list[Reject]]:
     """What the runner does: plan, process every item, finalize, publish the manifests."""
     stage = Tokens()
     rows, rejects = [], []
@@ -94,7 +101,8 @@ def run_tokens(ctx: StageContext, publish: bool = True) -> tuple[pd.DataFrame, l
         if "split" in ctx._manifests:
             ctx.input_manifest("split").to_parquet(man / "split.parquet", index=False)
         pd.DataFrame([dataclasses.asdict(r) | {"stage": "tokens"} for r in rejects],
-                     columns=["sample_id", "reason", "message", "stage"]).to_parquet(man / "rejects.parquet", index=False)
+                     columns=["sample_id", "reason", "message", "stage"]
+                     ).to_parquet(man / "rejects.parquet", index=False)
     return df, rejects
 
 
@@ -117,24 +125,19 @@ def fake_upstream_stages(n_songs: int = 11, chunks: int = 2, n_images: int = 4,
     """A `labels` stage giving `label_rows(...)` and a `fake-pngs` stage writing one PNG per
     labelled id (gray for audio, RGB for images): the inputs `split` and `tokens` need.
     `fake-pngs` rejects the ids in `no_png` (labelled ids that never get an image)."""
-    from dataclasses import dataclass as _dc
-
     from emoprep.pipeline.atomic import atomic_path
-    from emoprep.pipeline.stage import Outcome, Reject, Stage, WorkItem
+    from emoprep.pipeline.stage import NoParams, Outcome, Stage, WorkItem
 
-    class FakeLabels(Stage):
+    class FakeLabels(Stage[NoParams]):
         name = "labels"
 
         def run(self, ctx):
-            return Outcome(rows=label_rows(n_songs=n_songs, chunks=chunks, n_images=n_images).to_dict("records"))
+            rows = label_rows(n_songs=n_songs, chunks=chunks, n_images=n_images).to_dict("records")
+            return Outcome(rows=[{str(k): v for k, v in row.items()} for row in rows])
 
-    class FakePngs(Stage):
+    class FakePngs(Stage[NoParams]):
         name = "fake-pngs"
         default_inputs = ("labels",)
-
-        @_dc(frozen=True)
-        class Params:
-            pass
 
         def plan(self, ctx):
             return [WorkItem(r.sample_id, {"modality": int(r.modality), "source_id": r.source_id})
@@ -142,7 +145,7 @@ def fake_upstream_stages(n_songs: int = 11, chunks: int = 2, n_images: int = 4,
 
         def process(self, item, ctx):
             if item.key in no_png:
-                return Outcome(rejects=[Reject(item.key, "undecodable-image", f"{item.key}: cannot decode")])
+                return Outcome(rejects=[Reject(item.key, UNDECODABLE_IMAGE, f"{item.key}: cannot decode")])
             rng = np.random.default_rng(sum(map(ord, item.key)))
             shape = (224, 224) if item.payload["modality"] else (224, 224, 3)
             out = ctx.out_dir / f"{item.key.replace(':', '_')}.png"
@@ -205,16 +208,16 @@ def write_clips(out_root: Path, labels: pd.DataFrame, clip_s: float = 0.5, rate:
 
     rows = []
     for k, r in enumerate(labels[labels["modality"] == 1].sort_values("sample_id").itertuples()):
-        rel = f"clips/fp0/audio/{r.sample_id.split(':')[1]}.flac"
+        rel = f"clips/fp0/audio/{str(r.sample_id).split(':')[1]}.flac"
         (out_root / rel).parent.mkdir(parents=True, exist_ok=True)
-        sf.write(out_root / rel, clip_signal(int(round(clip_s * rate)), rate, seed + k), rate,
+        sf.write(out_root / rel, clip_signal(round(clip_s * rate), rate, seed + k), rate,
                  format="FLAC", subtype="PCM_24")
         rows.append({"sample_id": r.sample_id, "source_id": r.source_id, "modality": 1, "path": rel,
                      "sample_rate": rate})
     return pd.DataFrame(rows)
 
 
-V12_TINY = {"tokenizers": {"clips": "encodec-tiny-test", "images": "vit-tiny-test"},
+V12_TINY: dict[str, Any] = {"tokenizers": {"clips": "encodec-tiny-test", "images": "vit-tiny-test"},
             "sources": ("clips", "images")}
 
 
@@ -225,3 +228,65 @@ def v12_inputs(out_root: Path, n_songs: int = 4, n_images: int = 3, **kw: Any) -
     clips = write_clips(out_root, labels, **kw)
     images = write_pngs(out_root, labels[labels["modality"] == 0])["images"]
     return {"clips": clips, "images": images, "split": split}
+
+
+# ---- small helpers of the tokens, reader and validate tests ---------------------------------
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def resplit(split: pd.DataFrame) -> pd.DataFrame:
+    """The same split manifest with two sources moved to the other split (as a new seed would)."""
+    out = split.copy()
+    moved = out["source_id"].isin(["deam:3", "foodpics:0002"])
+    out.loc[moved, "split"] = np.where(out.loc[moved, "split"] == "test", "train", "test")
+    return out
+
+
+def expected_tokens(root: Path, r: Any) -> np.ndarray:
+    """What item r must hold, read with plain NumPy as the token_store docstring shows."""
+    cls = np.load(root / r.cls_path, mmap_mode="r", allow_pickle=False)
+    patches = np.load(root / r.patches_path, mmap_mode="r", allow_pickle=False)
+    return np.concatenate([cls[r.row][None], patches[r.row]]).astype(np.float32)
+
+
+def save_tiny_vit_checkpoint(folder: Path, seed: int, **overrides: Any) -> Path:
+    """A `vit-tiny-test` checkpoint folder (safetensors), seeded, with config `overrides`."""
+    import torch
+    from transformers import ViTModel
+
+    torch.manual_seed(seed)
+    cfg = vit.arch_config("vit-tiny-test")
+    for k, v in overrides.items():
+        setattr(cfg, k, v)
+    ViTModel(cfg, add_pooling_layer=False).save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+# ---- reading and damaging a finished store (validate tests) ----------------------------------
+
+def index_of(root: Path) -> pd.DataFrame:
+    return pd.read_parquet(root / "manifests/tokens.parquet")
+
+
+def save_index(root: Path, df: pd.DataFrame) -> None:
+    df.to_parquet(root / "manifests/tokens.parquet", index=False)
+
+
+def rewrite_array(root: Path, rel: str, arr: np.ndarray) -> None:
+    """Replace a shard file and record its new checksum, so only the content is wrong."""
+    np.save(root / rel, arr, allow_pickle=False)
+    df = index_of(root)
+    col = "cls_sha256" if "/cls-" in rel else "patches_sha256"
+    df.loc[df[col.replace("sha256", "path")] == rel, col] = hashlib.sha256((root / rel).read_bytes()).hexdigest()
+    save_index(root, df)
+
+
+def check(report: ValidationReport, name: str) -> Check:
+    """The one check called `name` (for unique-ids: the token-index one)."""
+    return next(c for c in report.checks if c.name == name)
+
+
+def failed(report: ValidationReport) -> dict[str, list[str]]:
+    return {c.name: c.offenders for c in report.checks if c.status == FAIL}

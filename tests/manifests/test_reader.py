@@ -1,4 +1,4 @@
-"""The trainer-facing readers: TokenDataset, BalancedBatchSampler, the HF Parquet view."""
+"""The trainer-facing readers: TokenDataset and BalancedBatchSampler."""
 from __future__ import annotations
 
 import shutil
@@ -8,28 +8,12 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from tests.helpers.token_fixtures import build_store
 from emoprep.manifests import reader
-from emoprep.manifests.token_store import layout as ts
-from emoprep.manifests.reader import BalancedBatchSampler, TokenDataset, hf_parquet_view
+from emoprep.manifests.reader import BalancedBatchSampler, TokenDataset
 from emoprep.pipeline.values import natural_key
+from tests.helpers.token_fixtures import build_store, expected_tokens
 
 TOK = "vit-tiny-test"
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """7 songs × 3 chunks (audio) + 9 images (image), tiny ViT, shards of 5."""
-    root = tmp_path_factory.mktemp("store")
-    index, split = build_store(root, n_songs=7, chunks=3, n_images=9)
-    return root, index
-
-
-def expected_tokens(root, r) -> np.ndarray:
-    """What item r must hold, read with plain NumPy as the token_store docstring shows."""
-    cls = np.load(root / r.cls_path, mmap_mode="r", allow_pickle=False)
-    patches = np.load(root / r.patches_path, mmap_mode="r", allow_pickle=False)
-    return np.concatenate([cls[r.row][None], patches[r.row]]).astype(np.float32)
 
 
 def test_items_are_the_stored_tokens_with_labels(store):
@@ -80,9 +64,9 @@ def test_dataloader_workers_read_the_same_values(store):
     root, _ = store
     ds = TokenDataset(root, tokenizer=TOK)
     serial = {b["sample_id"][0]: b["tokens"][0] for b in DataLoader(ds, batch_size=1)}
-    parallel = {}
+    parallel: dict[str, torch.Tensor] = {}
     for batch in DataLoader(ds, batch_size=4, num_workers=2):
-        parallel.update(zip(batch["sample_id"], batch["tokens"]))
+        parallel.update(zip(batch["sample_id"], batch["tokens"], strict=True))
     assert serial.keys() == parallel.keys() and all(torch.equal(serial[k], parallel[k]) for k in serial)
 
 
@@ -135,30 +119,7 @@ def test_one_training_step_on_balanced_batches(store):
     loss.backward()
     opt.step()
     assert batch["tokens"].shape == (4, 197, 35) and sorted(batch["modality"].tolist()) == [0, 0, 1, 1]
-    assert torch.isfinite(loss) and all(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
-
-
-def test_hf_parquet_view_loads_with_datasets(store, tmp_path):
-    import datasets
-
-    root, index = store
-    files = hf_parquet_view(root, tokenizer=TOK)
-    assert set(files) == set(index["split"])
-    stamp = {f: (root / f).stat().st_mtime_ns for fs in files.values() for f in fs}
-    assert hf_parquet_view(root, tokenizer=TOK) == files  # an unchanged store is not rewritten
-    assert {f: (root / f).stat().st_mtime_ns for fs in files.values() for f in fs} == stamp
-    dsd = datasets.load_dataset("parquet", data_files=files, cache_dir=str(tmp_path / "hf-cache"))
-    for split, part in dsd.items():
-        assert len(part) == (index["split"] == split).sum()
-        part = part.with_format("numpy")
-        by_id = index.set_index("sample_id")
-        for i in (0, len(part) - 1):
-            row = part[i]
-            r = by_id.loc[row["sample_id"]]
-            want = expected_tokens(root, r)
-            np.testing.assert_array_equal(np.asarray(row["cls"], np.float32), want[0])
-            np.testing.assert_array_equal(np.asarray(row["patches"], np.float32), want[1:])
-            assert row["emotion"] == r.emotion and row["modality"] == r.modality
+    assert torch.isfinite(loss) and all(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
 def test_a_store_folder_copied_elsewhere_stays_readable(store, tmp_path):
@@ -168,16 +129,6 @@ def test_a_store_folder_copied_elsewhere_stays_readable(store, tmp_path):
     ds = TokenDataset(moved, tokenizer=TOK)
     assert len(ds) == len(index)
     np.testing.assert_array_equal(ds[3]["tokens"].numpy(), TokenDataset(root, tokenizer=TOK)[3]["tokens"].numpy())
-
-
-def test_finds_the_single_finished_store_without_the_manifest(store, tmp_path):
-    root, index = store
-    copy = tmp_path / "out"
-    shutil.copytree(root / "tokens", copy / "tokens")
-    with pytest.raises(FileNotFoundError, match="no finished token store"):
-        ts.load_index(copy, TOK)
-    (copy / "tokens" / TOK / "fp0" / "_DONE.json").write_text("{}")
-    assert len(ts.load_index(copy, TOK).df) == len(index)
 
 
 def test_modality_codes():
@@ -195,34 +146,3 @@ def test_items_follow_the_manifest_order(tmp_path):
     published = pd.read_parquet(tmp_path / "manifests/tokens.parquet").sort_values(
         "sample_id", key=lambda s: s.map(natural_key))
     np.testing.assert_array_equal(ds[0]["tokens"].numpy(), expected_tokens(tmp_path, published.iloc[0]))
-
-
-def test_hf_view_follows_a_changed_split_and_labels(store, tmp_path):
-    """The view is keyed on what it writes: new split or labels with the same shards → a new view."""
-    import pandas as pd
-    import pyarrow.parquet as pq
-
-    root = tmp_path / "out"
-    shutil.copytree(store[0], root)
-    first = hf_parquet_view(root, tokenizer=TOK)
-    index = pd.read_parquet(root / "manifests/tokens.parquet")
-    moved = index["source_id"].isin(["deam:3", "deam:5", "foodpics:0004"])
-    index.loc[moved, "split"] = np.where(index.loc[moved, "split"] == "train", "test", "train")
-    index.loc[index["sample_id"] == "deam:2:0", "valence"] = 0.125
-    index.to_parquet(root / "manifests/tokens.parquet", index=False)
-    second = hf_parquet_view(root, tokenizer=TOK)
-    assert second != first
-    got = {}
-    for split, files in second.items():
-        for f in files:
-            got.update({r["sample_id"]: (split, r["split"], r["valence"])
-                        for r in pq.read_table(f, columns=["sample_id", "split", "valence"]).to_pylist()})
-    want = index.set_index("sample_id")
-    assert {sid: (a, b) for sid, (a, b, _v) in got.items()} == {sid: (s, s) for sid, s in want["split"].items()}
-    assert got["deam:2:0"][2] == 0.125
-    # an explicit folder is rewritten in place, without parts of the old view left behind
-    dest = tmp_path / "view"
-    hf_parquet_view(store[0], tokenizer=TOK, dest=dest)
-    again = hf_parquet_view(root, tokenizer=TOK, dest=dest)
-    listed = {f for fs in again.values() for f in fs}
-    assert {str(p) for p in dest.rglob("*.parquet")} == listed

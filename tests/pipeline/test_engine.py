@@ -12,17 +12,16 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-import tests.helpers.toy_stages  # noqa: F401  (registers the toy stages in this process)
-from tests.helpers.treecmp import diff, done_but_incomplete, snapshot, temp_files
 
+import tests.helpers.toy_stages  # noqa: F401  (registers the toy stages in this process)
 from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.executors.inline import InlineExecutor
 from emoprep.pipeline.executors.process_pool import ProcessPoolExecutorBackend
 from emoprep.pipeline.lock import OutputLock
 from emoprep.pipeline.recipe import load_recipe
 from emoprep.pipeline.runner import Runner
-
 from tests.helpers.paths import REPO, TOY_RECIPE, pythonpath_with_repo
+from tests.helpers.treecmp import diff, done_but_incomplete, snapshot, temp_files
 
 EMOPREP = Path(sys.executable).with_name("emoprep")
 
@@ -104,11 +103,12 @@ def test_fingerprints_ignore_paths_and_process(tmp_path, data):
     a = {p.name: p.fp for p in runner(tmp_path / "out1", data).plan()}
     b = {p.name: p.fp for p in runner(tmp_path / "out2", other).plan()}
     assert a == b
-    code = ("import json,sys; sys.path.insert(0, %r); import tests.helpers.toy_stages; "
-            "from emoprep.pipeline.recipe import load_recipe; from emoprep.pipeline.runner import Runner; from pathlib import Path; "
-            "r = Runner(load_recipe(%r), Path(%r), Path(%r), 'cpu'); "
-            "print(json.dumps({p.name: p.fp for p in r.plan()}))") % (
-        str(REPO), str(TOY_RECIPE), str(tmp_path / "out3"), str(other))
+    repo, recipe, out3, data3 = str(REPO), str(TOY_RECIPE), str(tmp_path / "out3"), str(other)
+    code = (f"import json,sys; sys.path.insert(0, {repo!r}); import tests.helpers.toy_stages; "
+            "from emoprep.pipeline.recipe import load_recipe; from emoprep.pipeline.runner import Runner; "
+            "from pathlib import Path; "
+            f"r = Runner(load_recipe({recipe!r}), Path({out3!r}), Path({data3!r}), 'cpu'); "
+            "print(json.dumps({p.name: p.fp for p in r.plan()}))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=tmp_path, env={**os.environ, "PYTHONHASHSEED": "123"})
     assert json.loads(res.stdout) == a
@@ -172,7 +172,8 @@ class StopAfter(InlineExecutor):
     """Inline executor that simulates Ctrl-C after `n` items and counts what it processed."""
 
     def __init__(self, n: int | None = None):
-        self.n, self.seen = n, []
+        self.n = n
+        self.seen: list[str] = []
 
     def map_unordered(self, stage_name, items, ctx):
         for item, result in super().map_unordered(stage_name, items, ctx):
@@ -286,7 +287,7 @@ def test_recipe_errors_name_the_key(tmp_path):
         load_recipe(str(TOY_RECIPE), ["sqare.power=3"])
     with pytest.raises(ConfigError, match="expected an integer"):
         load_recipe(str(TOY_RECIPE), ["square.power=2.5"])
-    with pytest.raises(ConfigError, match="STAGE.KEY=VALUE"):
+    with pytest.raises(ConfigError, match=r"STAGE\.KEY=VALUE"):
         load_recipe(str(TOY_RECIPE), ["power=3"])
     child = tmp_path / "child.toml"
     child.write_text(f'[recipe]\nextends = "{TOY_RECIPE}"\nname = "child"\n[total]\noffset = 7\n[bogus]\nx = 1\n')

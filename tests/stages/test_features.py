@@ -10,12 +10,18 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from emoprep.pipeline.recipe import build_params
-from emoprep.pipeline.context import StageContext
-from emoprep.stages.features import (FRAME_FEATURES, Features, clip_features, column_names,
-                                     default_dims)
-from emoprep.stages.labels import Labels
 from emoprep.pipeline.assemble import finish_manifest
+from emoprep.pipeline.context import StageContext
+from emoprep.pipeline.recipe import build_params
+from emoprep.stages.features import (
+    FRAME_FEATURES,
+    Features,
+    FeaturesParams,
+    clip_features,
+    column_names,
+    default_dims,
+)
+from emoprep.stages.labels import Labels, LabelsParams
 
 SR = 22050
 
@@ -28,7 +34,7 @@ def music(duration_s: float = 6.0, seed: int = 0) -> np.ndarray:
     f = notes[(t * 2).astype(int) % 4]
     y = sum(np.sin(2 * np.pi * f * k * t) / k for k in range(1, 5)) * 0.2
     y += 0.3 * (np.mod(t, 0.5) < 0.03) * rng.standard_normal(len(t)) + 0.01 * rng.standard_normal(len(t))
-    return y.astype(np.float32)
+    return np.asarray(y, dtype=np.float32)
 
 
 def direct_librosa(y: np.ndarray, sr: int = SR) -> tuple[dict[str, np.ndarray], float]:
@@ -70,10 +76,11 @@ def test_column_names_and_count():
     assert all(any(c.startswith(f) for c in cols) for f in FRAME_FEATURES)
 
 
-def _ctx(tmp_path: Path, manifests: dict, roots: dict, **params) -> StageContext:
+def _ctx(tmp_path: Path, manifests: dict[str, pd.DataFrame], roots: dict[str, Path],
+         **params: object) -> StageContext[FeaturesParams]:
     p = build_params(Features.Params, {"sources": list(manifests), **params}, "features")
-    return StageContext(stage="features", params=p, out_root=tmp_path / "out", out_dir=tmp_path / "out" / "features" / "fp",
-                        manifests=manifests, roots=roots)
+    return StageContext(stage="features", params=p, out_root=tmp_path / "out",
+                        out_dir=tmp_path / "out" / "features" / "fp", manifests=manifests, roots=roots)
 
 
 def test_stage_reads_raw_songs_and_output_clips_alike(tmp_path):
@@ -126,7 +133,8 @@ def test_labels_put_deam_and_pmemo_on_one_scale_and_record_the_mapping(tmp_path)
                                           "scales": {"deam": [1, 9], "pmemo": [0, 1]}}, "labels")
     out_dir = tmp_path / "labels" / "fp"
     out_dir.mkdir(parents=True)
-    ctx = StageContext(stage="labels", params=params, out_root=tmp_path, out_dir=out_dir, manifests={"features": feats})
+    ctx: StageContext[LabelsParams] = StageContext(stage="labels", params=params, out_root=tmp_path,
+                                                   out_dir=out_dir, manifests={"features": feats})
     res = Labels().run(ctx)
     rows = {r["sample_id"]: r for r in res.rows}
     assert (rows["deam:2"]["valence"], rows["deam:2"]["arousal"]) == (-1.0, 1.0)

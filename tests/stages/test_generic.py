@@ -13,11 +13,11 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
+from emoprep.pipeline.assemble import finish_manifest
+from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.recipe import build_params
-from emoprep.pipeline.context import StageContext
-from emoprep.stages.generic import Generic, clean_path, id_problem, path_problem, read_table
-from emoprep.pipeline.assemble import finish_manifest
+from emoprep.stages.generic import Generic, GenericParams, clean_path, id_problem, path_problem, read_table
 
 
 def png(color: tuple[int, int, int], size=(32, 24)) -> bytes:
@@ -31,8 +31,9 @@ def run(where: Path, tmp_path: Path, **params):
     p = build_params(Generic.Params, params, "generic")
     stage = Generic()
     root = stage.locate_root(p, where)
-    ctx = StageContext(stage="generic", params=p, out_root=tmp_path / "out", out_dir=tmp_path / "out" / "generic" / "fp",
-                       roots={"generic": root})
+    ctx: StageContext[GenericParams] = StageContext(stage="generic", params=p, out_root=tmp_path / "out",
+                                                    out_dir=tmp_path / "out" / "generic" / "fp",
+                                                    roots={"generic": root})
     items = stage.plan(ctx)
     outs = [stage.process(it, ctx.item_context()) for it in items]
     rows = pd.DataFrame([r for o in outs for r in o.rows])
@@ -41,7 +42,7 @@ def run(where: Path, tmp_path: Path, **params):
 
 
 @pytest.fixture
-def image_set(tmp_path) -> Path:
+def image_set(tmp_path: Path) -> Path:
     root = tmp_path / "art"
     (root / "img").mkdir(parents=True)
     nfd = unicodedata.normalize("NFD", "café.png")          # as macOS unpacks it
@@ -73,7 +74,7 @@ def image_set(tmp_path) -> Path:
 
 
 def test_image_table_every_row_kept_or_rejected_with_its_reason(image_set, tmp_path):
-    ctx, items, rows, rejects = run(image_set, tmp_path, dataset_name="art", scale=[1.0, 9.0])
+    _, items, rows, rejects = run(image_set, tmp_path, dataset_name="art", scale=[1.0, 9.0])
     assert len(items) == len(rows) + len(rejects) == 14
     assert {k: r.reason for k, r in rejects.items()} == {
         "art:d": "missing-image", "art:e": "path-outside-root", "art:f": "path-outside-root",
@@ -81,8 +82,10 @@ def test_image_table_every_row_kept_or_rejected_with_its_reason(image_set, tmp_p
         "art:j": "bad-annotation", "art:line-12": "bad-id", "art:line-13": "bad-id", "art:dup": "duplicate-id"}
     assert all("table.csv line" in r.message for r in rejects.values())
     by = rows.set_index("sample_id")
-    assert by.loc["art:a", "image_path"] == "img/café.png" and unicodedata.is_normalized("NFC", by.loc["art:a", "image_path"])
-    assert (by.loc["art:a", "valence_raw"], by.loc["art:a", "arousal_raw"], by.loc["art:a", "label"]) == (7.0, 3.0, "calm")
+    assert by.loc["art:a", "image_path"] == "img/café.png"
+    assert unicodedata.is_normalized("NFC", by.loc["art:a", "image_path"])
+    assert (by.loc["art:a", "valence_raw"], by.loc["art:a", "arousal_raw"],
+            by.loc["art:a", "label"]) == (7.0, 3.0, "calm")
     assert (by.loc["art:a", "width"], by.loc["art:a", "height"], by.loc["art:a", "modality"]) == (32, 24, 0)
     assert by.loc["art:b", "image_path"] == "img/b.png"
     assert pd.isna(by.loc["art:c", "valence_raw"]) and pd.isna(by.loc["art:c", "label"])
@@ -91,12 +94,13 @@ def test_image_table_every_row_kept_or_rejected_with_its_reason(image_set, tmp_p
 
 
 def test_images_stage_reads_a_generic_table(image_set, tmp_path):
-    from emoprep.stages.images import Images
+    from emoprep.stages.images import Images, ImagesParams
 
     _, _, rows, _ = run(image_set, tmp_path, dataset_name="art", scale=[1.0, 9.0])
     p = build_params(Images.Params, {"dataset": "generic", "size": 16}, "images")
-    ctx = StageContext(stage="images", params=p, out_root=tmp_path / "out", out_dir=tmp_path / "out" / "images" / "fp",
-                       manifests={"generic": rows}, roots={"generic": image_set})
+    ctx: StageContext[ImagesParams] = StageContext(stage="images", params=p, out_root=tmp_path / "out",
+                                                   out_dir=tmp_path / "out" / "images" / "fp",
+                                                   manifests={"generic": rows}, roots={"generic": image_set})
     stage = Images()
     outs = [stage.process(it, ctx.item_context()) for it in stage.plan(ctx)]
     made = [r for o in outs for r in o.rows]
@@ -111,14 +115,14 @@ def test_scale_is_required_with_va_columns_and_tables_are_found(image_set, tmp_p
     (tmp_path / "other" / "t.csv").write_text("id,path\n1,x.png\n")
     with pytest.raises(ConfigError, match="several generic tables"):
         run(tmp_path, tmp_path, scale=[1.0, 9.0])
-    ctx, _, rows, _ = run(tmp_path, tmp_path, root=str(image_set), table="table.csv", scale=[1.0, 9.0])
+    _, _, rows, _ = run(tmp_path, tmp_path, root=str(image_set), table="table.csv", scale=[1.0, 9.0])
     assert len(rows) == 4
     with pytest.raises(ConfigError, match="no generic table"):
         run(tmp_path / "other", tmp_path, table="nope.csv")
 
 
 def test_audio_table_with_groups_feeds_the_audio_stages(tmp_path):
-    from emoprep.stages.features import Features
+    from emoprep.stages.features import Features, FeaturesParams
 
     root = tmp_path / "music"
     (root / "clips").mkdir(parents=True)
@@ -129,7 +133,7 @@ def test_audio_table_with_groups_feeds_the_audio_stages(tmp_path):
     (root / "list.tsv").write_text("clip\tfile\tsong\tgenre\n"
                                    "s1_0\tclips/s1_0.wav\tsong1\tjazz\ns1_1\tclips/s1_1.wav\tsong1\tjazz\n"
                                    "s2_0\tclips/s2_0.wav\tsong2\tmetal\nbad\tclips/empty.wav\tsong3\tpop\n")
-    ctx, _, rows, rejects = run(root, tmp_path, dataset_name="music", modality="audio", id_column="clip",
+    _, _, rows, rejects = run(root, tmp_path, dataset_name="music", modality="audio", id_column="clip",
                                 path_column="file", source_column="song", label_column="genre")
     assert {k: r.reason for k, r in rejects.items()} == {"music:bad": "empty-audio"}
     by = rows.set_index("sample_id")
@@ -137,8 +141,9 @@ def test_audio_table_with_groups_feeds_the_audio_stages(tmp_path):
     assert by.loc["music:s2_0", "duration_s"] == pytest.approx(3.0) and by.loc["music:s2_0", "modality"] == 1
     assert "valence_raw" in rows.columns and rows["valence_raw"].isna().all()   # a label-only table
     p = build_params(Features.Params, {"sources": ["generic"]}, "features")
-    fctx = StageContext(stage="features", params=p, out_root=tmp_path / "out", out_dir=tmp_path / "out" / "f" / "fp",
-                        manifests={"generic": rows}, roots={"generic": root})
+    fctx: StageContext[FeaturesParams] = StageContext(stage="features", params=p, out_root=tmp_path / "out",
+                                                      out_dir=tmp_path / "out" / "f" / "fp",
+                                                      manifests={"generic": rows}, roots={"generic": root})
     feats = [Features().process(it, fctx.item_context()).rows[0] for it in Features().plan(fctx)]
     assert [r["sample_id"] for r in feats] == ["music:s1_0", "music:s1_1", "music:s2_0"]
     assert feats[0]["dataset"] == "music" and feats[0]["source_id"] == "music:song1"

@@ -9,21 +9,25 @@ import unicodedata
 import warnings
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image, ImageCms, ImageOps
 
-from emoprep.pipeline.errors import ConfigError
-from emoprep.pipeline.context import StageContext
-from emoprep.pipeline.registry import get_stage
-from emoprep.stages.demo import foodpics as demo
 from emoprep.manifests.reasons import REJECT_CODES as REASONS
-from emoprep.stages.common.image_io import to_rgb
 from emoprep.pipeline.assemble import finish_manifest
+from emoprep.pipeline.context import StageContext
+from emoprep.pipeline.errors import ConfigError
+from emoprep.pipeline.stage import Reject, WorkItem
+from emoprep.stages.common.image_io import to_rgb
+from emoprep.stages.demo import foodpics as demo
+from emoprep.stages.foodpics.params import FoodPicsParams
+from emoprep.stages.foodpics.stage import FoodPics
+from emoprep.stages.images import Images, ImagesParams
 
-STAGE = get_stage("images")
+STAGE = Images()
 LANCZOS = Image.Resampling.LANCZOS
 WHITE = np.array([255, 255, 255], np.float64)
 
@@ -62,15 +66,18 @@ def manifest(root: Path, files: dict[int, str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def make_ctx(tmp: Path, root: Path, df: pd.DataFrame, **params) -> StageContext:
-    return StageContext(stage="images", params=STAGE.Params(**params), out_root=tmp / "out",
+def make_ctx(tmp: Path, root: Path, df: pd.DataFrame, **params: Any) -> StageContext[ImagesParams]:
+    return StageContext(stage="images", params=ImagesParams(**params), out_root=tmp / "out",
                         out_dir=tmp / "out" / "images" / "fp", roots={"foodpics": root},
                         manifests={"foodpics": df})
 
 
-def run(ctx: StageContext):
+def run(ctx: StageContext[ImagesParams]
+        ) -> tuple[list[WorkItem], pd.DataFrame, list[Reject], dict[str, int]]:
     items = STAGE.plan(ctx)
-    rows, rejects, counters = [], [], {}
+    rows: list[dict[str, Any]] = []
+    rejects: list[Reject] = []
+    counters: dict[str, int] = {}
     for item in items:
         out = STAGE.process(item, ctx.item_context())
         assert out.rows or out.rejects
@@ -82,7 +89,7 @@ def run(ctx: StageContext):
     return items, df, rejects, counters
 
 
-def output(ctx: StageContext, row) -> Image.Image:
+def output(ctx: StageContext[ImagesParams], row) -> Image.Image:
     im = Image.open(ctx.abs(row["path"]))
     im.load()
     return im
@@ -268,7 +275,7 @@ def test_bad_sources_are_rejected_with_reasons(tmp_path):
     (root / "0003.jpg").unlink()
     (root / "0004.jpg").write_bytes(save(scene(seed=1), "JPEG"))  # changed after the ingest
     ctx = make_ctx(tmp_path, root, df)
-    items, out, rejects, _ = run(ctx)
+    _, out, rejects, _ = run(ctx)
     assert list(out["image_no"]) == [1]
     assert {r.sample_id: r.reason for r in rejects} == {
         "foodpics:2": "undecodable-image", "foodpics:3": "missing-image", "foodpics:4": "source-changed"}
@@ -302,9 +309,10 @@ def test_bad_parameters_fail_before_any_work(tmp_path):
         STAGE.plan(make_ctx(tmp_path, tmp_path, df, fit="zoom"))
     with pytest.raises(ConfigError, match="apply_icc"):
         STAGE.plan(make_ctx(tmp_path, tmp_path, df, apply_icc="sometimes"))
-    ctx = StageContext(stage="images", params=STAGE.Params(), out_root=tmp_path, out_dir=tmp_path / "x",
-                       manifests={"foodpics": df})
-    with pytest.raises(ConfigError, match="foodpics.root"):
+    ctx: StageContext[ImagesParams] = StageContext(
+        stage="images", params=ImagesParams(), out_root=tmp_path, out_dir=tmp_path / "x",
+        manifests={"foodpics": df})
+    with pytest.raises(ConfigError, match=r"foodpics\.root"):
         STAGE.plan(ctx)
 
 
@@ -344,7 +352,7 @@ def test_icc_policy(tmp_path):
     assert icc_counts == {"icc-rgb": 1, "icc-invalid": 1} and plain_counts == {}
 
 
-@pytest.mark.parametrize("arr,expected", [
+@pytest.mark.parametrize(("arr", "expected"), [
     (np.array([[0, 257, 65535]], np.int32), [0, 1, 255]),  # I holding 16-bit data
     (np.array([[-100, 0, 100]], np.int32), [0, 128, 255]),  # I outside 16 bits: stretched
     (np.array([[0.0, 0.5, 1.0]], np.float32), [0, 128, 255]),  # F in [0, 1]
@@ -377,9 +385,10 @@ def test_demo_end_to_end(tmp_path):
     """The demo folder through both stages: every kept image becomes a 224² RGB PNG."""
     root = tmp_path / "demo"
     info = demo.write_foodpics_demo(root)
-    fp = get_stage("foodpics")
-    fctx = StageContext(stage="foodpics", params=fp.Params(), out_root=tmp_path / "out",
-                        out_dir=tmp_path / "out" / "foodpics" / "fp", roots={"foodpics": root})
+    fp = FoodPics()
+    fctx: StageContext[FoodPicsParams] = StageContext(
+        stage="foodpics", params=FoodPicsParams(), out_root=tmp_path / "out",
+        out_dir=tmp_path / "out" / "foodpics" / "fp", roots={"foodpics": root})
     rows = [r for it in fp.plan(fctx) for r in fp.process(it, fctx.item_context()).rows]
     ctx = make_ctx(tmp_path, root, pd.DataFrame(rows))
     items, df, rejects, _ = run(ctx)
@@ -419,13 +428,14 @@ def test_outputs_do_not_depend_on_where_the_data_lives(tmp_path):
         return root
 
     write_files(tmp_path, {"outside.jpg": save(scene(), "JPEG")})
-    fp = get_stage("foodpics")
+    fp = FoodPics()
     results = []
     for where in ("a", "deeper/and/elsewhere/b"):
         root = tree(tmp_path / where)
         out = tmp_path / where / "out"
-        fctx = StageContext(stage="foodpics", params=fp.Params(), out_root=out,
-                            out_dir=out / "foodpics" / "fp", roots={"foodpics": root})
+        fctx: StageContext[FoodPicsParams] = StageContext(
+            stage="foodpics", params=FoodPicsParams(), out_root=out,
+            out_dir=out / "foodpics" / "fp", roots={"foodpics": root})
         items = fp.plan(fctx)
         outs = [fp.process(it, fctx.item_context()) for it in items]
         rows, rejects = finish_manifest(fp, fctx, pd.DataFrame([r for o in outs for r in o.rows]),

@@ -8,13 +8,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.recipe import build_params
 from emoprep.stages.labels import EMOTIONS, Labels, emotion_class, minmax_to_unit
-from emoprep.pipeline.context import StageContext
 
 
-@pytest.mark.parametrize("v,a,expected", [
+@pytest.mark.parametrize(("v", "a", "expected"), [
     (0.5, 0.5, "excited"),        # slope 1
     (0.5, 0.33, "delighted"),     # slope 0.66 is in (0.33, 0.66]
     (0.5, 0.1, "happy"),          # 0.2
@@ -39,7 +39,7 @@ def test_zero_valence_is_the_limit_from_negative_valence():
     assert emotion_class(0.0, 0.5) == "tense"
     assert emotion_class(0.0, -0.5) == "tired"
     assert emotion_class(0.0, 0.0) == "frustrated"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="finite valence and arousal"):
         emotion_class(math.nan, 0.1)
 
 
@@ -65,7 +65,8 @@ def test_labels_stage_normalises_per_modality_and_accounts_for_every_row(tmp_pat
         "modality": [1] * 4, "start_s": [15.0, 20.0, 15.0, 20.0], "end_s": [20.0, 25.0, 20.0, 25.0],
         "valence_raw": [-0.4, 0.2, 0.6, float("nan")], "arousal_raw": [0.1, -0.3, 0.5, 0.0]})
     images = pd.DataFrame({
-        "sample_id": ["foodpics:1", "foodpics:2", "foodpics:3"], "source_id": ["foodpics:1", "foodpics:2", "foodpics:3"],
+        "sample_id": ["foodpics:1", "foodpics:2", "foodpics:3"],
+        "source_id": ["foodpics:1", "foodpics:2", "foodpics:3"],
         "modality": [0] * 3, "valence_raw": [20.0, 60.0, 80.0], "arousal_raw": [10.0, 50.0, 30.0]})
     params = build_params(Labels.Params, {"sources": ["chunks", "foodpics"]}, "labels")
     (tmp_path / "labels" / "fp").mkdir(parents=True)
@@ -97,6 +98,6 @@ def test_fixed_scale_rejects_out_of_range_and_needs_declared_scales(tmp_path):
     out = Labels().run(_ctx(tmp_path, params, {"clips": clips}))
     assert [r["valence"] for r in out.rows] == [0.0] and out.rows[0]["arousal"] == -1.0
     assert [(r.sample_id, r.reason) for r in out.rejects] == [("deam:3", "va-out-of-range")]
-    with pytest.raises(ConfigError, match="labels.scales"):
+    with pytest.raises(ConfigError, match=r"labels\.scales"):
         Labels().run(_ctx(tmp_path, build_params(Labels.Params, {"sources": ["clips"], "method": "fixed"}, "labels"),
                           {"clips": clips}))

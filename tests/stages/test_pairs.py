@@ -10,10 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.recipe import build_params
-from emoprep.pipeline.context import StageContext
-from emoprep.stages.pairs import Pairs, assign_images, keyed_order
+from emoprep.stages.pairs import Pairs, PairsParams, assign_images, keyed_order
 
 
 def test_assignment_is_even_seeded_and_order_free():
@@ -55,8 +55,8 @@ def _run(tmp_path: Path, **params):
     p = build_params(Pairs.Params, params, "pairs")
     out_dir = tmp_path / "pairs" / "fp"
     out_dir.mkdir(parents=True)
-    ctx = StageContext(stage="pairs", params=p, out_root=tmp_path, out_dir=out_dir,
-                       manifests={"split": split, "salient": audio, "images": images})
+    ctx: StageContext[PairsParams] = StageContext(stage="pairs", params=p, out_root=tmp_path, out_dir=out_dir,
+                                                  manifests={"split": split, "salient": audio, "images": images})
     return Pairs().run(ctx), out_dir
 
 
@@ -72,10 +72,11 @@ def test_pairs_share_label_and_split_and_every_audio_item_is_accounted_for(tmp_p
     for r in out.rows:
         assert images.loc[r["image_id"], "emotion"] == r["label"] == images.loc[r["audio_id"], "emotion"]
         assert images.loc[r["image_id"], "split"] == r["split"] == images.loc[r["audio_id"], "split"]
-        assert r["sample_id"] == r["audio_id"] and r["audio_path"].endswith(".flac") and r["image_path"].endswith(".png")
+        assert r["sample_id"] == r["audio_id"]
+        assert r["audio_path"].endswith(".flac") and r["image_path"].endswith(".png")
     assert pairs["deam:2:0"]["image_id"] == pairs["deam:2:1"]["image_id"] == "foodpics:3"
     assert {pairs["deam:1:0"]["image_id"], pairs["deam:1:1"]["image_id"]} == {"foodpics:1", "foodpics:2"}
-    with open(out_dir / "pairs.csv", newline="") as fh:
+    with (out_dir / "pairs.csv").open(newline="") as fh:
         table = list(csv.DictReader(fh))
     assert [t["audio_id"] for t in table] == ["deam:1:0", "deam:1:1", "deam:2:0", "deam:2:1"]
     assert list(table[0]) == ["audio_id", "image_id", "label", "split", "audio_path", "image_path"]

@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Hashable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.helpers.token_fixtures import EMOTIONS, split_rows
-from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.context import StageContext
-from emoprep.stages.split import Split, split_plan, unit_hash
+from emoprep.pipeline.errors import ConfigError
+from emoprep.stages.split import Split, SplitParams, split_plan, unit_hash
+from tests.helpers.token_fixtures import EMOTIONS, split_rows
 
 # A skewed class distribution, like real VA data (few "tense" songs, many "happy" ones).
 CLASS_P = np.array([3, 6, 12, 10, 8, 4, 2, 3, 5, 6, 3, 1], dtype=float)
@@ -29,13 +31,13 @@ def realistic_labels(n_songs: int = 1802, chunks: int = 6, n_images: int = 1066,
             emo = base if rng.random() < 0.7 else rng.choice(12, p=CLASS_P)
             rows.append({"sample_id": f"deam:{s}:{k}", "source_id": f"deam:{s}", "modality": 1,
                          "valence": 0.0, "arousal": 0.0, "emotion": EMOTIONS[emo]})
-    for i in range(1, n_images + 1):
-        rows.append({"sample_id": f"foodpics:{i:04d}", "source_id": f"foodpics:{i:04d}", "modality": 0,
-                     "valence": 0.0, "arousal": 0.0, "emotion": EMOTIONS[rng.choice(12, p=CLASS_P)]})
+    rows.extend({"sample_id": f"foodpics:{i:04d}", "source_id": f"foodpics:{i:04d}", "modality": 0,
+                 "valence": 0.0, "arousal": 0.0, "emotion": EMOTIONS[rng.choice(12, p=CLASS_P)]}
+                for i in range(1, n_images + 1))
     return pd.DataFrame(rows)
 
 
-def source_split(df: pd.DataFrame) -> dict[str, str]:
+def source_split(df: pd.DataFrame) -> dict[Hashable, Any]:
     return df.drop_duplicates("source_id").set_index("source_id")["split"].to_dict()
 
 
@@ -115,7 +117,7 @@ def test_unit_hash_is_uniform_and_keyed():
     assert unit_hash(0, "deam:2") != unit_hash(1, "deam:2")
 
 
-@pytest.mark.parametrize("ratios,names", [((0.8, 0.3), ()), ((1.0,), ()), ((0.9, -0.1, 0.2), ()),
+@pytest.mark.parametrize(("ratios", "names"), [((0.8, 0.3), ()), ((1.0,), ()), ((0.9, -0.1, 0.2), ()),
                                           ((0.5, 0.25, 0.25), ("a", "b")), ((0.8, 0.2), ("x", "x")),
                                           ((0.5, 0.2, 0.2, 0.1), ())])
 def test_bad_ratios_are_configuration_errors(ratios, names):
@@ -132,8 +134,9 @@ def test_duplicate_ids_and_missing_sources_are_rejected(tmp_path):
     labels = realistic_labels(n_songs=5, n_images=3)
     dup = labels.iloc[[0]]
     nosrc = labels.iloc[[1]].assign(sample_id="deam:999:0", source_id=None)
-    ctx = StageContext(stage="split", params=Split.Params(), out_root=tmp_path, out_dir=tmp_path / "split",
-                       manifests={"labels": pd.concat([labels, dup, nosrc])})
+    ctx: StageContext[SplitParams] = StageContext(stage="split", params=Split.Params(), out_root=tmp_path,
+                                                  out_dir=tmp_path / "split",
+                                                  manifests={"labels": pd.concat([labels, dup, nosrc])})
     out = Split().run(ctx)
     reasons = {(r.sample_id, r.reason) for r in out.rejects}
     assert reasons == {(labels.sample_id[0], "duplicate-id"), ("deam:999:0", "missing-source-id")}

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.corpus import DATASETS, FAMILIES, catalogue, kinds_for, render_table
-from tests.corpus import media
+from emoprep.manifests.reasons import REJECT_CODES
+from tests.corpus import DATASETS, FAMILIES, catalogue, kinds_for, media, render_table
 from tests.corpus.run import RunResult, run_emoprep, write_recipe
 from tests.corpus.table import readme_table
 from tests.corpus.trees import Tree, build
-from emoprep.manifests.reasons import REJECT_CODES
 
 KINDS = catalogue()
 ENGINE_REASONS = {"internal-error", "worker-crashed", "no-output"}
@@ -82,7 +81,8 @@ def corpus(tmp_path_factory):
 
 # ---------------------------------------------------------------- the catalogue ----
 REQUIRED = {  # issue 9's list -> the kinds that cover it
-    "truncated audio": ["truncated-mp3", "truncated-flac"], "empty / zero-length audio": ["empty-mp3", "zero-length-mp3"],
+    "truncated audio": ["truncated-mp3", "truncated-flac"],
+    "empty / zero-length audio": ["empty-mp3", "zero-length-mp3"],
     "wrong extension": ["wrong-extension"], "non-audio MP3": ["non-audio-mp3"],
     "0 channels": ["wav-zero-channels"], "absurd rates": ["wav-rate-1hz", "wav-rate-2ghz", "flac-rate-1mhz"],
     "silence": ["all-silent"], "clipping": ["clipped"],
@@ -242,7 +242,7 @@ def test_pillow_bomb_guard_is_on_and_bombs_are_never_decoded(monkeypatch):
     just over `max_pixels` is refused from the header alone: no pixel is ever loaded."""
     from PIL import Image, ImageFile
 
-    from emoprep.stages.common.image_io import decode_image, DEFAULT_MAX_PIXELS, ImageTooLarge
+    from emoprep.stages.common.image_io import DEFAULT_MAX_PIXELS, ImageTooLarge, decode_image
 
     assert Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS <= DEFAULT_MAX_PIXELS
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from tests.helpers.treecmp import diff, done_but_incomplete, snapshot, temp_files
 
 EMOPREP = Path(sys.executable).with_name("emoprep")

@@ -10,9 +10,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+
 from tests.helpers.treecmp import diff, done_but_incomplete, snapshot, temp_files
 
 EMOPREP = Path(sys.executable).with_name("emoprep")
@@ -20,11 +22,11 @@ TINY = ["--set", "tokens.tokenizer='vit-tiny-test'"]  # the real code path, a ti
 
 
 @pytest.fixture(scope="module")
-def demo(demo_data) -> Path:
+def demo(demo_data: Path) -> Path:
     return demo_data
 
 
-def cli(*args: str, **kw) -> subprocess.Popen:
+def cli(*args: str, **kw: Any) -> subprocess.Popen[str]:
     return subprocess.Popen([str(EMOPREP), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, **kw)
 
@@ -137,9 +139,9 @@ def test_spectrograms_of_demo_chunks_match_riffusion_within_its_own_rounding(cle
     riffusion's own float32 converter is."""
     import numpy as np
     import soundfile as sf
-    import tests.helpers.riffusion_reference as rr
 
-    from emoprep.stages.spectrogram.stage import riffusion_image
+    import tests.helpers.riffusion_reference as rr
+    from emoprep.stages.spectrogram.riffusion import riffusion_image
 
     out, _ = clean_run
     chunks = pq.read_table(out / "manifests" / "chunks.parquet").to_pandas()

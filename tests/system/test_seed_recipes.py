@@ -20,12 +20,12 @@ EMOPREP = Path(sys.executable).with_name("emoprep")
 
 
 @pytest.fixture(scope="module")
-def demo(demo_data) -> Path:
+def demo(demo_data: Path) -> Path:
     return demo_data
 
 
 @pytest.fixture(scope="module")
-def out(tmp_path_factory) -> Path:
+def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("seed-out") / "out"
 
 
@@ -33,7 +33,8 @@ def run(recipe: str, demo: Path, out: Path) -> str:
     proc = subprocess.run([str(EMOPREP), "run", "--recipe", recipe, "--data-root", str(demo), "--out", str(out), "-q"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    check = subprocess.run([str(EMOPREP), "validate", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    check = subprocess.run([str(EMOPREP), "validate", "--out", str(out)], capture_output=True, text=True,
+                           timeout=600)
     assert check.returncode == 0, check.stdout + check.stderr   # each recipe's outputs validate
     return proc.stdout
 
@@ -49,7 +50,8 @@ def rejects(out: Path, stage: str) -> pd.DataFrame:
 
 def stage_dir(out: Path, stage: str) -> Path:
     current = json.loads((out / "manifests" / "_current.json").read_text())
-    return out / current[stage]["dir"]
+    rel: str = current[stage]["dir"]
+    return out / rel
 
 
 def test_seed004_salient(demo, out):
@@ -57,11 +59,11 @@ def test_seed004_salient(demo, out):
     songs = pd.concat([manifest(out, "deam"), manifest(out, "pmemo")])
     sal = manifest(out, "salient")
     assert sorted(sal["sample_id"]) == sorted(songs["sample_id"]) and rejects(out, "salient").empty
-    for r in sal.itertuples():
-        audio, sr = sf.read(out / r.path, dtype="float32")
+    for r in sal.to_dict("records"):
+        audio, sr = sf.read(out / r["path"], dtype="float32")
         assert sr == 44100 and len(audio) == 30 * 44100
-        assert 0 <= r.start_s and r.end_s <= r.duration_s + 1e-6 and r.start_s == int(r.start_s)
-        assert r.score == pytest.approx(max(r.window_scores), rel=1e-9)
+        assert r["start_s"] >= 0 and r["end_s"] <= r["duration_s"] + 1e-6 and r["start_s"] == int(r["start_s"])
+        assert r["score"] == pytest.approx(max(r["window_scores"]), rel=1e-9)
     short = sal.set_index("sample_id").loc["pmemo:4"]   # a 22.4 s chorus: whole, zero-padded
     assert short.start_s == 0 and short.padded_s == pytest.approx(7.6, abs=0.01)
     assert set(sal["dataset"]) == {"deam", "pmemo"}
@@ -88,10 +90,10 @@ def test_seed003_features_merges_deam_and_pmemo_on_one_scale(demo, out):
     pm = manifest(out, "pmemo").set_index("sample_id")
     kept = pm[pm["static_valence_raw"].notna()]
     for sid, row in kept.iterrows():   # PMEmo 0–1 → [-1, 1]
-        assert labels.loc[sid, "valence"] == pytest.approx(2 * row["static_valence_raw"] - 1)
+        assert labels.loc[str(sid), "valence"] == pytest.approx(2 * row["static_valence_raw"] - 1)
     deam = manifest(out, "deam").set_index("sample_id")
     for sid, row in deam.iterrows():   # DEAM 1–9 → [-1, 1]
-        assert labels.loc[sid, "arousal"] == pytest.approx((row["static_arousal_raw"] - 5) / 4)
+        assert labels.loc[str(sid), "arousal"] == pytest.approx((row["static_arousal_raw"] - 5) / 4)
     assert dict(rejects(out, "labels")[["sample_id", "reason"]].values) == {"pmemo:15": "missing-va"}
     norm = json.loads((stage_dir(out, "labels") / "normalisation.json").read_text())
     assert norm["method"] == "fixed" and set(norm["bounds"]) == {"deam", "pmemo"}
@@ -105,10 +107,10 @@ def test_seed002_pairs(demo, out):
     audio_items = split[split["modality"] == 1]
     assert len(pairs) + len(rejects(out, "pairs")) == len(audio_items) and len(pairs) > 0
     assert set(split["split"]) <= {"train", "val", "test"}
-    for r in pairs.itertuples():
-        assert split.loc[r.image_id, "emotion"] == split.loc[r.audio_id, "emotion"] == r.label
-        assert split.loc[r.image_id, "split"] == split.loc[r.audio_id, "split"] == r.split
-        assert (out / r.audio_path).is_file() and (out / r.image_path).is_file()
+    for r in pairs.to_dict("records"):
+        assert split.loc[r["image_id"], "emotion"] == split.loc[r["audio_id"], "emotion"] == r["label"]
+        assert split.loc[r["image_id"], "split"] == split.loc[r["audio_id"], "split"] == r["split"]
+        assert (out / r["audio_path"]).is_file() and (out / r["image_path"]).is_file()
     with open(stage_dir(out, "pairs") / "pairs.csv", newline="") as fh:
         table = list(csv.DictReader(fh))
     assert sorted(t["audio_id"] for t in table) == sorted(pairs["audio_id"])

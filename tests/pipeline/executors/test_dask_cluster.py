@@ -4,17 +4,15 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-import tests.helpers.toy_stages  # noqa: F401
-from tests.pipeline.test_engine import make_data, run
-from tests.helpers.treecmp import diff, snapshot
 
+import tests.helpers.toy_stages  # noqa: F401
 from emoprep.pipeline.executors.dask_cluster import DaskExecutor, worker_pids
 from tests.helpers.paths import pythonpath_with_repo
-
+from tests.helpers.treecmp import diff, snapshot
+from tests.pipeline.test_engine import make_data, run
 
 
 @pytest.fixture

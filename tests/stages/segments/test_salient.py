@@ -9,11 +9,19 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
+from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.recipe import build_params
-from emoprep.pipeline.context import StageContext
-from emoprep.stages.segments.salient import (Salient, best_window, frame_features, frame_span,
-                                    most_salient, window_means, window_starts)
+from emoprep.stages.segments.salient import (
+    Salient,
+    SalientParams,
+    best_window,
+    frame_features,
+    frame_span,
+    most_salient,
+    window_means,
+    window_starts,
+)
 
 SR = 16000  # a low rate (spectral contrast needs > 12.8 kHz): the tests run fast
 
@@ -21,7 +29,7 @@ SR = 16000  # a low rate (spectral contrast needs > 12.8 kHz): the tests run fas
 def section_signal(duration_s: float, loud: tuple[float, float], sr: int = SR, seed: int = 0) -> np.ndarray:
     """Quiet pure tone everywhere; in [loud) a loud, harmonically rich chord over noise."""
     rng = np.random.default_rng(seed)
-    t = np.arange(int(round(duration_s * sr))) / sr
+    t = np.arange(round(duration_s * sr)) / sr
     y = 0.02 * np.sin(2 * np.pi * 220 * t)
     m = (t >= loud[0]) & (t < loud[1])
     rich = sum(np.sin(2 * np.pi * f * k * t[m]) / k for f in (196, 247, 294) for k in range(1, 6))
@@ -33,7 +41,7 @@ def loop_scores(y: np.ndarray, sr: int, window_s: float, hop_s: float, n_fft: in
                 hop_length: int = 512) -> np.ndarray:
     """Reference 1: the same frame definition, window by window with explicit loops."""
     rms, contrast = frame_features(y, sr, n_fft, hop_length)
-    window, hop = int(round(window_s * sr)), int(round(hop_s * sr))
+    window, hop = round(window_s * sr), round(hop_s * sr)
     scores = []
     for s in range(0, len(y) - window + 1, hop):
         frames = [j for j in range(len(rms)) if s <= j * hop_length < s + window]
@@ -45,7 +53,7 @@ def slice_scores(y: np.ndarray, sr: int, window_s: float, hop_s: float) -> np.nd
     """Reference 2, seed 004 taken literally: librosa on each window's own audio."""
     import librosa
 
-    window, hop = int(round(window_s * sr)), int(round(hop_s * sr))
+    window, hop = round(window_s * sr), round(hop_s * sr)
     scores = []
     for s in range(0, len(y) - window + 1, hop):
         seg = y[s:s + window]
@@ -135,8 +143,9 @@ def _tree(tmp_path: Path) -> tuple[Path, pd.DataFrame]:
 def _run(tmp_path: Path, root: Path, df: pd.DataFrame, **params):
     params = build_params(Salient.Params, {"window_s": 10.0, **params}, "salient")
     out_dir = tmp_path / "out" / "salient" / "fp"
-    ctx = StageContext(stage="salient", params=params, out_root=tmp_path / "out", out_dir=out_dir,
-                       manifests={"deam": df}, roots={"deam": root})
+    ctx: StageContext[SalientParams] = StageContext(
+        stage="salient", params=params, out_root=tmp_path / "out", out_dir=out_dir,
+        manifests={"deam": df}, roots={"deam": root})
     stage = Salient()
     outcomes = {it.key: stage.process(it, ctx.item_context()) for it in stage.plan(ctx)}
     return ctx, outcomes

@@ -3,8 +3,8 @@ riffusion's converter and a plain librosa formulation), the seed-001 mel clips, 
 plan/process on chunk FLACs written here."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,14 +12,13 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-import tests.helpers.riffusion_reference as rr  # noqa: E402
-
-from emoprep.manifests.reasons import REJECT_CODES  # noqa: E402
-from emoprep.pipeline.errors import DataError  # noqa: E402
-from emoprep.pipeline.context import StageContext  # noqa: E402
-from emoprep.stages.common import naming  # noqa: E402
-from emoprep.stages.spectrogram import params, riffusion, seed001  # noqa: E402
-from emoprep.stages.spectrogram import stage as sp  # noqa: E402
+import tests.helpers.riffusion_reference as rr
+from emoprep.manifests.reasons import REJECT_CODES
+from emoprep.pipeline.context import StageContext
+from emoprep.pipeline.errors import DataError
+from emoprep.stages.common import naming
+from emoprep.stages.spectrogram import params, riffusion, seed001
+from emoprep.stages.spectrogram import stage as sp
 
 SR = 44100
 CHUNK = 220_500
@@ -166,7 +165,7 @@ def test_params_reject_inconsistent_values():
         params.SpectrogramParams(hop_length=0)
 
 
-@pytest.mark.parametrize("ours, theirs, shape", [
+@pytest.mark.parametrize(("ours", "theirs", "shape"), [
     ({"n_mels": 256, "hop_length": 882}, {"num_frequencies": 256, "step_size_ms": 20}, (256, 251)),
     # 22.05 kHz: an odd window (2,205) inside an even n_fft (8,820), off-centre by half a sample
     ({"sample_rate": 22050, "n_fft": 8820, "win_length": 2205, "hop_length": 220},
@@ -261,7 +260,7 @@ def write_chunk(path: Path, audio: np.ndarray, sr: int = SR) -> None:
     sf.write(str(path), audio, sr, subtype="PCM_24", format=path.suffix[1:].upper())
 
 
-def chunk_row(sample_id: str, source_id: str, k: int, path: str, sr: int = SR) -> dict:
+def chunk_row(sample_id: str, source_id: str, k: int, path: str, sr: int = SR) -> dict[str, object]:
     return {"sample_id": sample_id, "source_id": source_id, "modality": 1, "chunk_index": k,
             "start_s": 15.0 + 5 * k, "end_s": 20.0 + 5 * k, "path": path, "sample_rate": sr}
 
@@ -299,14 +298,14 @@ def chunk_tree(tmp_path, music):
     return root, pd.DataFrame(rows)
 
 
-def make_ctx(root: Path, chunks: pd.DataFrame, **values) -> StageContext:
+def make_ctx(root: Path, chunks: pd.DataFrame, **values: Any) -> StageContext[params.SpectrogramParams]:
     return StageContext(stage="spectrogram", params=params.SpectrogramParams(**values),
                         out_root=root, out_dir=root / "spectrogram" / "fp",
                         input_dirs={"chunks": root / "chunks" / "fp"},
                         manifests={"chunks": chunks})
 
 
-def run_items(ctx: StageContext):
+def run_items(ctx: StageContext[params.SpectrogramParams]):
     stage = sp.Spectrogram()
     items = list(stage.plan(ctx))
     item_ctx = ctx.item_context()
@@ -414,7 +413,7 @@ def test_every_transform_parameter_enters_the_fingerprint():
 
     stage = sp.Spectrogram()
     base = fingerprint(components(stage, params.SpectrogramParams(), {"chunks": "x"}))
-    changes = {"n_fft": 17642, "win_length": 4400, "hop_length": 440, "n_mels": 256,
+    changes: dict[str, Any] = {"n_fft": 17642, "win_length": 4400, "hop_length": 440, "n_mels": 256,
                "f_min": 20.0, "f_max": 11000.0, "image_power": 0.3, "size": 256,
                "keep_fullres": True, "kind": "seed001-mel", "seed001_n_mels": 64,
                "seed001_trim_top_db": 40.0, "seed001_target_rms_dbfs": -23.0}

@@ -5,7 +5,6 @@ runs the real code path in milliseconds; one test each builds the real 24 kHz En
 real patch-28 ViT on a short input; the full 46 s clip is `slow`."""
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import shutil
@@ -15,19 +14,28 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from tests.helpers.token_fixtures import (V12_TINY, clip_label_rows, clip_signal, label_rows, run_tokens, split_rows,
-                             tokens_ctx, v12_inputs, write_clips, write_pngs)
+from emoprep.manifests.token_store.layout import INDEX_FILE, KNOWN_CODEBOOKS, KNOWN_LAYOUTS, sequence_shape
+from emoprep.manifests.token_store.reader import load_index, read_store_json
 from emoprep.pipeline.errors import ConfigError
-from emoprep.manifests.token_store import layout as ts
 from emoprep.stages.tokens import encodec, vit, weights
-from emoprep.stages.tokens.stage import Tokens, objects_dir, store_dir, weights_dir_for
+from emoprep.stages.tokens.params import weights_dir_for
+from emoprep.stages.tokens.stage import Tokens, objects_dir, store_dir
+from tests.helpers.token_fixtures import (
+    V12_TINY,
+    clip_label_rows,
+    clip_signal,
+    label_rows,
+    run_tokens,
+    sha,
+    split_rows,
+    tokens_ctx,
+    v12_inputs,
+    write_clips,
+    write_pngs,
+)
 
 TINY = "encodec-tiny-test"
 TINY_VIT = "vit-tiny-test"
-
-
-def sha(path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +54,11 @@ def hf_codes(model, clip: np.ndarray, tokenizer: str = TINY) -> np.ndarray:
 
     with torch.inference_mode():
         out = model.encode(torch.from_numpy(clip)[None, None], bandwidth=encodec.bandwidth(tokenizer))
-    return out.audio_codes[0, 0].numpy()
+    codes: np.ndarray = out.audio_codes[0, 0].numpy()
+    return codes
 
 
-@pytest.fixture()
+@pytest.fixture
 def encode_calls(monkeypatch):
     """Clips per EnCodec call (the expensive part the object store saves)."""
     calls = []
@@ -76,8 +85,8 @@ def test_encodec_24khz_layout_follows_from_the_published_config():
     assert got == published
     assert (cfg.hop_length, cfg.frame_rate) == (320, 75)
     assert encodec.clip_samples("encodec-24khz") == 46 * 24000 == 1_104_000
-    assert encodec.token_layout("encodec-24khz") == {"codes": (32, 3450)} == ts.KNOWN_LAYOUTS["encodec-24khz"]
-    assert ts.KNOWN_CODEBOOKS["encodec-24khz"] == encodec.codebook_size("encodec-24khz") == 1024
+    assert encodec.token_layout("encodec-24khz") == {"codes": (32, 3450)} == KNOWN_LAYOUTS["encodec-24khz"]
+    assert KNOWN_CODEBOOKS["encodec-24khz"] == encodec.codebook_size("encodec-24khz") == 1024
     # the clips stage's 2,028,600 samples at 44.1 kHz resample to exactly the model's length
     assert round(2_028_600 * 24000 / 44100) == 1_104_000
 
@@ -90,18 +99,18 @@ def test_real_encodec_on_a_short_clip_gives_32_codebooks_at_75_hz_and_decodes_ba
     clip = clip_signal(2 * 24000, 24000, seed=1)
     codes = encodec.encode(model, clip[None], "encodec-24khz", weights.Compute("cpu", None))
     assert codes.shape == (1, 32, 150) and codes.dtype == np.int16
-    assert 0 <= codes.min() and codes.max() < 1024 and len(np.unique(codes)) > 100
+    assert codes.min() >= 0 and codes.max() < 1024 and len(np.unique(codes)) > 100
     np.testing.assert_array_equal(codes[0], hf_codes(model, clip, "encodec-24khz"))
     assert encodec.decode(model, codes).shape == (1, 2 * 24000)
 
 
 def test_every_layout_table_entry_matches_what_the_models_produce(tiny_model):
     for name in encodec.ARCHS:
-        assert encodec.token_layout(name) == ts.KNOWN_LAYOUTS[name]
+        assert encodec.token_layout(name) == KNOWN_LAYOUTS[name]
     codes = encodec.encode(tiny_model, tiny_clips(1), TINY, weights.Compute("cpu", None))
-    assert codes.shape[1:] == ts.KNOWN_LAYOUTS[TINY]["codes"] == (4, 750)
+    assert codes.shape[1:] == KNOWN_LAYOUTS[TINY]["codes"] == (4, 750)
     assert vit.token_layout("vit-patch28-h2048") == {"cls": (2048,), "patches": (64, 2048)}
-    assert ts.sequence_shape(ts.KNOWN_LAYOUTS["vit-patch28-h2048"]) == [65, 2048]
+    assert sequence_shape(KNOWN_LAYOUTS["vit-patch28-h2048"]) == [65, 2048]
 
 
 def test_patch28_vit_gives_64_patches_of_2048_and_is_recorded_as_not_pretrained(tmp_path, caplog):
@@ -112,7 +121,7 @@ def test_patch28_vit_gives_64_patches_of_2048_and_is_recorded_as_not_pretrained(
     assert cfg.hidden_size // cfg.num_attention_heads == 64  # ViT-base's head width
     labels = label_rows(n_songs=0, n_images=1)
     manifests = {"images": write_pngs(tmp_path, labels)["images"], "split": split_rows(labels, tmp_path)}
-    vit._WARNED.clear()
+    weights._WARNED.clear()
     with caplog.at_level(logging.WARNING):
         index, rejects = run_tokens(tokens_ctx(tmp_path, manifests, tokenizer="vit-patch28-h2048",
                                                sources=("images",), num_workers=0), publish=False)
@@ -158,13 +167,14 @@ def test_random_codebooks_are_seeded_spread_and_leave_the_callers_rng_alone():
     # transformers' own init leaves the codebooks at zero: every code would be 0
     from transformers import EncodecModel
 
-    assert not EncodecModel(encodec.arch_config(TINY)).quantizer.layers[0].codebook.embed.any()
+    book = EncodecModel(encodec.arch_config(TINY)).quantizer.layers[0].codebook
+    assert not book.embed.any()  # type: ignore[union-attr, operator]  # torch: a Module attribute is Tensor | Module
     assert all(b.abs().sum() > 0 for b in a) and len({tuple(b[0].tolist()) for b in a}) == len(a)
 
 
 # ---- the stage with two tokenizers -------------------------------------------------------------
 
-@pytest.fixture()
+@pytest.fixture
 def v12(tmp_path):
     return tmp_path, v12_inputs(tmp_path, n_songs=5, n_images=3)
 
@@ -191,7 +201,7 @@ def test_one_stage_writes_a_store_per_tokenizer_and_one_index(v12, tiny_model):
     # every row holds the codes of its own clip, computed from the FLAC as the stage reads it
     for r in audio.itertuples():
         clip, err, _sha = encodec.load_clip(out_root / r.audio_path, TINY)
-        assert err is None and clip.shape == (encodec.clip_samples(TINY),)
+        assert err is None and clip is not None and clip.shape == (encodec.clip_samples(TINY),)
         codes = np.load(out_root / r.codes_path, allow_pickle=False)
         assert codes.dtype == np.int16 and codes.shape[1:] == (4, 750)
         np.testing.assert_array_equal(codes[r.row], hf_codes(tiny_model, clip))
@@ -199,15 +209,15 @@ def test_one_stage_writes_a_store_per_tokenizer_and_one_index(v12, tiny_model):
     for tok, n in ((TINY, 5), (TINY_VIT, 3)):
         folder = store_dir(ctx.out_dir, ctx.params, tok)
         assert folder == ctx.out_dir / tok
-        meta = ts.read_store_json(folder)
-        own = pd.read_parquet(folder / ts.INDEX_FILE)
+        meta = read_store_json(folder)
+        own = pd.read_parquet(folder / INDEX_FILE)
         assert meta["tokenizer"] == tok and meta["n_samples"] == n == len(own) and set(own["tokenizer"]) == {tok}
         assert (out_root / "tokens" / tok / "objects").is_dir()
-    meta = ts.read_store_json(ctx.out_dir / TINY)
+    meta = read_store_json(ctx.out_dir / TINY)
     assert meta["arrays"] == {"codes": [4, 750]} and meta["dtype"] == "int16" and meta["codebook_size"] == 16
-    assert "cls_path" not in pd.read_parquet(ctx.out_dir / TINY / ts.INDEX_FILE).columns
+    assert "cls_path" not in pd.read_parquet(ctx.out_dir / TINY / INDEX_FILE).columns
     # a store folder opened on its own reads its files by name
-    alone = ts.load_index(ctx.out_dir / TINY)
+    alone = load_index(ctx.out_dir / TINY)
     assert alone.arrays() == ["codes"] and alone.resolve(audio["codes_path"].iloc[0]).is_file()
 
 
@@ -228,7 +238,7 @@ def test_audio_batch_size_does_not_change_stored_bytes(v12, encode_calls):
 def test_bad_clips_are_rejected_with_reasons_and_the_rest_kept(v12):
     out_root, manifests = v12
     clips = manifests["clips"].copy()
-    paths = dict(zip(clips["sample_id"], clips["path"]))
+    paths = dict(zip(clips["sample_id"], clips["path"], strict=True))
     raw = (out_root / paths["deam:2"]).read_bytes()
     (out_root / paths["deam:2"]).write_bytes(raw[:200])                                 # truncated FLAC
     sf.write(out_root / paths["deam:3"], np.zeros(44100, np.float32), 44100, format="FLAC")  # 1.0 s, not 0.5
@@ -334,6 +344,7 @@ def test_encodec_weights_folder_is_loaded_checksummed_and_recorded(v12):
     ref = EncodecModel.from_pretrained(folder).eval()
     r = audio.iloc[0]
     clip, _, _ = encodec.load_clip(out_root / r.audio_path, TINY)
+    assert clip is not None
     np.testing.assert_array_equal(np.load(out_root / r.codes_path)[r.row], hf_codes(ref, clip))
     # a table names the folder per tokenizer
     assert weights_dir_for(tokens_ctx(out_root, manifests, weights={TINY: str(folder)}, **V12_TINY).params,
@@ -354,7 +365,7 @@ def test_wrong_encodec_checkpoints_are_configuration_errors(tmp_path, v12):
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "config.json").write_text('{"model_type": "wav2vec2"}')
     ctx = tokens_ctx(out_root, manifests, weights=str(tmp_path / "other"), **V12_TINY)
-    with pytest.raises(ConfigError, match="tokens.weights="):
+    with pytest.raises(ConfigError, match=r"tokens\.weights="):
         Tokens().fingerprint_extra(ctx)
 
 
@@ -365,7 +376,8 @@ def test_random_init_is_loud_and_recorded_per_tokenizer(v12, caplog):
         extra = Tokens().fingerprint_extra(tokens_ctx(out_root, manifests, seed=5, **V12_TINY))
     assert "NO PRETRAINED WEIGHTS for encodec-tiny-test" in caplog.text
     assert extra == {"tokenizers": {
-        TINY: {"weights": {"name": TINY, "sha256": "random-init", "seed": 5}, "device": "cpu", "compute_dtype": "float32"},
+        TINY: {"weights": {"name": TINY, "sha256": "random-init", "seed": 5}, "device": "cpu",
+               "compute_dtype": "float32"},
         TINY_VIT: {"weights": {"name": TINY_VIT, "sha256": "random-init", "seed": 5}, "device": "cpu",
                    "compute_dtype": "float32"}}}
 
@@ -386,27 +398,22 @@ def test_thesis_v12_recipe_configures_both_tokenizers_in_one_tokens_stage():
 
 def _fake_v12_upstream(monkeypatch, n_songs=5, n_images=4, clip_s=0.5):
     """`labels` (clip + image label rows), `fake-clips` (FLACs), `fake-images` (PNGs)."""
-    from dataclasses import dataclass as _dc
-
     from PIL import Image
 
     from emoprep.pipeline import registry as stage_mod
     from emoprep.pipeline.atomic import atomic_path
-    from emoprep.pipeline.stage import Outcome, Stage, WorkItem
+    from emoprep.pipeline.stage import NoParams, Outcome, Stage, WorkItem
 
-    class FakeLabels(Stage):
+    class FakeLabels(Stage[NoParams]):
         name = "labels"
 
         def run(self, ctx):
-            return Outcome(rows=clip_label_rows(n_songs=n_songs, n_images=n_images).to_dict("records"))
+            rows = clip_label_rows(n_songs=n_songs, n_images=n_images).to_dict("records")
+            return Outcome(rows=[{str(k): v for k, v in row.items()} for row in rows])
 
-    class FakeFiles(Stage):
+    class FakeFiles(Stage[NoParams]):
         default_inputs = ("labels",)
         modality = 1
-
-        @_dc(frozen=True)
-        class Params:
-            pass
 
         def plan(self, ctx):
             df = ctx.input_manifest("labels")
@@ -441,9 +448,10 @@ def _fake_v12_upstream(monkeypatch, n_songs=5, n_images=4, clip_s=0.5):
 
 
 def test_runner_builds_both_stores_that_validate_and_read_as_thesis_tokens(tmp_path, monkeypatch):
-    from emoprep.pipeline.executors.inline import InlineExecutor
-    from emoprep.manifests.reader import TokenDataset, hf_parquet_view
+    from emoprep.manifests.hf_view import hf_parquet_view
+    from emoprep.manifests.reader import TokenDataset
     from emoprep.manifests.validate import validate
+    from emoprep.pipeline.executors.inline import InlineExecutor
     from emoprep.pipeline.recipe import Recipe
     from emoprep.pipeline.runner import Runner
 
@@ -483,12 +491,12 @@ def test_runner_builds_both_stores_that_validate_and_read_as_thesis_tokens(tmp_p
     assert first.shape == (4, 750)
     # the one store of a tokenizer is found without the published manifest
     (tmp_path / "manifests/tokens.parquet").rename(tmp_path / "tokens.bak")
-    assert ts.load_index(tmp_path, TINY).arrays() == ["codes"]
+    assert load_index(tmp_path, TINY).arrays() == ["codes"]
 
 
 # ---- validate on code stores ----------------------------------------------------------------------
 
-@pytest.fixture()
+@pytest.fixture
 def code_store(v12):
     out_root, manifests = v12
     ctx = tokens_ctx(out_root, manifests, **V12_TINY)

@@ -1,0 +1,172 @@
+"""Reading a token store: its index (found from an output root or a store folder) and its
+shard arrays, memory-mapped, never unpickled, with every index path kept inside the store's
+root. Used by the trainer readers (`emoprep.manifests.reader`, `hf_view`) and `validate`.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from emoprep.manifests.token_store.layout import (
+    ARRAY_ORDER,
+    INDEX_FILE,
+    MANIFEST_NAME,
+    READER_COLUMNS,
+    STORE_FILE,
+    StoreError,
+    sha_column,
+)
+
+
+def open_array(path: Path) -> np.ndarray:
+    """Memory-map one shard array read-only (never unpickles). StoreError when the file is
+    missing, truncated, not NPY, or not a numeric array of rows ([n, ...], n ≥ 0)."""
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise StoreError(f"{path}: not a readable NPY shard ({type(exc).__name__}: {exc})") from None
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf" or arr.ndim < 2:
+        raise StoreError(f"{path}: expected a numeric array [rows, ...], found "
+                         f"{getattr(arr, 'dtype', type(arr).__name__)} {getattr(arr, 'shape', '')}")
+    return arr
+
+
+def read_array_checked(path: Path) -> tuple[np.ndarray, str]:
+    """Read a whole shard array and the SHA-256 of its bytes in one pass (for validation).
+
+    Raises ValueError (with NumPy's reason) for a truncated or malformed file."""
+    data = Path(path).read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    arr = np.load(io.BytesIO(data), allow_pickle=False)
+    return arr, sha
+
+
+@dataclass
+class StoreIndex:
+    """An index table and where its relative paths point.
+
+    `root` is the run's output root (paths are used as they are) or, for a store folder
+    opened on its own (`standalone`), the folder that holds the shard files by name."""
+
+    df: pd.DataFrame
+    root: Path
+    standalone: bool = False
+
+    def resolve(self, rel_path: Any) -> Path:
+        """The file an index path names. StoreError for anything but a plain relative path
+        that stays inside `root` (absolute, `..`, empty, not a string, a symlink leading out):
+        an index edited by hand or by an attacker must not make a reader open other files."""
+        pure = PurePosixPath(rel_path) if isinstance(rel_path, str) and "\x00" not in rel_path else None
+        if pure is None or not pure.parts or pure.is_absolute() or ".." in pure.parts:
+            raise StoreError(f"index path {rel_path!r}: not a path inside the store root {self.root}")
+        path = self.root / (pure.name if self.standalone else pure)
+        if path.exists() and not path.resolve().is_relative_to(self.root.resolve()):
+            raise StoreError(f"index path {rel_path!r} leads out of the store root {self.root} (a symlink)")
+        return path
+
+    def arrays(self, rows: pd.DataFrame | None = None) -> list[str]:
+        """Array names (`cls`, `patches`, `codes`, ...) that `rows` (default: the whole index)
+        point at: path + sha columns with a value, in token order."""
+        df = self.df if rows is None else rows
+        names = [c[: -len("_path")] for c in df.columns
+                 if c.endswith("_path") and c != "path" and sha_column(c[: -len("_path")]) in df.columns
+                 and df[c].notna().any()]
+        return sorted(names, key=lambda a: (ARRAY_ORDER.index(a) if a in ARRAY_ORDER else len(ARRAY_ORDER), a))
+
+
+def load_index(root: str | os.PathLike[str], tokenizer: str | None = None) -> StoreIndex:
+    """Find and read a token index.
+
+    `root` may be a run's output root (reads `manifests/tokens.parquet`; if that is absent,
+    the single finished store under `tokens/<tokenizer>/`) or one store folder (has
+    `store.json`). Rows are filtered to `tokenizer` when given."""
+    root = Path(root)
+    if (root / STORE_FILE).is_file():
+        idx = StoreIndex(_read_index(root / INDEX_FILE), root, standalone=True)
+    elif (root / "manifests" / f"{MANIFEST_NAME}.parquet").is_file():
+        idx = StoreIndex(_read_index(root / "manifests" / f"{MANIFEST_NAME}.parquet"), root)
+    else:
+        idx = StoreIndex(_read_index(_single_store(root, tokenizer) / INDEX_FILE), root)
+    if tokenizer is not None:
+        if "tokenizer" not in idx.df.columns:
+            raise StoreError(f"the token index in {root} has no 'tokenizer' column")
+        known = sorted(set(map(str, idx.df["tokenizer"])))
+        idx.df = idx.df[idx.df["tokenizer"] == tokenizer].reset_index(drop=True)
+        if idx.df.empty:
+            raise FileNotFoundError(f"no tokens for tokenizer {tokenizer!r} in {root} "
+                                    f"(tokenizers there: {', '.join(known) or 'none'})")
+    return idx
+
+
+def _read_index(path: Path) -> pd.DataFrame:
+    """A Parquet index; StoreError naming it when it is not readable Parquet."""
+    try:
+        return pd.read_parquet(path)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
+        raise StoreError(f"{path}: not a readable Parquet index ({type(exc).__name__}: {exc})") from None
+
+
+def check_index(df: pd.DataFrame, where: Any, columns: tuple[str, ...] = READER_COLUMNS) -> None:
+    """StoreError naming `where` unless the index has `columns` with usable values: a
+    non-empty sample_id, a whole `row` ≥ 0, `modality` 0 or 1, finite `valence`/`arousal`
+    in [-1, 1] (the readers' documented contract), and an integer `shard` when required."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise StoreError(f"{where}: the token index lacks columns {missing}")
+    checks: dict[str, Callable[[pd.Series], pd.Series]] = {"sample_id": lambda s: s.notna() & (s.astype(str) != ""),
+              "row": lambda s: _whole(s) & (_num(s) >= 0),
+              "shard": lambda s: _whole(s) & (_num(s) >= 0),
+              "modality": lambda s: _num(s).isin([0, 1]),
+              "valence": lambda s: _num(s).between(-1.0, 1.0),
+              "arousal": lambda s: _num(s).between(-1.0, 1.0),
+              # split names become folder names (the HF view): plain names only
+              "split": lambda s: s.isna() | s.astype(str).str.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")}
+    for col in columns:
+        ok = checks[col](df[col]) if col in checks else pd.Series(True, index=df.index)
+        if not bool(ok.all()):
+            bad = df.loc[~ok.to_numpy(bool), col].head(3).tolist()
+            raise StoreError(f"{where}: column {col!r} has {int((~ok).sum())} unusable values, e.g. {bad}")
+
+
+def _num(s: pd.Series) -> pd.Series:
+    """A numeric column as float64 (missing → NaN); a column of another type (text, bools,
+    objects) is all NaN: numbers must be stored as numbers."""
+    if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
+        return pd.Series(np.nan, index=s.index)
+    return s.astype("float64")
+
+
+def _whole(s: pd.Series) -> pd.Series:
+    x = _num(s)
+    whole: pd.Series = np.isfinite(x) & (x == np.floor(x)) & (x < 2 ** 53)
+    return whole
+
+
+def _single_store(root: Path, tokenizer: str | None) -> Path:
+    """The one finished store folder under `root/tokens/`: `tokens/<tokenizer>/<fp>/`, or
+    `tokens/<a>+<b>/<fp>/<tokenizer>/` written by a stage with several tokenizers."""
+    tok = tokenizer or "*"
+    found = sorted(p.parent for p in root.glob(f"tokens/{tok}/*/{STORE_FILE}") if (p.parent / "_DONE.json").is_file())
+    found += sorted(p.parent for p in root.glob(f"tokens/*/*/{tok}/{STORE_FILE}")
+                    if (p.parent.parent / "_DONE.json").is_file())
+    if len(found) != 1:
+        what = "no finished token store" if not found else f"{len(found)} token stores"
+        raise FileNotFoundError(f"{what} under {root}/tokens and no manifests/tokens.parquet; "
+                                "run `emoprep run --stage tokens` or pass one store folder")
+    return found[0]
+
+
+def read_store_json(store_dir: Path) -> dict[str, Any]:
+    meta: dict[str, Any] = json.loads((Path(store_dir) / STORE_FILE).read_text())
+    return meta

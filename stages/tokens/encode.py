@@ -1,0 +1,137 @@
+"""Computing one shard of the `tokens` stage: the object key's setup (`object_config`) and
+input digests, decoding the inputs in DataLoader workers and running the model in batches
+(`encode_shard`), and committing the arrays as a content-addressed shard object
+(`compute_object`, store: `emoprep.manifests.token_store.objects`).
+
+Batch size cannot change the stored values (see the stage's docstring); an input whose bytes
+changed after they were hashed into the key fails the item instead of being stored under a
+wrong key.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emoprep.manifests.reasons import ReasonCode
+from emoprep.manifests.token_store.objects import write_object
+from emoprep.pipeline.context import ItemContext
+from emoprep.pipeline.filehash import hash_file
+from emoprep.pipeline.fingerprint import library_version
+from emoprep.pipeline.stage import Reject
+from emoprep.stages.tokens import weights
+from emoprep.stages.tokens.decode import MISSING, UNREADABLE, Batch, InputShard, Item, collate_inputs
+from emoprep.stages.tokens.families import LoadedModel, family_of
+from emoprep.stages.tokens.params import TokensParams, weights_dir_for
+
+
+def object_config(p: TokensParams, device: str, identity: dict[str, Any],
+                  tokenizer: str | None = None) -> dict[str, Any]:
+    """Everything besides the inputs that decides a shard's array bytes. Not the labels,
+    the split, the shard number, the batch size or the worker count."""
+    tok = tokenizer or p.tokenizer
+    fam = family_of(tok)
+    compute = fam.compute(device, p.autocast)
+    random_init = identity["sha256"] == weights.RANDOM_INIT
+    return {"tokenizer": tok, "arch": fam.arch(tok),
+            "layout": {k: list(v) for k, v in fam.layout(tok).items()},
+            "weights": identity["sha256"], "init_seed": int(identity["seed"]) if random_init else None,
+            "device": compute.device, "compute_dtype": compute.dtype_name, "dtype": fam.store_dtype(tok, p),
+            "code": fam.object_code, "libraries": {d: library_version(d) for d in sorted(fam.libraries)}}
+
+
+def input_digest(path: Path) -> str:
+    """SHA-256 of an input file's bytes (`missing` / `unreadable` when it cannot be read)."""
+    try:
+        return hash_file(path)
+    except FileNotFoundError:
+        return MISSING
+    except OSError:
+        return UNREADABLE
+
+
+def compute_object(objects: Path, key: str, samples: list[dict[str, Any]], digests: list[str],
+                   ctx: ItemContext[TokensParams], p: TokensParams, config: dict[str, Any],
+                   tokenizer: str | None = None) -> dict[str, Any]:
+    """Run the model on one shard and commit the result as the object `key`."""
+    tok = tokenizer or p.tokenizer
+    fam = family_of(tok)
+    weights.set_threads(p.threads)
+    model = fam.model(tok, weights_dir_for(p, tok), p, ctx.device)
+    if (model.identity["sha256"], model.compute.dtype_name) != (config["weights"], config["compute_dtype"]):
+        raise RuntimeError(f"the weights or compute dtype changed since this run was planned "
+                           f"({config['weights'][:12]} {config['compute_dtype']} → "
+                           f"{model.identity['sha256'][:12]} {model.compute.dtype_name}); re-run")
+    arrays, kept, failed = encode_shard(samples, digests, ctx, model, p, tok)
+    record = {"config": config,
+              "inputs": [[s["sample_id"], fam.key_digest(s, d)] for s, d in zip(samples, digests, strict=True)],
+              "kept": kept, "failed": failed}
+    return write_object(objects, key, arrays if kept else {}, record)
+
+
+def encode_shard(samples: list[dict[str, Any]], digests: list[str], ctx: ItemContext[TokensParams],
+                 model: LoadedModel, p: TokensParams,
+                 tokenizer: str | None = None) -> tuple[dict[str, np.ndarray], list[int], list[list[Any]]]:
+    """Decode + forward one shard. Returns the arrays of the kept samples (in sample order),
+    the kept sample positions, and the failures [position, reason, detail] by position.
+
+    Every input must still have the bytes hashed into the object key (`digests`): a file
+    that changed in between fails the item rather than storing tokens under a wrong key."""
+    from torch.utils.data import DataLoader
+
+    tok = tokenizer or p.tokenizer
+    fam = family_of(tok)
+    n = len(samples)
+    dtype = fam.store_dtype(tok, p)
+    arrays = {name: np.empty((n, *shape), dtype=dtype) for name, shape in fam.layout(tok).items()}
+    good = np.zeros(n, dtype=bool)
+    failed: list[list[Any]] = []
+    dataset = InputShard([ctx.abs(s["input_path"]) for s in samples], fam.load(tok),
+                         [fam.load_args(s) for s in samples])
+    # (InputShard is no torch Dataset subclass, so the stage registry need not import torch;
+    # DataLoader takes any object with __len__ and __getitem__)
+    loader: DataLoader[Item] = DataLoader(
+        dataset, batch_size=fam.batch_size(p, model.compute.device), shuffle=False,  # type: ignore[arg-type]
+        num_workers=max(0, int(p.num_workers)), collate_fn=_Collate(fam.preparer()),
+        pin_memory=model.compute.device == "cuda")
+    for idx, batch, errors, shas in loader:
+        for i, sha in shas:
+            if sha != digests[i]:
+                raise RuntimeError(f"{samples[i]['input_path']}: changed while being tokenized "
+                                   f"(hashed {digests[i][:12]}, decoded {sha[:12]}); re-run")
+        failed += [[i, reason, detail] for i, reason, detail in errors]
+        if not idx:
+            continue
+        out, bad = fam.forward(model, batch, tok, p)
+        bad_at = {j: (reason, detail) for j, reason, detail in bad}
+        for j, i in enumerate(idx):
+            if j in bad_at:
+                failed.append([i, *bad_at[j]])
+                continue
+            for name, arr in arrays.items():
+                arr[i] = out[name][j]
+            good[i] = True
+    ok = np.flatnonzero(good).tolist()
+    if len(ok) < n:
+        arrays = {name: arr[good] for name, arr in arrays.items()}
+    return arrays, ok, sorted(failed, key=lambda f: f[0])
+
+
+class _Collate:
+    """Picklable collate_fn for DataLoader workers (a partial of `collate_inputs`)."""
+
+    def __init__(self, prepare: Callable[[list[np.ndarray]], Any]):
+        self.prepare = prepare
+
+    def __call__(self, batch: list[Item]) -> Batch:
+        return collate_inputs(self.prepare, batch)
+
+
+def failures_as_rejects(samples: list[dict[str, Any]], failed: list[list[Any]]) -> list[Reject]:
+    """An object's per-sample failures as rejects naming the current input file (objects
+    store no paths: the same bytes may sit in another upstream folder next time)."""
+    return [Reject(samples[int(i)]["sample_id"], ReasonCode(str(reason)),
+                   f"{samples[int(i)]['input_path']}: {detail}")
+            for i, reason, detail in failed]
