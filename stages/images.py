@@ -57,6 +57,7 @@ from emoprep.stages.common.image_io import (
     png_bytes,
     to_rgb,
 )
+from emoprep.stages.common.naming import safe_name
 
 # Columns of the upstream row that are replaced, and the kinds of the columns added here
 # (carried columns keep the upstream manifest's kinds).
@@ -77,7 +78,7 @@ class ImagesParams:
 
 class Images(Stage[ImagesParams]):
     name = "images"
-    version = "2"
+    version = "3"  # 3: PNGs named safe_name(sample_id) (was the image number, or a non-injective id rule)
     libraries = ("pillow", "numpy")
     default_inputs = ("foodpics",)
     description = "FoodPics images → oriented RGB, Lanczos 224×224 PNG (thesis ch. 2.1.2)"
@@ -149,9 +150,7 @@ class Images(Stage[ImagesParams]):
             return Outcome.rejected(sid, UNSUPPORTED_MODE,
                                     f"{rel}: cannot convert mode {src_mode} to RGB ({error_text(exc)})")
         out_img = fit_square(rgb, params.size, params.fit)
-        image_no = row.get("image_no")
-        stem = str(image_no) if image_no is not None else sid.replace(":", "_")
-        out = Path(ctx.out_dir) / "png" / f"{stem}.png"
+        out = Path(ctx.out_dir) / "png" / f"{safe_name(sid)}.png"
         payload = png_bytes(out_img)
         with atomic_path(out) as tmp:
             tmp.write_bytes(payload)

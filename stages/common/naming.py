@@ -12,8 +12,9 @@ from urllib.parse import quote
 
 
 def safe_name(sample_id: str) -> str:
-    """Injective, filesystem-safe file name for an id: every byte outside [A-Za-z0-9_-] is
-    percent-encoded (so `deam:2:0` → `deam%3A2%3A0`, and `..` or `/` can never appear)."""
+    """Injective, filesystem-safe file name for an id: every UTF-8 byte outside
+    [A-Za-z0-9_~-] is percent-encoded (so `deam:2:0` → `deam%3A2%3A0`, and `..` or `/` can
+    never appear); `urllib.parse.unquote` gives the id back."""
     return quote(str(sample_id), safe="-_").replace(".", "%2E")
 
 

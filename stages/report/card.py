@@ -267,7 +267,7 @@ PyTorch (map-style, memory-mapped; `enhanced=True` appends [valence, arousal, mo
 
 ```python
 from torch.utils.data import DataLoader
-from emoprep.manifests.reader import TokenDataset, BalancedBatchSampler
+from emoprep.manifests import BalancedBatchSampler, TokenDataset
 ds = TokenDataset(OUT, tokenizer="{tok}", split="{split}", enhanced=True)
 dl = DataLoader(ds, batch_sampler=BalancedBatchSampler(ds, batch_size=32, seed=0), num_workers=2)
 ```
@@ -276,7 +276,7 @@ Hugging Face `datasets` (a Parquet view written once next to the store):
 
 ```python
 import datasets
-from emoprep.manifests.reader import hf_parquet_view
+from emoprep.manifests import hf_parquet_view
 dsd = datasets.load_dataset("parquet", data_files=hf_parquet_view(OUT, tokenizer="{tok}"))
 ```
 

@@ -130,7 +130,7 @@ SCHEMA: dict[str, Any] = {
             "total": integer("rejects"),
             "by_reason": array("most frequent first", obj("one reason code", {
                 "reason": string("stable kebab-case code"), "count": integer("rejects"),
-                "meaning": string("meaning from manifests/schema.py REJECT_CODES"),
+                "meaning": string("meaning from manifests/reasons.py"),
                 "documented": boolean("listed in REJECT_CODES"),
                 "by_stage": mapping("stage -> rejects", integer("count")),
                 "examples": array("first rejects by sample id", obj("one reject", {

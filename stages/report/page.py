@@ -209,7 +209,7 @@ def rejects_section(r: ReportJson, figs: dict[str, PageFigure]) -> str:
         for stage, n in x["by_stage"].items():
             rows.append((f'<code>{esc(x["reason"])}</code>', stage, n, esc(x["meaning"]), ex))
             attrs.append(f'data-reason="{esc(x["reason"])}" data-stage="{esc(stage)}"')
-    t = table(["reason", "stage", "count", "meaning (manifests/schema.py)", "examples (first by sample id)"], rows,
+    t = table(["reason", "stage", "count", "meaning (manifests/reasons.py)", "examples (first by sample id)"], rows,
               num_cols=(2,), raw_cols=(0, 3, 4), row_attrs=attrs)
     return (f'<h2 id="rejects">Rejects ({rej["total"]:,})</h2>{fig_html(figs, "rejects")}{t}'
             '<p class="muted">All rejects with their messages: <code>manifests/rejects.parquet</code>.</p>')

@@ -79,7 +79,7 @@ class ReportParams:
 
 class Report(Stage[ReportParams]):
     name = "report"
-    version = "1"
+    version = "2"  # 2: reason meanings point at manifests/reasons.py; the card imports from emoprep.manifests
     libraries = ("matplotlib", "numpy", "pandas", "pyarrow")
     description = "HTML report, report.json, dataset card and recipe of everything upstream"
     parallel = False

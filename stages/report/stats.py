@@ -110,7 +110,7 @@ def reject_summary(view: RunView, examples: int = 3) -> Rejects:
         sub = df[df["reason"] == reason]
         by_reason.append({
             "reason": reason, "count": int(n),
-            "meaning": REJECT_CODES.get(reason, "undocumented reason code (not in manifests/schema.py)"),
+            "meaning": REJECT_CODES.get(reason, "undocumented reason code (not in manifests/reasons.py)"),
             "documented": reason in REJECT_CODES,
             "by_stage": {s: int(k) for s, k in sorted(Counter(sub["stage"]).items())},
             "examples": [{"sample_id": r.sample_id, "stage": r.stage, "message": r.message}

@@ -25,7 +25,6 @@ the dataset's own scale) and, where the song has dynamic frames, their mean over
 """
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.stage import Outcome, Stage, WorkItem
 from emoprep.stages.common.audio_io import AUDIO_SUFFIX, AudioError, fit_length, write_audio
 from emoprep.stages.common.audio_source import audio_payloads, load_mono
+from emoprep.stages.common.naming import safe_name
 from emoprep.stages.segments.spans import chunk_va, float_frames, frame_times_ms, pair_frames
 
 TIE_RTOL = 1e-9
@@ -141,7 +141,7 @@ class SalientParams:
 
 class Salient(Stage[SalientParams]):
     name = "salient"
-    version = "2"  # 2: hostile-input hardening of the audio reader
+    version = "3"  # 2: hostile-input hardening of the audio reader; 3: files named safe_name(sample_id)
     libraries = ("librosa", "soundfile", "soxr", "numpy")
     default_inputs = ("deam",)
     description = "most salient window per song (mean RMS x mean spectral contrast), kept as audio (seed 004)"
@@ -188,7 +188,7 @@ class Salient(Stage[SalientParams]):
         start_s = 0.0 if sal.index < 0 else sal.index * q.hop_s
         first = round(start_s * q.sample_rate)
         segment = dec.samples[first:first + window_out]
-        out = Path(ctx.out_dir) / "audio" / p["dataset"] / f"{_stem(p['sample_id'])}{AUDIO_SUFFIX[q.audio_format]}"
+        out = Path(ctx.out_dir) / "audio" / p["dataset"] / f"{safe_name(p['sample_id'])}{AUDIO_SUFFIX[q.audio_format]}"
         write_audio(out, fit_length(segment, window_out), q.sample_rate, q.audio_format)
         row = _row(p, q, sal, start_s, len(segment), dec.duration_s, window_out, ctx.rel(out))
         return Outcome(rows=[row], counters={"padded-short-songs": 1} if len(segment) < window_out else {})
@@ -212,15 +212,3 @@ def _row(p: dict[str, Any], q: SalientParams, sal: Salience, start_s: float, kep
         "dyn_valence_mean": dv if n_dyn else None, "dyn_arousal_mean": dav if n_dyn else None,
         "dyn_n_frames": n_dyn, "n_samples": window_out, "sample_rate": q.sample_rate, "path": rel,
     }
-
-
-def _stem(sample_id: str) -> str:
-    """A file name from the id after its dataset: `deam:2` → `2`; an id with other characters
-    gets them replaced and a short hash of the id appended, so two ids never share a file
-    (`generic:a/b` → `a_b-<hash>`)."""
-    rest = sample_id.split(":", 1)[-1]
-    stem = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in rest)
-    if stem == rest:
-        return stem
-    return f"{stem}-{hashlib.sha256(rest.encode()).hexdigest()[:10]}"
-

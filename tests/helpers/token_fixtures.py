@@ -17,6 +17,7 @@ from emoprep.manifests.validate_report import FAIL, Check, ValidationReport
 from emoprep.pipeline.assemble import finish_manifest
 from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.stage import Reject
+from emoprep.stages.common.naming import safe_name
 from emoprep.stages.split import Split, SplitParams
 from emoprep.stages.tokens import vit
 from emoprep.stages.tokens.params import TokensParams
@@ -50,7 +51,7 @@ def write_pngs(out_root: Path, labels: pd.DataFrame, size: int = 224, seed: int 
     rng = np.random.default_rng(seed)
     spec, imgs = [], []
     for row in labels.sort_values("sample_id").itertuples():
-        safe = str(row.sample_id).replace(":", "_")
+        safe = safe_name(str(row.sample_id))
         if row.modality == 1:
             rel = f"spectrogram/fp0/png/{safe}.png"
             arr = rng.integers(0, 256, (size, size), dtype=np.uint8)
@@ -148,7 +149,7 @@ def fake_upstream_stages(n_songs: int = 11, chunks: int = 2, n_images: int = 4,
                 return Outcome(rejects=[Reject(item.key, UNDECODABLE_IMAGE, f"{item.key}: cannot decode")])
             rng = np.random.default_rng(sum(map(ord, item.key)))
             shape = (224, 224) if item.payload["modality"] else (224, 224, 3)
-            out = ctx.out_dir / f"{item.key.replace(':', '_')}.png"
+            out = ctx.out_dir / f"{safe_name(item.key)}.png"
             with atomic_path(out) as tmp:
                 Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(tmp, format="PNG")
             return Outcome(rows=[{"sample_id": item.key, **item.payload, "path": ctx.rel(out)}])

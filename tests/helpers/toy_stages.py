@@ -18,6 +18,7 @@ from emoprep.pipeline.context import ItemContext, StageContext
 from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.registry import register
 from emoprep.pipeline.stage import Outcome, Stage, WorkItem, runtime
+from emoprep.stages.common.naming import safe_name
 
 # Plugin reason codes: not in emoprep.manifests.reasons (the runner warns about them).
 NOT_A_NUMBER = reason_code("not-a-number")
@@ -90,7 +91,7 @@ class Square(Stage[SquareParams]):
         if os.environ.get("TOY_ENOSPC_ON") == item.key:
             raise OSError(errno.ENOSPC, "No space left on device", "values/x.txt")
         result: int = item.payload["value"] ** ctx.params.power
-        out = ctx.out_dir / "values" / f"{item.key.replace(':', '_')}.txt"
+        out = ctx.out_dir / "values" / f"{safe_name(item.key)}.txt"
         with atomic_path(out) as tmp:
             tmp.write_text(f"{result}\n")
         return Outcome(rows=[{"sample_id": item.key, "source_id": item.key, "result": result,

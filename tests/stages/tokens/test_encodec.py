@@ -17,6 +17,7 @@ import soundfile as sf
 from emoprep.manifests.token_store.layout import INDEX_FILE, KNOWN_CODEBOOKS, KNOWN_LAYOUTS, sequence_shape
 from emoprep.manifests.token_store.reader import load_index, read_store_json
 from emoprep.pipeline.errors import ConfigError
+from emoprep.stages.common.naming import safe_name
 from emoprep.stages.tokens import encodec, vit, weights
 from emoprep.stages.tokens.params import weights_dir_for
 from emoprep.stages.tokens.stage import Tokens, objects_dir, store_dir
@@ -423,12 +424,12 @@ def _fake_v12_upstream(monkeypatch, n_songs=5, n_images=4, clip_s=0.5):
         def process(self, item, ctx):
             seed = sum(map(ord, item.key))
             if self.modality:
-                out = ctx.out_dir / f"{item.key.replace(':', '_')}.flac"
+                out = ctx.out_dir / f"{safe_name(item.key)}.flac"
                 with atomic_path(out) as tmp:
                     sf.write(tmp, clip_signal(int(clip_s * 44100), 44100, seed), 44100, format="FLAC",
                              subtype="PCM_24")
             else:
-                out = ctx.out_dir / f"{item.key.replace(':', '_')}.png"
+                out = ctx.out_dir / f"{safe_name(item.key)}.png"
                 with atomic_path(out) as tmp:
                     rng = np.random.default_rng(seed)
                     Image.fromarray(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)).save(tmp, format="PNG")
