@@ -127,6 +127,9 @@ class Stage(Generic[P]):
     # True: the stage computes on `ctx.device` (resolved from --device); the runner only
     # probes for a GPU when a planned stage needs it.
     uses_device: ClassVar[bool] = False
+    # The manifest's columns and kinds when they do not depend on the parameters or the
+    # upstream data (otherwise override `columns`).
+    manifest_columns: ClassVar[Mapping[str, ColumnKind]] = {}
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -142,8 +145,9 @@ class Stage(Generic[P]):
 
     def columns(self, ctx: StageContext[P]) -> Mapping[str, ColumnKind]:
         """The manifest's declared columns, in order, and their kinds. The runner casts the
-        assembled manifest to them (absent ones added empty, undeclared ones kept after)."""
-        return {}
+        assembled manifest to them (absent ones added empty, undeclared ones kept after).
+        Default: `manifest_columns`."""
+        return self.manifest_columns
 
     # ---- per-item stages -------------------------------------------------
     def plan(self, ctx: StageContext[P]) -> Iterable[WorkItem] | None:

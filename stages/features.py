@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emoprep.manifests.columns import ITEM_COLUMNS
 from emoprep.manifests.reasons import NON_FINITE_AUDIO, NON_FINITE_FEATURES, SHORTER_THAN_WINDOW
 from emoprep.pipeline.columns import ColumnKind
 from emoprep.pipeline.context import ItemContext, StageContext
@@ -35,7 +36,7 @@ FRAME_FEATURES = ("mfcc", "chroma_stft", "chroma_cqt", "chroma_cens", "spectral_
                   "spectral_centroid", "spectral_bandwidth", "spectral_rolloff", "zcr", "rms", "tonnetz")
 STATS = ("mean", "std")
 ID_KINDS: dict[str, ColumnKind] = {
-    "sample_id": "str", "source_id": "str", "modality": "int", "dataset": "str",
+    **ITEM_COLUMNS, "dataset": "str",
     "duration_s": "float", "sample_rate": "int", "n_frames": "int", "valence_raw": "float",
     "arousal_raw": "float"}
 

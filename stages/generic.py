@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from emoprep.manifests.columns import AUDIO_FILE_COLUMNS, IMAGE_FILE_COLUMNS, ITEM_COLUMNS
 from emoprep.manifests.reasons import (
     BAD_ANNOTATION,
     BAD_ID,
@@ -58,12 +59,7 @@ from emoprep.stages.common.naming import nfc
 
 TABLE_EXTS = (".csv", ".tsv")
 BAD_ID_CHARS = re.compile(r"[/\\:\x00-\x1f\x7f]")
-COMMON_KINDS: dict[str, ColumnKind] = {"sample_id": "str", "source_id": "str", "modality": "int", "item_id": "str"}
-IMAGE_KINDS: dict[str, ColumnKind] = {"image_path": "str", "content_hash": "str", "width": "int", "height": "int",
-                                      "mode": "str"}
-AUDIO_KINDS: dict[str, ColumnKind] = {"audio_path": "str", "content_hash": "str", "duration_s": "float",
-                                      "n_frames_audio": "int", "sample_rate": "int", "channels": "int",
-                                      "audio_format": "str"}
+COMMON_KINDS: dict[str, ColumnKind] = {**ITEM_COLUMNS, "item_id": "str"}
 LABEL_KINDS: dict[str, ColumnKind] = {"valence_raw": "float", "arousal_raw": "float", "label": "str",
                                       "scale_min": "float", "scale_max": "float", "table_row": "int"}
 
@@ -159,7 +155,8 @@ class Generic(Stage[GenericParams]):
     Params = GenericParams
 
     def columns(self, ctx: StageContext[GenericParams]) -> Mapping[str, ColumnKind]:
-        return {**COMMON_KINDS, **(IMAGE_KINDS if ctx.params.modality == "image" else AUDIO_KINDS), **LABEL_KINDS}
+        files = IMAGE_FILE_COLUMNS if ctx.params.modality == "image" else AUDIO_FILE_COLUMNS
+        return {**COMMON_KINDS, **files, **LABEL_KINDS}
 
     # -- the data root and the table
     def locate_root(self, params: GenericParams, data_root: Path | None) -> Path:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emoprep.manifests.columns import ITEM_COLUMNS
 from emoprep.manifests.reasons import (
     IMAGE_TOO_LARGE,
     MISSING_IMAGE,
@@ -63,7 +64,7 @@ from emoprep.stages.common.naming import safe_name
 # (carried columns keep the upstream manifest's kinds).
 REPLACED = ("width", "height", "mode", "path", "fingerprint")
 OWN_KINDS: dict[str, ColumnKind] = {
-    "sample_id": "str", "source_id": "str", "modality": "int", "path": "str",
+    **ITEM_COLUMNS, "path": "str",
     "src_width": "int", "src_height": "int", "src_mode": "str", "exif_orientation": "int"}
 
 

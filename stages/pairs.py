@@ -37,6 +37,7 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from emoprep.manifests.columns import ITEM_COLUMNS
 from emoprep.manifests.reasons import MISSING_LABEL, NO_IMAGE_FOR_LABEL
 from emoprep.pipeline.atomic import atomic_write_json, atomic_write_text
 from emoprep.pipeline.columns import ColumnKind
@@ -46,7 +47,7 @@ from emoprep.pipeline.stage import Outcome, Reject, Stage
 from emoprep.pipeline.values import finite_float, natural_key
 
 KINDS: dict[str, ColumnKind] = {
-    "sample_id": "str", "source_id": "str", "modality": "int", "audio_id": "str", "image_id": "str",
+    **ITEM_COLUMNS, "audio_id": "str", "image_id": "str",
     "label": "str", "split": "str", "audio_path": "str", "image_path": "str",
     "audio_valence": "float", "audio_arousal": "float", "image_valence": "float",
     "image_arousal": "float", "pool_audio": "int", "pool_images": "int"}
@@ -96,12 +97,10 @@ class Pairs(Stage[PairsParams]):
     default_inputs = ("split", "salient", "images")
     description = "each audio item paired with an image of the same label, seeded, in its split (seed 002)"
     Params = PairsParams
+    manifest_columns = KINDS
 
     def inputs(self, params: PairsParams) -> list[str]:
         return list(dict.fromkeys(s for s in (params.source, params.audio_paths, params.image_paths) if s))
-
-    def columns(self, ctx: StageContext[PairsParams]) -> Mapping[str, ColumnKind]:
-        return KINDS
 
     def run(self, ctx: StageContext[PairsParams]) -> Outcome:
         q = ctx.params

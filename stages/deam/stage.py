@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -26,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from emoprep.manifests.columns import AUDIO_FILE_COLUMNS, DYNAMIC_VA_COLUMNS, ITEM_COLUMNS
 from emoprep.manifests.reasons import (
     BAD_ANNOTATION,
     BAD_SONG_ID,
@@ -66,13 +66,10 @@ from emoprep.stages.deam.layout import (
 
 # The manifest's columns and their kinds (one Parquet type each, whatever the data).
 MANIFEST_KINDS: dict[str, ColumnKind] = {
-    "sample_id": "str", "source_id": "str", "modality": "int", "song_id": "int",
-    "audio_path": "str", "content_hash": "str", "duration_s": "float", "n_frames_audio": "int",
-    "sample_rate": "int", "channels": "int", "audio_format": "str",
+    **ITEM_COLUMNS, "song_id": "int", **AUDIO_FILE_COLUMNS,
     "static_valence_file": "float", "static_arousal_file": "float",
     "static_valence_std_file": "float", "static_arousal_std_file": "float", "static_source": "str",
-    "dyn_valence": "floats", "dyn_arousal": "floats", "dyn_t0_s": "float", "dyn_hz": "float",
-    "dyn_n_frames": "int", "annotation_issues": "str",
+    **DYNAMIC_VA_COLUMNS, "annotation_issues": "str",
     "metadata_year": "str", "artist": "str", "title": "str", "genre": "str",
     "static_valence_raw": "float", "static_arousal_raw": "float",
     "static_valence_std": "float", "static_arousal_std": "float", "static_fixed": "bool",
@@ -95,9 +92,7 @@ class Deam(Stage[DeamParams]):
     datasets = ("deam",)
     description = "DEAM ingest: index audio + annotations, probe audio, audit static vs dynamic"
     Params = DeamParams
-
-    def columns(self, ctx: StageContext[DeamParams]) -> Mapping[str, ColumnKind]:
-        return MANIFEST_KINDS
+    manifest_columns = MANIFEST_KINDS
 
     # -- where the data is
     def locate_root(self, params: DeamParams, data_root: Path | None) -> Path:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from emoprep.manifests.columns import IMAGE_FILE_COLUMNS, ITEM_COLUMNS
 from emoprep.pipeline.columns import ColumnKind
 from emoprep.stages.foodpics.columns import RatingRecord
 from emoprep.stages.foodpics.params import FoodPicsParams
@@ -47,10 +48,8 @@ def manifest_kinds(params: FoodPicsParams) -> dict[str, ColumnKind]:
     """The manifest's columns and their kinds (one Parquet type each, whatever the data):
     rating columns are floats and category columns strings, by the recipe's names."""
     kinds: dict[str, ColumnKind] = {
-        "sample_id": "str", "source_id": "str", "modality": "int", "image_no": "int",
-        "image_path": "str", "content_hash": "str", "width": "int", "height": "int",
-        "mode": "str", "valence_raw": "float", "arousal_raw": "float", "n_groups": "int",
-        "sheet_row": "int"}
+        **ITEM_COLUMNS, "image_no": "int", **IMAGE_FILE_COLUMNS,
+        "valence_raw": "float", "arousal_raw": "float", "n_groups": "int", "sheet_row": "int"}
     kinds.update(dict.fromkeys((*params.valence_columns, *params.arousal_columns), "float"))
     if params.category_column:
         kinds[params.category_column] = "str"

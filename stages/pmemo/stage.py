@@ -23,13 +23,13 @@ its header (never decoded here), a summary in `ingest.json`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pandas as pd
 
+from emoprep.manifests.columns import AUDIO_FILE_COLUMNS, DYNAMIC_VA_COLUMNS, ITEM_COLUMNS
 from emoprep.manifests.reasons import (
     BAD_ANNOTATION,
     BAD_SONG_ID,
@@ -56,13 +56,10 @@ from emoprep.stages.pmemo.layout import (
 from emoprep.stages.pmemo.parsers import HZ, T0_S
 
 MANIFEST_KINDS: dict[str, ColumnKind] = {
-    "sample_id": "str", "source_id": "str", "modality": "int", "song_id": "int",
-    "audio_path": "str", "content_hash": "str", "duration_s": "float", "n_frames_audio": "int",
-    "sample_rate": "int", "channels": "int", "audio_format": "str",
+    **ITEM_COLUMNS, "song_id": "int", **AUDIO_FILE_COLUMNS,
     "static_valence_raw": "float", "static_arousal_raw": "float",
     "static_valence_std": "float", "static_arousal_std": "float",
-    "dyn_valence": "floats", "dyn_arousal": "floats", "dyn_t0_s": "float", "dyn_hz": "float",
-    "dyn_n_frames": "int", "annotation_issues": "str",
+    **DYNAMIC_VA_COLUMNS, "annotation_issues": "str",
     "file_name": "str", "title": "str", "artist": "str", "album": "str",
     "song_duration_s": "float", "chorus_start_s": "float", "chorus_end_s": "float",
     "metadata_issue": "str", "metadata_text": "str",
@@ -82,9 +79,7 @@ class Pmemo(Stage[PmemoParams]):
     datasets = ("pmemo",)
     description = "PMEmo 2019 ingest: chorus clips + static/dynamic VA (0–1) + metadata, audio probed"
     Params = PmemoParams
-
-    def columns(self, ctx: StageContext[PmemoParams]) -> Mapping[str, ColumnKind]:
-        return MANIFEST_KINDS
+    manifest_columns = MANIFEST_KINDS
 
     def locate_root(self, params: PmemoParams, data_root: Path | None) -> Path:
         return locate_pmemo_root(params.root, data_root)

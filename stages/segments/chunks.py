@@ -13,12 +13,13 @@ deam manifest (a file, or a member of DEAM_audio.zip).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from emoprep.manifests.columns import ITEM_COLUMNS
 from emoprep.manifests.reasons import MISSING_DYNAMIC, TOO_SHORT, UNDER_ANNOTATED
 from emoprep.pipeline.columns import ColumnKind
 from emoprep.pipeline.context import ItemContext, StageContext
@@ -30,7 +31,7 @@ from emoprep.stages.segments.spans import chunk_spans_samples, chunk_va, float_f
 
 # The manifest's columns, in order, and their kinds (one Parquet type each, whatever the data).
 CHUNKS_KINDS: dict[str, ColumnKind] = {
-    "sample_id": "str", "source_id": "str", "modality": "int", "song_id": "int",
+    **ITEM_COLUMNS, "song_id": "int",
     "chunk_index": "int", "start_s": "float", "end_s": "float", "padded_s": "float",
     "n_frames": "int", "valence_raw": "float", "arousal_raw": "float",
     "n_samples": "int", "sample_rate": "int", "path": "str"}
@@ -58,9 +59,7 @@ class Chunks(Stage[ChunksParams]):
     default_inputs = ("deam",)
     description = "5.0 s chunks from 15 s with the mean dynamic VA of their frames (thesis v3)"
     Params = ChunksParams
-
-    def columns(self, ctx: StageContext[ChunksParams]) -> Mapping[str, ColumnKind]:
-        return CHUNKS_KINDS
+    manifest_columns = CHUNKS_KINDS
 
     def plan(self, ctx: StageContext[ChunksParams]) -> PlannedItems:
         q = ctx.params

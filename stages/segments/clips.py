@@ -10,13 +10,13 @@ deam manifest (a file, or a member of DEAM_audio.zip).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from emoprep.manifests.columns import ITEM_COLUMNS
 from emoprep.manifests.reasons import LONGER_THAN_TARGET, MISSING_STATIC
 from emoprep.pipeline.columns import ColumnKind
 from emoprep.pipeline.context import ItemContext, StageContext
@@ -28,7 +28,7 @@ from emoprep.stages.segments.deam_songs import AudioFormat, check_format, deam_r
 
 # The manifest's columns, in order, and their kinds (one Parquet type each, whatever the data).
 CLIPS_KINDS: dict[str, ColumnKind] = {
-    "sample_id": "str", "source_id": "str", "modality": "int", "song_id": "int",
+    **ITEM_COLUMNS, "song_id": "int",
     "start_s": "float", "end_s": "float", "duration_s": "float", "padded_s": "float",
     "trimmed": "bool", "valence_raw": "float", "arousal_raw": "float",
     "static_fixed": "bool", "n_samples": "int", "sample_rate": "int", "path": "str"}
@@ -49,9 +49,7 @@ class Clips(Stage[ClipsParams]):
     default_inputs = ("deam",)
     description = "46.0 s mono 44.1 kHz clips of whole songs with static VA (thesis v1-2)"
     Params = ClipsParams
-
-    def columns(self, ctx: StageContext[ClipsParams]) -> Mapping[str, ColumnKind]:
-        return CLIPS_KINDS
+    manifest_columns = CLIPS_KINDS
 
     def plan(self, ctx: StageContext[ClipsParams]) -> PlannedItems:
         p = ctx.params

@@ -25,13 +25,13 @@ the dataset's own scale) and, where the song has dynamic frames, their mean over
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from emoprep.manifests.columns import ITEM_COLUMNS
 from emoprep.manifests.reasons import NON_FINITE_AUDIO, SHORTER_THAN_WINDOW, SILENT_AUDIO
 from emoprep.pipeline.columns import ColumnKind
 from emoprep.pipeline.context import ItemContext, StageContext
@@ -47,7 +47,7 @@ TIE_RTOL = 1e-9
 CONTRAST_MIN_RATE = 2 * 200 * 2 ** 5
 
 KINDS: dict[str, ColumnKind] = {
-    "sample_id": "str", "source_id": "str", "modality": "int", "dataset": "str", "start_s": "float",
+    **ITEM_COLUMNS, "dataset": "str", "start_s": "float",
     "end_s": "float", "padded_s": "float", "duration_s": "float", "score": "float",
     "rms_mean": "float", "contrast_mean": "float", "n_windows": "int", "window_scores": "floats",
     "valence_raw": "float", "arousal_raw": "float", "dyn_valence_mean": "float",
@@ -146,12 +146,10 @@ class Salient(Stage[SalientParams]):
     default_inputs = ("deam",)
     description = "most salient window per song (mean RMS x mean spectral contrast), kept as audio (seed 004)"
     Params = SalientParams
+    manifest_columns = KINDS
 
     def inputs(self, params: SalientParams) -> list[str]:
         return list(params.sources)
-
-    def columns(self, ctx: StageContext[SalientParams]) -> Mapping[str, ColumnKind]:
-        return KINDS
 
     def plan(self, ctx: StageContext[SalientParams]) -> list[WorkItem]:
         q = ctx.params
