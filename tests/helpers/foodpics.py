@@ -9,13 +9,12 @@ from typing import Any
 import pandas as pd
 from PIL import Image
 
-from emoprep.pipeline.assemble import finish_manifest
-from emoprep.pipeline.atomic import canonical_json
 from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.stage import Reject, WorkItem
 from emoprep.stages.demo import foodpics as demo
 from emoprep.stages.foodpics.params import THESIS_AROUSAL, THESIS_VALENCE, FoodPicsParams
 from emoprep.stages.foodpics.stage import FoodPics
+from tests.helpers.stage_run import assert_accounted, run_in_context
 
 STAGE = FoodPics()
 RATING_COLS = (*THESIS_VALENCE, *THESIS_AROUSAL)
@@ -28,21 +27,10 @@ def make_ctx(tmp: Path, root: Path, **params: Any) -> StageContext[FoodPicsParam
 
 def run(ctx: StageContext[FoodPicsParams]
         ) -> tuple[list[WorkItem], pd.DataFrame, list[Reject], dict[str, int]]:
-    """plan → process every item (as a worker would) → finalize."""
-    items = STAGE.plan(ctx)
-    rows: list[dict[str, Any]] = []
-    rejects: list[Reject] = []
-    counters: dict[str, int] = {}
-    for item in items:
-        canonical_json(item.payload)  # payloads are plain, JSON-able values (no NaN)
-        out = STAGE.process(item, ctx.item_context())
-        assert out.rows or out.rejects, f"{item.key} produced nothing"
-        rows += out.rows
-        rejects += out.rejects
-        for k, v in out.counters.items():
-            counters[k] = counters.get(k, 0) + v
-    df, rejects = finish_manifest(STAGE, ctx, pd.DataFrame(rows), rejects)
-    return items, df, rejects, counters
+    """plan → process every item (as a worker would) → finalize; payloads must be plain."""
+    run = run_in_context(STAGE, ctx, json_payloads=True)
+    assert_accounted(run)
+    return run.items, run.rows, run.rejects, run.counters
 
 
 def jpeg(path: Path, color=(200, 60, 40), size=(64, 48)) -> Path:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
 from emoprep.pipeline.assemble import finish_manifest
+from emoprep.pipeline.atomic import canonical_json
 from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.registry import get_stage
-from emoprep.pipeline.stage import Outcome, Reject, WorkItem
+from emoprep.pipeline.stage import Outcome, Reject, Stage, WorkItem
+
+P = TypeVar("P")
 
 
 @dataclass
@@ -27,16 +30,26 @@ class StageRun:
         return {r.sample_id: r.reason for r in self.rejects}
 
 
-def run_stage(name: str, out_root: Path, *, params=None, roots=None, manifests=None) -> StageRun:
-    """Drive a stage as the runner will: plan → process each item → finalize."""
+def run_stage(name: str, out_root: Path, *, params: Any = None, roots: dict[str, Path] | None = None,
+              manifests: dict[str, pd.DataFrame] | None = None) -> StageRun:
+    """Drive the registered stage `name` as the runner will: plan → process each item → finalize."""
     stage = get_stage(name)
     params = params if params is not None else stage.Params()
     ctx: StageContext[Any] = StageContext(stage=name, params=params, out_root=out_root,
                                           out_dir=out_root / name / "fp", manifests=manifests or {},
                                           roots=roots or {})
+    return run_in_context(stage, ctx)
+
+
+def run_in_context(stage: Stage[P], ctx: StageContext[P], *, json_payloads: bool = False) -> StageRun:
+    """plan → process every item (as a worker would, with an ItemContext) → finalize →
+    column kinds. `json_payloads`: also check every payload is plain, JSON-able data."""
     planned = stage.plan(ctx)
-    assert planned is not None, f"{name} is a whole-stage stage, not a per-item one"
+    assert planned is not None, f"{stage.name} is a whole-stage stage, not a per-item one"
     items = list(planned)
+    if json_payloads:
+        for item in items:
+            canonical_json(item.payload)  # raises on NaN, numpy values, paths
     ictx = ctx.item_context()
     outcomes = [stage.process(it, ictx) for it in items]
     rows = pd.DataFrame([r for o in outcomes for r in o.rows])

@@ -13,11 +13,11 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from emoprep.pipeline.assemble import finish_manifest
 from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.recipe import build_params
 from emoprep.stages.generic import Generic, GenericParams, clean_path, id_problem, path_problem, read_table
+from tests.helpers.stage_run import run_in_context
 
 
 def png(color: tuple[int, int, int], size=(32, 24)) -> bytes:
@@ -34,11 +34,8 @@ def run(where: Path, tmp_path: Path, **params):
     ctx: StageContext[GenericParams] = StageContext(stage="generic", params=p, out_root=tmp_path / "out",
                                                     out_dir=tmp_path / "out" / "generic" / "fp",
                                                     roots={"generic": root})
-    items = stage.plan(ctx)
-    outs = [stage.process(it, ctx.item_context()) for it in items]
-    rows = pd.DataFrame([r for o in outs for r in o.rows])
-    rows, rejects = finish_manifest(stage, ctx, rows, [r for o in outs for r in o.rejects])
-    return ctx, items, rows, {r.sample_id: r for r in rejects}
+    run = run_in_context(stage, ctx)
+    return ctx, run.items, run.rows, {r.sample_id: r for r in run.rejects}
 
 
 @pytest.fixture

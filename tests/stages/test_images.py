@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import hashlib
 import io
-import struct
 import tracemalloc
 import unicodedata
 import warnings
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,6 @@ import pytest
 from PIL import Image, ImageCms, ImageOps
 
 from emoprep.manifests.reasons import REJECT_CODES as REASONS
-from emoprep.pipeline.assemble import finish_manifest
 from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.stage import Reject, WorkItem
@@ -26,6 +23,8 @@ from emoprep.stages.demo import foodpics as demo
 from emoprep.stages.foodpics.params import FoodPicsParams
 from emoprep.stages.foodpics.stage import FoodPics
 from emoprep.stages.images import Images, ImagesParams
+from tests.corpus.media import png_bomb
+from tests.helpers.stage_run import assert_accounted, run_in_context
 
 STAGE = Images()
 LANCZOS = Image.Resampling.LANCZOS
@@ -74,19 +73,9 @@ def make_ctx(tmp: Path, root: Path, df: pd.DataFrame, **params: Any) -> StageCon
 
 def run(ctx: StageContext[ImagesParams]
         ) -> tuple[list[WorkItem], pd.DataFrame, list[Reject], dict[str, int]]:
-    items = STAGE.plan(ctx)
-    rows: list[dict[str, Any]] = []
-    rejects: list[Reject] = []
-    counters: dict[str, int] = {}
-    for item in items:
-        out = STAGE.process(item, ctx.item_context())
-        assert out.rows or out.rejects
-        rows += out.rows
-        rejects += out.rejects
-        for k, v in out.counters.items():
-            counters[k] = counters.get(k, 0) + v
-    df, rejects = finish_manifest(STAGE, ctx, pd.DataFrame(rows), rejects)
-    return items, df, rejects, counters
+    run = run_in_context(STAGE, ctx)
+    assert_accounted(run)
+    return run.items, run.rows, run.rejects, run.counters
 
 
 def output(ctx: StageContext[ImagesParams], row) -> Image.Image:
@@ -236,18 +225,12 @@ def test_stretch_keeps_the_whole_frame(tmp_path):
 
 
 # ---------------------------------------------------------------- guards ------------
-def huge_png_header(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-            + chunk(b"IEND", b""))
 
 
 def test_bomb_guard_rejects_without_allocating_or_warning(tmp_path):
     root = tmp_path / "fp"
-    write_files(root, {"0001.png": huge_png_header(30_000, 30_000),  # Pillow's hard error
-                       "0002.png": huge_png_header(12_000, 9_000),  # Pillow would only warn
+    write_files(root, {"0001.png": png_bomb(30_000, 30_000),  # Pillow's hard error
+                       "0002.png": png_bomb(12_000, 9_000),  # Pillow would only warn
                        "0003.png": save(scene(), "PNG")})
     ctx = make_ctx(tmp_path, root, manifest(root, {1: "0001.png", 2: "0002.png", 3: "0003.png"}),
                    max_pixels=50_000_000)
@@ -436,10 +419,8 @@ def test_outputs_do_not_depend_on_where_the_data_lives(tmp_path):
         fctx: StageContext[FoodPicsParams] = StageContext(
             stage="foodpics", params=FoodPicsParams(), out_root=out,
             out_dir=out / "foodpics" / "fp", roots={"foodpics": root})
-        items = fp.plan(fctx)
-        outs = [fp.process(it, fctx.item_context()) for it in items]
-        rows, rejects = finish_manifest(fp, fctx, pd.DataFrame([r for o in outs for r in o.rows]),
-                                    [r for o in outs for r in o.rejects])
+        ingest = run_in_context(fp, fctx)
+        rows, rejects = ingest.rows, ingest.rejects
         # after the ingest: one file removed, one changed, one replaced by a link leaving the root
         (root / "0001.jpg").unlink()
         (root / "0003.jpg").write_bytes(save(scene(seed=3), "JPEG"))

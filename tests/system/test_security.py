@@ -17,7 +17,6 @@ import os
 import pickle
 import resource
 import struct
-import zlib
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,6 +42,7 @@ from emoprep.stages.images import Images
 from emoprep.stages.pmemo.stage import Pmemo
 from emoprep.stages.tokens import vit, weights
 from emoprep.stages.tokens.inputs import match_labels
+from tests.corpus.media import png_bomb
 from tests.helpers.paths import REPO
 from tests.helpers.spies import opened_files
 
@@ -455,14 +455,6 @@ def test_token_reader_never_opens_index_paths_out_of_the_root(tmp_path):
 
 # ---- (c) decompression bombs ---------------------------------------------------------------
 
-def png_header(width: int, height: int) -> bytes:
-    """A PNG whose header claims width × height RGB pixels, with almost no data."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-            + chunk(b"IEND", b""))
 
 
 def bmp_header(width: int, height: int) -> bytes:
@@ -474,7 +466,7 @@ def max_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-@pytest.mark.parametrize("data", [png_header(50000, 50000), bmp_header(50000, 50000)], ids=["png", "bmp"])
+@pytest.mark.parametrize("data", [png_bomb(50000, 50000), bmp_header(50000, 50000)], ids=["png", "bmp"])
 @pytest.mark.parametrize("max_pixels", [DEFAULT_MAX_PIXELS, 10 ** 12])
 def test_bomb_headers_are_refused_before_decoding(data, max_pixels):
     """50000 × 50000 × 3 bytes would be 7.5 GB; whatever `max_pixels` says (Pillow's own
@@ -489,7 +481,7 @@ def test_bomb_headers_are_refused_before_decoding(data, max_pixels):
 def test_bomb_in_a_dataset_is_an_image_too_large_reject(tmp_path):
     root = tmp_path / "set"
     root.mkdir()
-    (root / "bomb.png").write_bytes(png_header(50000, 50000))
+    (root / "bomb.png").write_bytes(png_bomb(50000, 50000))
     (root / "ok.png").write_bytes(png_bytes())
     (root / "t.csv").write_text("id,path\nbomb,bomb.png\nok,ok.png\n")
     ctx = stage_ctx("generic", Generic.Params(table="t.csv"), tmp_path, {"generic": root})

@@ -7,7 +7,6 @@ import io
 import shutil
 import struct
 import tracemalloc
-import zlib
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from PIL import Image
 from emoprep.manifests.reasons import REJECT_CODES as REASONS
 from emoprep.stages.demo import foodpics as demo
 from emoprep.stages.foodpics.params import THESIS_AROUSAL, THESIS_VALENCE
+from tests.corpus.media import png_bomb
 from tests.helpers.foodpics import (
     RATING_COLS,
     STAGE,
@@ -83,20 +83,13 @@ def test_undecodable_and_empty_files(tmp_path):
         assert r.message.startswith(f"000{n}.") and str(tmp_path) not in r.message
 
 
-def huge_png_header(width: int, height: int) -> bytes:
-    """A PNG that declares width × height RGB pixels but holds almost no data."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-            + chunk(b"IEND", b""))
 
 
 def test_decompression_bomb_is_rejected_without_decoding(tmp_path):
     root = tmp_path / "fp"
     jpeg(root / "0001.jpg")
-    (root / "0002.png").write_bytes(huge_png_header(40_000, 40_000))  # above Pillow's hard limit
-    (root / "0003.png").write_bytes(huge_png_header(5_000, 4_000))  # above our max_pixels only
+    (root / "0002.png").write_bytes(png_bomb(40_000, 40_000))  # above Pillow's hard limit
+    (root / "0003.png").write_bytes(png_bomb(5_000, 4_000))  # above our max_pixels only
     demo.write_foodpics_ratings_xlsx(root / "r.xlsx", [table_row(n, [5] * 4, [5] * 4) for n in (1, 2, 3)])
     ctx = make_ctx(tmp_path, root, max_pixels=10_000_000)
     items = {i.key: i for i in STAGE.plan(ctx)}

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emoprep.pipeline.assemble import finish_manifest
 from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.recipe import build_params
 from emoprep.stages.demo.pmemo import demo_clips, write_pmemo_demo
 from emoprep.stages.pmemo.stage import Pmemo, PmemoParams
+from tests.helpers.stage_run import run_in_context
 
 
 @pytest.fixture(scope="module")
@@ -26,13 +26,8 @@ def _run(root: Path, tmp_path: Path):
     params = build_params(Pmemo.Params, {}, "pmemo")
     ctx: StageContext[PmemoParams] = StageContext(stage="pmemo", params=params, out_root=tmp_path,
                                                   out_dir=tmp_path / "pmemo" / "fp", roots={"pmemo": root})
-    stage = Pmemo()
-    items = stage.plan(ctx)
-    outcomes = [stage.process(it, ctx.item_context()) for it in items]
-    rows = pd.DataFrame([r for o in outcomes for r in o.rows])
-    rejects = [r for o in outcomes for r in o.rejects]
-    rows, rejects = finish_manifest(stage, ctx, rows, rejects)
-    return items, rows, rejects
+    run = run_in_context(Pmemo(), ctx)
+    return run.items, run.rows, run.rejects
 
 
 def test_demo_tree_every_id_kept_or_rejected_for_its_planted_reason(demo_tree, tmp_path):
