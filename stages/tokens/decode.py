@@ -26,6 +26,19 @@ MISSING, UNREADABLE = "missing", "unreadable"
 Decoded = tuple[np.ndarray | None, tuple[ReasonCode, str] | None, str]
 
 
+def read_input(path: Path, unreadable: ReasonCode) -> tuple[bytes | None, Decoded]:
+    """The bytes of one input file, or None and the reject a loader returns for it (the file
+    is missing, or cannot be read: `unreadable`). The Decoded of a readable file carries its
+    SHA-256 and no reject yet."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return None, (None, (MISSING_FILE, "file not found"), MISSING)
+    except OSError as exc:
+        return None, (None, (unreadable, f"cannot read ({exc.strerror or type(exc).__name__})"), UNREADABLE)
+    return data, (None, None, hashlib.sha256(data).hexdigest())
+
+
 def decode_image(path: Path, size: int) -> Decoded:
     """A 224-px PNG → (uint8 [H, W] gray or [H, W, 3] RGB, None, SHA-256 of the bytes decoded),
     or (None, (reason, detail), digest) for a reject. `detail` names no path (the caller
@@ -33,13 +46,10 @@ def decode_image(path: Path, size: int) -> Decoded:
     decoded, so a huge file is refused without being decompressed."""
     from PIL import Image, UnidentifiedImageError
 
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        return None, (MISSING_FILE, "file not found"), MISSING
-    except OSError as exc:
-        return None, (UNREADABLE_IMAGE, f"cannot read ({exc.strerror or type(exc).__name__})"), UNREADABLE
-    sha = hashlib.sha256(data).hexdigest()
+    data, unread = read_input(path, UNREADABLE_IMAGE)
+    if data is None:
+        return unread
+    sha = unread[2]
     try:
         with Image.open(io.BytesIO(data)) as im:
             if im.size != (size, size):

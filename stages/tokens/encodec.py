@@ -23,7 +23,7 @@ rejected `bad-audio-length`), so a batch is never padded. The convolutions gave 
 values for a clip alone or in a batch of 4; the LSTM did not (its float32 sums depend on the
 batch shape, ~2e-8 here, enough to flip an argmin among 1024 codes now and then), so the LSTM
 runs one clip at a time inside a batch, and so does the quantizer, whose distance matrix
-product has no guarantee of row-wise batch independence either (tests/test_encodec.py checks
+product has no guarantee of row-wise batch independence either (tests/stages/tokens/test_encodec.py checks
 batch sizes 1, 2, 3, 5 and 7 against `EncodecModel.encode` on one clip, byte for byte). On CPU
 a batch is no faster than one clip (bench/encodec_bench.py), so the default audio batch there
 is 1; on CUDA it is 8 (`tokens.audio_batch_size`).
@@ -32,7 +32,6 @@ Torch and transformers are imported inside functions (the registry imports every
 """
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,11 +39,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from emoprep.manifests.reasons import BAD_AUDIO_LENGTH, MISSING_FILE, NON_FINITE_AUDIO, UNREADABLE_AUDIO
+from emoprep.manifests.reasons import BAD_AUDIO_LENGTH, NON_FINITE_AUDIO, UNREADABLE_AUDIO
 from emoprep.pipeline.errors import ConfigError
 from emoprep.stages.common.audio_source import read_samples
 from emoprep.stages.tokens import weights
-from emoprep.stages.tokens.decode import MISSING, UNREADABLE, Decoded
+from emoprep.stages.tokens.decode import Decoded, read_input
 from emoprep.stages.tokens.weights import Compute, WeightsSource
 
 if TYPE_CHECKING:
@@ -248,13 +247,10 @@ def load_clip(path: Path, tokenizer: str, source_rate: int | None = None) -> Dec
     (the manifest's `sample_rate`). The clip must be exactly the tokenizer's length."""
     import soxr
 
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        return None, (MISSING_FILE, "file not found"), MISSING
-    except OSError as exc:
-        return None, (UNREADABLE_AUDIO, f"cannot read ({exc.strerror or type(exc).__name__})"), UNREADABLE
-    sha = hashlib.sha256(data).hexdigest()
+    data, unread = read_input(path, UNREADABLE_AUDIO)
+    if data is None:
+        return unread
+    sha = unread[2]
     suffix = Path(path).suffix
     if suffix.lower() == ".npy" and source_rate is None:
         return None, (UNREADABLE_AUDIO, "an .npy clip without a sample_rate in its manifest row"), sha

@@ -1,6 +1,6 @@
-"""Write the README's bad-input table from the catalogue: `cd tests && python -m corpus.table`.
+"""Write the README's bad-input table from the catalogue: `.venv/bin/python -m tests.corpus.table`.
 
-The table sits in README.md between two marker comments; tests/test_corpus.py checks that it
+The table sits in README.md between two marker comments; tests/system/test_corpus.py checks that it
 is current, so the README never promises what the corpus does not test."""
 from __future__ import annotations
 

@@ -143,7 +143,7 @@ def image_from_float_audio(audio: np.ndarray, p: RiffusionParams = RiffusionPara
     return np.asarray(image)[:, :, 0].copy(), max_value / 2.0**15
 
 
-# ---- synthetic music chunks (shared by tests/test_spectrogram.py and the bench)
+# ---- synthetic music chunks (shared by tests/stages/spectrogram/test_stage.py and the bench)
 MUSIC_KINDS = ("chord", "drums", "sweep", "quiet", "mix", "padded-tail")
 
 

@@ -117,8 +117,8 @@ def test_catalogue_has_25_kinds_across_the_four_datasets():
 
 
 def test_readme_bad_input_table_is_current():
-    """The README's table is generated from the catalogue (`cd tests && python -m corpus.table`)."""
-    assert readme_table() == render_table(), "regenerate: cd tests && python -m corpus.table"
+    """The README's table is generated from the catalogue (`.venv/bin/python -m tests.corpus.table`)."""
+    assert readme_table() == render_table(), "regenerate: .venv/bin/python -m tests.corpus.table"
 
 
 # ---------------------------------------------------------------- per run ----------

@@ -1,4 +1,4 @@
-"""Tests for stages/spectrogram.py: riffusion's image transform (against a torch replica of
+"""Tests for stages/spectrogram/: riffusion's image transform (against a torch replica of
 riffusion's converter and a plain librosa formulation), the seed-001 mel clips, and the stage's
 plan/process on chunk FLACs written here."""
 from __future__ import annotations
