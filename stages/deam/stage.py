@@ -49,7 +49,8 @@ from emoprep.stages.deam.audit import (
     audit_blocks,
     audit_inputs,
     audit_report,
-    ids_to_fix,
+    fix_plan,
+    audit_warnings,
 )
 from emoprep.stages.deam.layout import (
     AUDIO_DIR,
@@ -80,14 +81,15 @@ MANIFEST_KINDS: dict[str, ColumnKind] = {
 class DeamParams:
     root: str = runtime("")
     static_fix: StaticFix = "auto"
-    audit_margin: float = 0.2      # crossed − straight correlation needed to flag a block
-    audit_min_songs: int = 6       # smaller blocks get the verdict "insufficient"
-    audit_min_run: int = 20        # shortest crossed run detected outside DEAM's blocks
+    audit_margin: float = 0.5      # |weighted vote| a block needs for a crossed/straight verdict
+    audit_min_songs: int = 2       # fewer songs with |sV − sA| ≥ 0.5: verdict "insufficient"
+    audit_min_run: int = 20        # shortest crossed run reported as a diagnostic
 
 
 class Deam(Stage[DeamParams]):
     name = "deam"
-    version = "3"  # 3: hostile-input hardening (non-UTF-8 names, inf values, symlinks, rates)
+    version = "4"  # 4: the static fix acts on whole release blocks only, by a weighted vote
+    # 3: hostile-input hardening (non-UTF-8 names, inf values, symlinks, rates)
     libraries = ("soundfile", "pandas", "numpy")
     datasets = ("deam",)
     description = "DEAM ingest: index audio + annotations, probe audio, audit static vs dynamic"
@@ -218,20 +220,22 @@ class Deam(Stage[DeamParams]):
         audit = audit_blocks(*audit_inputs(ann), margin=params.audit_margin,
                              min_songs=params.audit_min_songs, min_run=params.audit_min_run)
         ids = rows["song_id"].astype(int).tolist() if len(rows) else []
-        fix = ids_to_fix(audit, params.static_fix, ann.ids() | set(ids))
+        plan = fix_plan(audit, params.static_fix, ann.ids() | set(ids))
+        fix = {i for entry in plan for i in entry["ids"]}
         kept_fix = set(ids) & fix
         rows = apply_static_fix(rows, fix)  # the runner then casts to MANIFEST_KINDS (columns())
         if len(rows):
             rows = rows.sort_values("sample_id", kind="stable").reset_index(drop=True)
         zip_checks = [check_zip(layout.root / z, ctx.hasher.hash(layout.root / z))
                       for z in layout.zips if PurePosixPath(z).name in OFFICIAL_ZIPS]
-        warnings = [z["warning"] for z in zip_checks if "warning" in z] + layout.problems
+        warnings = ([z["warning"] for z in zip_checks if "warning" in z] + layout.problems
+                    + audit_warnings(audit, fix, ann.ids() | set(ids)))
         if layout.ignored:
             warnings.append(f"{len(layout.ignored)} files in {AUDIO_DIR}/ are not .mp3 and were ignored: "
                             + ", ".join(layout.ignored[:10]))
         files = {"static": layout.static, "dynamic": layout.dynamic, "metadata": layout.metadata,
                  "zips": layout.zips, "n_audio": len(layout.audio)}
-        report = audit_report(audit, params.static_fix, kept_fix, zip_checks=zip_checks,
+        report = audit_report(audit, params.static_fix, plan, ids, zip_checks=zip_checks,
                               warnings=warnings, problems=ann.problems, files=files)
         atomic_write_json(Path(ctx.out_dir) / "audit.json", report)
         crossed = [b["block"] for b in report["blocks"] if b["verdict"] == "crossed"]

@@ -140,8 +140,16 @@ SCHEMA: dict[str, Any] = {
             "stage": string("stage"), "static_fix": string_or_null("auto, swap-le-1000 or none"),
             "n_fixed": _t(["integer", "null"], "songs whose static columns were swapped back"),
             "fixed_song_ids": array("[first, last] runs of fixed song ids", array("run", integer("song id"))),
+            "fixes": array("each block the fix swapped", obj("one fixed block", {
+                "block": string("id block, e.g. 1-1000"), "why": string("the reason, with the block's vote"),
+                "song_ids": array("[first, last] runs", array("run", integer("song id"))),
+                "n": integer("songs swapped")})),
+            "n_auto_fix": _t(["integer", "null"], "songs static_fix = auto would swap"),
+            "auto_fix_song_ids": array("[first, last] runs of the songs auto would swap",
+                                       array("run", integer("song id"))),
             "blocks": array("per id block: r_sv_dv, r_sa_da, r_sv_da, r_sa_dv (static vs mean dynamic), "
-                            "straight, crossed, verdict, fixed (as in audit.json)", ANY),
+                            "straight, crossed, n_informative, songs_crossed, songs_straight, vote, verdict, "
+                            "fixed (as in audit.json)", ANY),
             "warnings": array("audit warnings", string("warning")),
             "n_parse_problems": _t(["integer", "null"], "annotation cells/rows that did not parse"),
             "parse_problems": array("the first 20", string("problem")),

@@ -223,20 +223,24 @@ def audit_section(r: ReportJson, figs: dict[str, PageFigure]) -> str:
         rows, attrs = [], []
         for b in a["blocks"]:
             rows.append((b.get("block"), b.get("kind"), b.get("n"), b.get("r_sv_dv"), b.get("r_sa_da"),
-                         b.get("r_sv_da"), b.get("r_sa_dv"), b.get("straight"), b.get("crossed"),
+                         b.get("r_sv_da"), b.get("r_sa_dv"), b.get("straight"), b.get("crossed"), b.get("vote"),
                          b.get("verdict"), "swapped back" if b.get("fixed") else "kept as in the file"))
             cls = ' class="crossed"' if b.get("verdict") == "crossed" else ""
             attrs.append(f'data-block="{esc(b.get("block"))}" data-verdict="{esc(b.get("verdict"))}"{cls}')
         t = table(["id block", "kind", "songs", "r(sV, dV)", "r(sA, dA)", "r(sV, dA)", "r(sA, dV)", "straight",
-                   "crossed", "verdict", "what the fix did"], rows, num_cols=(2, 3, 4, 5, 6, 7, 8), row_attrs=attrs)
+                   "crossed", "vote", "verdict", "what the fix did"], rows, num_cols=(2, 3, 4, 5, 6, 7, 8, 9),
+                  row_attrs=attrs)
         ids = ", ".join(f"{lo}–{hi}" if lo != hi else str(lo) for lo, hi in a["fixed_song_ids"]) or "none"
         out.append(
             f'<p><code>{esc(a["stage"])}</code>: <code>static_fix = "{esc(a["static_fix"])}"</code>; '
             f'<b id="n-fixed">{fmt(a["n_fixed"])}</b> songs had their static valence/arousal columns swapped back '
             f'(ids {esc(ids)}).</p>{t}<p class="muted">s = static (song-level, 1–9), d = mean of the dynamic '
             "(2 Hz, −1 … 1) ratings of the same song. straight = mean of r(sV, dV) and r(sA, dA); crossed = mean "
-            "of r(sV, dA) and r(sA, dV); a block is <i>crossed</i> when crossed − straight ≥ the audit margin "
-            "(<i>insufficient</i>: too few songs to judge).</p>")
+            "of r(sV, dA) and r(sA, dV). vote = Σ d / Σ |d| with d = (sV − sA)(dA − dV) per song (static on "
+            "the dynamic scale), +1 when every song fits crossed; a release block is <i>crossed</i> when its "
+            "vote ≥ the audit margin (<i>insufficient</i>: too few songs whose valence and arousal differ). "
+            "Only release blocks are fixed, whole; <i>detected</i> runs are a diagnostic.</p>"
+            + "".join(f"<p>Fixed block {esc(f['block'])}: {esc(f['why'])}.</p>" for f in a["fixes"]))
         extra = a["warnings"] + [f"{a['n_parse_problems']} annotation parse problem(s), e.g. {p}"
                                  for p in a["parse_problems"][:1]]
         out += [f'<div class="banner warn">{esc(w)}</div>' for w in extra]

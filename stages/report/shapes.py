@@ -162,8 +162,21 @@ class AuditBlock(TypedDict, total=False):
     r_sa_dv: float | None
     straight: float | None
     crossed: float | None
+    n_informative: int
+    songs_crossed: int
+    songs_straight: int
+    vote: float | None
     verdict: str
     fixed: bool
+
+
+class AuditFix(TypedDict):
+    """One block the static fix swapped, and why."""
+
+    block: str
+    why: str
+    song_ids: list[list[int]]
+    n: int
 
 
 class Audit(TypedDict):
@@ -171,6 +184,9 @@ class Audit(TypedDict):
     static_fix: str | None
     n_fixed: int | None
     fixed_song_ids: list[list[int]]  # [first, last] runs
+    fixes: list[AuditFix]
+    n_auto_fix: int | None
+    auto_fix_song_ids: list[list[int]]  # what static_fix = "auto" would swap
     blocks: list[AuditBlock]
     warnings: list[str]
     n_parse_problems: int | None

@@ -334,6 +334,9 @@ def audits(view: RunView) -> list[Audit]:
         a = view.json_file(name, "audit.json") or {}
         out.append({"stage": name, "static_fix": a.get("static_fix"), "n_fixed": num(a.get("n_fixed", 0)),
                     "fixed_song_ids": plain_json(a.get("fixed_song_ids") or []),
+                    "fixes": plain_json(a.get("fixes") or []),
+                    "n_auto_fix": num(a.get("n_auto_fix", 0)),
+                    "auto_fix_song_ids": plain_json(a.get("auto_fix_song_ids") or []),
                     "blocks": plain_json(a.get("blocks") or []),
                     "warnings": [str(w) for w in a.get("warnings") or []],
                     "n_parse_problems": num(a.get("n_parse_problems", 0)),

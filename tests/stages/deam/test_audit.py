@@ -8,7 +8,15 @@ import pytest
 
 from emoprep.pipeline.errors import ConfigError
 from emoprep.stages.deam.annotations import Annotations
-from emoprep.stages.deam.audit import audit_blocks, audit_inputs, ids_to_fix, segment_votes
+from emoprep.stages.deam.audit import (
+    audit_blocks,
+    audit_inputs,
+    audit_warnings,
+    ids_to_fix,
+    segment_votes,
+    song_evidence,
+    weighted_vote,
+)
 
 
 def _audit_data(ids, crossed=(), seed=0, noise=0.08):
@@ -46,7 +54,7 @@ def test_audit_leaves_a_clean_tree_alone():
         assert ids_to_fix(audit, "auto", ids) == set()
 
 
-def test_audit_detects_a_crossed_run_inside_a_clean_block():
+def test_a_crossed_run_inside_a_clean_block_is_reported_not_fixed():
     ids = np.arange(1001, 2001)
     run = ids[(ids >= 1300) & (ids < 1360)]
     static, dyn = _audit_data(ids, crossed=run, seed=4)
@@ -55,13 +63,27 @@ def test_audit_detects_a_crossed_run_inside_a_clean_block():
     assert len(det) == 1 and det.iloc[0]["verdict"] == "crossed"
     lo, hi = det.iloc[0]["id_min"], det.iloc[0]["id_max"]
     assert abs(lo - 1300) <= 3 and abs(hi - 1359) <= 3
-    fixed = ids_to_fix(audit, "auto", ids)
-    assert len(fixed & set(run.tolist())) >= 55 and len(fixed - set(run.tolist())) <= 3
+    assert audit.set_index("block").loc["1001-2000", "verdict"] == "straight"
+    assert ids_to_fix(audit, "auto", ids) == set()  # a diagnostic, never a fix
+    (warning,) = audit_warnings(audit, set(), ids)
+    assert warning.startswith(f"detected crossed run {lo}-{hi} does not coincide") and f"ids {lo}–{hi}" in warning
+
+
+def test_songs_with_valence_equal_to_arousal_weigh_nothing():
+    static = pd.DataFrame({"valence_mean": [7.0, 3.0, 5.0], "arousal_mean": [3.0, 7.0, 5.0]})
+    dyn = pd.DataFrame({"valence": [-0.5, 0.5, 0.9], "arousal": [0.5, -0.5, -0.9]})
+    evidence = song_evidence(static.join(dyn))
+    assert evidence[0] > 0 and evidence[1] > 0 and evidence[2] == 0  # two crossed songs, one blank
+    assert weighted_vote(evidence) == 1.0
+    assert np.isnan(weighted_vote(np.zeros(3)))
 
 
 def test_small_blocks_get_no_verdict_and_segment_votes_ignores_isolated_votes():
     static, dyn = _audit_data(np.array([2001, 2002, 2003]))
-    assert audit_blocks(static, dyn)["verdict"].tolist() == ["insufficient"]
+    static["arousal_mean"] = static["valence_mean"] + [0.1, -0.2, 0.6]  # one song can tell
+    audit = audit_blocks(static, dyn)
+    assert audit["verdict"].tolist() == ["insufficient"] and audit["n_informative"].tolist() == [1]
+    assert audit_warnings(audit, set(), [2001, 2002, 2003])[0].startswith("release block 2001-2058: the audit cannot tell")
     votes = -np.ones(200, dtype=int)
     votes[[10, 50, 51, 120]] = 1
     assert segment_votes(votes).sum() == 0
@@ -71,10 +93,13 @@ def test_small_blocks_get_no_verdict_and_segment_votes_ignores_isolated_votes():
 
 
 def test_static_fix_modes():
-    audit = pd.DataFrame([{"block": "1-1000", "id_min": 1, "id_max": 1000, "verdict": "crossed"},
-                          {"block": "1001-2000", "id_min": 1001, "id_max": 2000, "verdict": "straight"}])
+    block = {"kind": "standard", "n": 9, "vote": 0.9, "songs_crossed": 8, "songs_straight": 1}
+    audit = pd.DataFrame([{**block, "block": "1-1000", "id_min": 1, "id_max": 1000, "verdict": "crossed"},
+                          {**block, "block": "1001-2000", "id_min": 1001, "id_max": 2000, "verdict": "straight"},
+                          {**block, "block": "2-1002", "kind": "detected", "id_min": 2, "id_max": 1002,
+                           "verdict": "crossed"}])
     ids = [2, 500, 1000, 1001, 1500]
-    assert ids_to_fix(audit, "auto", ids) == {2, 500, 1000}
+    assert ids_to_fix(audit, "auto", ids) == {2, 500, 1000}  # not 1001: the detected run is no fix
     assert ids_to_fix(audit.assign(verdict="straight"), "auto", ids) == set()
     assert ids_to_fix(audit.assign(verdict="straight"), "swap-le-1000", ids) == {2, 500, 1000}
     assert ids_to_fix(audit, "none", ids) == set()
