@@ -177,8 +177,8 @@ def block_stats(joined: pd.DataFrame, lo: int, hi: int, *, margin: float, min_so
     else:
         verdict = "unclear"
     return {"id_min": lo, "id_max": hi, "n": len(b), **r, "straight": straight, "crossed": crossed,
-            "n_informative": informative, "songs_crossed": int((evidence > 0).sum()), "songs_straight": int((evidence < 0).sum()),
-            "vote": vote, "verdict": verdict}
+            "n_informative": informative, "songs_crossed": int((evidence > 0).sum()),
+            "songs_straight": int((evidence < 0).sum()), "vote": vote, "verdict": verdict}
 
 
 def audit_blocks(static_df: pd.DataFrame, dyn_means: pd.DataFrame, *, margin: float = 0.5,
@@ -222,14 +222,11 @@ def fix_plan(audit: pd.DataFrame, mode: str, ids: Iterable[int]) -> list[dict[st
                  "why": "static_fix = 'swap-le-1000': every song ≤ 1000 is swapped, whatever the audit says"}]
     if mode != "auto":
         raise ConfigError(f"deam.static_fix must be 'auto', 'swap-le-1000' or 'none', not {mode!r}")
-    out = []
-    for b in audit.to_dict("records"):
-        if b["kind"] in FIXABLE_KINDS and b["verdict"] == "crossed":
-            out.append({"block": b["block"], "ids": [i for i in ids if b["id_min"] <= i <= b["id_max"]],
-                        "why": (f"release block {b['block']} is crossed: weighted vote {b['vote']:+.2f} over "
-                                f"{b['n']} songs ({b['songs_crossed']} fit crossed, {b['songs_straight']} "
-                                "straight); the whole block is swapped back")})
-    return out
+    return [{"block": b["block"], "ids": [i for i in ids if b["id_min"] <= i <= b["id_max"]],
+             "why": (f"release block {b['block']} is crossed: weighted vote {b['vote']:+.2f} over "
+                     f"{b['n']} songs ({b['songs_crossed']} fit crossed, {b['songs_straight']} "
+                     "straight); the whole block is swapped back")}
+            for b in audit.to_dict("records") if b["kind"] in FIXABLE_KINDS and b["verdict"] == "crossed"]
 
 
 def ids_to_fix(audit: pd.DataFrame, mode: str, ids: Iterable[int]) -> set[int]:

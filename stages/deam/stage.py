@@ -49,8 +49,8 @@ from emoprep.stages.deam.audit import (
     audit_blocks,
     audit_inputs,
     audit_report,
-    fix_plan,
     audit_warnings,
+    fix_plan,
 )
 from emoprep.stages.deam.layout import (
     AUDIO_DIR,

@@ -83,7 +83,8 @@ def test_small_blocks_get_no_verdict_and_segment_votes_ignores_isolated_votes():
     static["arousal_mean"] = static["valence_mean"] + [0.1, -0.2, 0.6]  # one song can tell
     audit = audit_blocks(static, dyn)
     assert audit["verdict"].tolist() == ["insufficient"] and audit["n_informative"].tolist() == [1]
-    assert audit_warnings(audit, set(), [2001, 2002, 2003])[0].startswith("release block 2001-2058: the audit cannot tell")
+    warning = audit_warnings(audit, set(), [2001, 2002, 2003])[0]
+    assert warning.startswith("release block 2001-2058: the audit cannot tell")
     votes = -np.ones(200, dtype=int)
     votes[[10, 50, 51, 120]] = 1
     assert segment_votes(votes).sum() == 0

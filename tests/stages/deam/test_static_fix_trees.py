@@ -11,7 +11,7 @@ import pytest
 from tests.helpers.audit_trees import BOUNDARY_IDS, write_audit_tree
 from tests.helpers.deam import ingest
 
-SIZES = (10, 56, 300, 1802)
+SIZES = [10, 56, 300, 1802]
 FIXABLE = ("standard", "given")
 
 
@@ -64,7 +64,7 @@ def test_a_tree_without_crossing_is_left_alone(tmp_path, n):
     assert "crossed" not in {b["verdict"] for b in audit["blocks"] if b["kind"] in FIXABLE}
 
 
-@pytest.mark.parametrize("n", (56, 300, 1802))
+@pytest.mark.parametrize("n", [56, 300, 1802])
 def test_a_crossed_2014_block_is_fixed_instead(tmp_path, n):
     ids, run, audit = _run(tmp_path, n, crossed=(1001, 2000))
     want = {i for i in ids if 1001 <= i <= 2000}
@@ -73,11 +73,11 @@ def test_a_crossed_2014_block_is_fixed_instead(tmp_path, n):
     assert [f["block"] for f in audit["fixes"]] == ["1001-2000"]
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", list(range(6)))
 def test_ten_song_trees_never_fix_outside_the_crossed_block(tmp_path, seed):
     """Ten songs leave two or three per block that can tell straight from crossed: when
     fewer than `audit_min_songs` can, the block is left as in the file, with a warning."""
-    ids, run, audit = _run(tmp_path, 10, crossed=(1, 1000), seed=seed)
+    ids, _, audit = _run(tmp_path, 10, crossed=(1, 1000), seed=seed)
     want = {i for i in ids if i <= 1000}
     block = next(b for b in audit["blocks"] if b["block"] == "1-1000")
     if block["verdict"] == "insufficient":
