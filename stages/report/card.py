@@ -145,6 +145,15 @@ def summary(r: ReportJson) -> str:
             "`index.html` next to this card shows the distributions.\n")
 
 
+def deviations_md(r: ReportJson) -> str:
+    """The recipe's own list of how this data differs from the paper(s) it follows."""
+    if not r["deviations"]:
+        return ""
+    return ("## How this data differs from the paper\n\nThe recipe that made this data states these differences "
+            "from the paper(s) it follows (the recipe file opens with the same list):\n\n"
+            + "".join(f"- {d}\n" for d in r["deviations"]))
+
+
 def weights_warning(r: ReportJson) -> str:
     bad = [w for w in r["weights"] if w["random_init"]]
     if not bad:
@@ -294,7 +303,8 @@ def citation_md(r: ReportJson) -> str:
 
 
 def dataset_card(r: ReportJson) -> str:
-    parts = [front_matter(r), f"# {r['title']}\n", weights_warning(r), summary(r), sources(r), how_made(r),
+    parts = [front_matter(r), f"# {r['title']}\n", weights_warning(r), summary(r), deviations_md(r), sources(r),
+             how_made(r),
              rejects_md(r), splits_md(r), labels_md(r), faults_md(r), weights_md(r), loading_md(r), citation_md(r)]
     return "\n".join(p for p in parts if p).rstrip() + "\n"
 

@@ -154,6 +154,8 @@ SCHEMA: dict[str, Any] = {
             "n_parse_problems": _t(["integer", "null"], "annotation cells/rows that did not parse"),
             "parse_problems": array("the first 20", string("problem")),
             "zip_checks": array("zip member checks", ANY)})),
+        "deviations": array("how the recipe's data differs from the paper(s) it follows (report.deviations)",
+                            string("one difference")),
         "weights": array("tokenizer weights per stage", obj("one tokenizing stage", {
             "stage": string("stage"), "tokenizer": string_or_null("tokenizer name"),
             "name": string_or_null("weights name"),

@@ -252,6 +252,13 @@ def audit_section(r: ReportJson, figs: dict[str, PageFigure]) -> str:
     return "".join(out)
 
 
+def deviations_section(r: ReportJson) -> str:
+    if not r["deviations"]:
+        return ""
+    return ('<h2 id="deviations">How this data differs from the paper</h2><ul>'
+            + "".join(f"<li>{esc(d)}</li>" for d in r["deviations"]) + "</ul>")
+
+
 def weights_section(r: ReportJson) -> str:
     if not r["weights"]:
         return ""
@@ -297,11 +304,13 @@ def fig_html(figs: dict[str, PageFigure], key: str) -> str:
 
 def render(r: ReportJson, figs: dict[str, PageFigure], timings: Timings | None) -> str:
     """The whole page. `figs`: key -> {"file", "title", "caption", "png"}."""
-    links = [("stages", "Stages"), ("labels", "Labels"), ("splits", "Splits"), ("audio", "Audio"),
+    links = [("deviations", "Differences"), ("stages", "Stages"),
+             ("labels", "Labels"), ("splits", "Splits"), ("audio", "Audio"),
              ("rejects", "Rejects"), ("audit", "Audit"), ("weights", "Weights"), ("params", "Parameters"),
              ("timings", "Timings")]
     body = "".join([
-        stages_section(r, figs), labels_section(r, figs), splits_section(r, figs), audio_section(r, figs),
+        deviations_section(r), stages_section(r, figs), labels_section(r, figs), splits_section(r, figs),
+        audio_section(r, figs),
         rejects_section(r, figs), audit_section(r, figs), weights_section(r), params_section(r),
         timings_section(timings),
         '<h2 id="files">Files</h2><p><a href="report.json">report.json</a> (these numbers; schema: '

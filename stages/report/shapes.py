@@ -237,6 +237,7 @@ class ReportNumbers(TypedDict):
     rejects: Rejects
     audit: list[Audit]
     weights: list[Weights]
+    deviations: list[str]
 
 
 class ReportJson(ReportNumbers):

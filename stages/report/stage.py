@@ -75,11 +75,15 @@ class ReportParams:
     title: str = "emoprep dataset report"
     hexbin_above: int = 2000               # VA scatter becomes a hexbin above this many points per modality
     examples_per_reason: int = 3           # sample ids + messages shown per reject reason
+    # How the recipe's data differs from the paper(s) it follows: one sentence each, repeated
+    # in the dataset card and the page (the recipe file opens with this list).
+    deviations: tuple[str, ...] = ()
 
 
 class Report(Stage[ReportParams]):
     name = "report"
-    version = "2"  # 2: reason meanings point at manifests/reasons.py; the card imports from emoprep.manifests
+    version = "3"  # 3: deviations from the papers, the static fix's reasons
+    # 2: reason meanings point at manifests/reasons.py; the card imports from emoprep.manifests
     libraries = ("matplotlib", "numpy", "pandas", "pyarrow")
     description = "HTML report, report.json, dataset card and recipe of everything upstream"
     parallel = False
@@ -138,6 +142,7 @@ def build_numbers(view: RunView, params: ReportParams) -> tuple[ReportNumbers, P
         "durations": rn.durations(view), "chunks_per_song": rn.chunks_per_song(view),
         "rejects": rn.reject_summary(view, params.examples_per_reason),
         "audit": rn.audits(view), "weights": rn.weights(view),
+        "deviations": list(params.deviations),
     }
     audit_stage = r["audit"][0]["stage"] if r["audit"] else None
     plot_inputs = PlotInputs(labels=labels, categories=cats, category_column=column,
