@@ -113,6 +113,10 @@ TOO_SHORT = _code(
 UNDER_ANNOTATED = _code(
     "under-annotated",
     "chunk with fewer than min_frames (8 of 10) dynamic frames that have both valence and arousal")
+SHORT_TAIL = _code(
+    "short-tail",
+    "a song's last chunk holds less audio than pad_tail_min_s (4.5 s by default), so it is not padded "
+    "but dropped (the thesis's '56 chunks shorter than 5 s')")
 
 # --- FoodPics ingest / images
 MISSING_RATING = _code(

@@ -3,7 +3,9 @@
 Requirements and how they are met:
 
 - *Grouped by source*: the unit of assignment is `source_id` (a song), so the chunks of one
-  song always share a split.
+  song always share a split. `group_by = "sample"` places every item on its own instead, as
+  the thesis did (§2.1.5; chunks of one song then straddle train and test — the report of
+  such a run counts them).
 - *Deterministic, seeded*: a source's position is u = keyed BLAKE2b(seed, source_id) mapped
   to [0, 1); no global RNG, no dependence on row order.
 - *Stratified by emotion class* (method `quota`, the default): sources are grouped in strata
@@ -48,6 +50,9 @@ class SplitParams:
     ratios: tuple[float, ...] = (0.8, 0.2)
     names: tuple[str, ...] = ()   # default: train/test, or train/val/test for 3 ratios
     method: Literal["quota", "hash"] = "quota"  # quota: exact per stratum; hash: stable by construction
+    # The unit placed in one split: "source" (a song: its chunks never straddle train and test)
+    # or "sample" (each item on its own, as the thesis's random sample-level split, §2.1.5).
+    group_by: Literal["source", "sample"] = "source"
     # A previous split manifest (e.g. an older manifests/split.parquet): its sources keep
     # their split, only new sources are placed. Its content hash enters the fingerprint.
     pin: str = runtime("")
@@ -55,7 +60,8 @@ class SplitParams:
 
 class Split(Stage[SplitParams]):
     name = "split"
-    version = "2"  # 2: quota (stratified) by default, pin
+    version = "3"  # 3: group_by (source or sample); the summary names it
+    # 2: quota (stratified) by default, pin
     default_inputs = ("labels",)
     description = "seeded train/test split grouped by source, stratified by emotion, pinnable for stability"
     Params = SplitParams
@@ -74,15 +80,27 @@ class Split(Stage[SplitParams]):
         names, cuts = split_plan(p.ratios, p.names)
         if p.method not in METHODS:
             raise ConfigError(f"split.method {p.method!r}: expected one of {', '.join(METHODS)}")
+        if p.group_by not in ("source", "sample"):
+            raise ConfigError(f"split.group_by {p.group_by!r}: expected 'source' or 'sample'")
         rows, rejects = clean_labels(ctx.input_manifest("labels"))
-        strata = source_strata(rows)
-        pinned = read_pin(p.pin, names) if p.pin else {}
+        unit = "sample_id" if p.group_by == "sample" else "source_id"
+        units = rows.assign(source_id=rows[unit].astype(str))  # rows keep their real source_id
+        strata = source_strata(units)
+        pinned = read_pin(p.pin, names, unit) if p.pin else {}
+        assigned = self._assign(p, strata, names, cuts, pinned)
+        rows["split"] = units["source_id"].map(assigned)
+        return self._finish(ctx, rows, rejects, split_summary(units.assign(split=rows["split"]), strata, names, p))
+
+    @staticmethod
+    def _assign(p: SplitParams, strata: pd.DataFrame, names: tuple[str, ...], cuts: list[float],
+                pinned: dict[str, str]) -> dict[str, str]:
         if p.method == "hash":
-            assigned = {s: pinned.get(s) or names[place(unit_hash(p.seed, s), cuts)] for s in strata.index}
-        else:
-            assigned = assign_quota(strata, p.seed, names, cuts, pinned)
-        rows["split"] = rows["source_id"].map(assigned)
-        summary = split_summary(rows, strata, names, p)
+            return {s: pinned.get(s) or names[place(unit_hash(p.seed, s), cuts)] for s in strata.index}
+        return assign_quota(strata, p.seed, names, cuts, pinned)
+
+    @staticmethod
+    def _finish(ctx: StageContext[SplitParams], rows: pd.DataFrame, rejects: list[Reject],
+                summary: dict[str, Any]) -> Outcome:
         atomic_write_json(ctx.out_dir / "split_summary.json", summary)
         ctx.info("split: " + ", ".join(f"{k} {v}" for k, v in summary["rows"].items()), **summary["rows"])
         records = [{str(k): v for k, v in rec.items()} for rec in rows.to_dict("records")]
@@ -171,10 +189,11 @@ def assign_quota(strata: pd.DataFrame, seed: int, names: tuple[str, ...], cuts: 
     return out
 
 
-def read_pin(path: str, names: tuple[str, ...]) -> dict[str, str]:
-    """source_id -> split from an earlier split manifest (one split per source required)."""
+def read_pin(path: str, names: tuple[str, ...], unit: str = "source_id") -> dict[str, str]:
+    """unit (source_id, or sample_id for group_by = sample) -> split from an earlier split
+    manifest (one split per unit required)."""
     try:
-        df = pd.read_parquet(path, columns=["source_id", "split"])
+        df = pd.read_parquet(path, columns=[unit, "split"]).rename(columns={unit: "source_id"})
     except Exception as exc:  # noqa: BLE001 - any unreadable file is a configuration error
         raise ConfigError(f"split.pin {path}: cannot read source_id/split from it ({exc})") from None
     df = df.dropna().astype(str).drop_duplicates()
@@ -197,6 +216,6 @@ def split_summary(rows: pd.DataFrame, strata: pd.DataFrame, names: tuple[str, ..
         per.append({"modality": int(grp["modality"].iloc[0]), "emotion": emo, "sources": len(grp),
                     **{n: int(counts.get(n, 0)) for n in names}})
     row_counts = rows["split"].value_counts()
-    return {"method": p.method, "seed": int(p.seed), "ratios": [float(r) for r in p.ratios],
+    return {"method": p.method, "group_by": p.group_by, "seed": int(p.seed), "ratios": [float(r) for r in p.ratios],
             "names": list(names), "rows": {n: int(row_counts.get(n, 0)) for n in names},
             "sources": {n: int((src_split == n).sum()) for n in names}, "strata": per}

@@ -2,10 +2,12 @@
 the mean dynamic VA of its frames.
 
 Chunk k covers [15 + 5k, 20 + 5k) s; a last chunk with at least `pad_tail_min_s` of audio is
-zero-padded to 5.0 s, a shorter tail is counted and dropped. VA = mean of the dynamic frames
+zero-padded to 5.0 s, a shorter tail is dropped (a `short-tail` reject of its chunk id). VA = mean of the dynamic frames
 whose time is in [start, end) and that have both valence and arousal (so both means cover the
 same moments); a chunk with fewer than `min_frames` such frames is rejected `under-annotated`.
-Each song is decoded once and yields all its chunks (the arithmetic is in `spans`).
+Each song is decoded once and yields all its chunks (the arithmetic is in `spans`); every row
+carries the song's decoded length in samples, so the chunks any other tail or frame rule
+would give can be computed from the manifests (the report's "as published vs corrected").
 
 The raw audio is read through `ctx.roots["deam"]` and the `audio_path` reference of the
 deam manifest (a file, or a member of DEAM_audio.zip).
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from emoprep.manifests.columns import ITEM_COLUMNS
-from emoprep.manifests.reasons import MISSING_DYNAMIC, TOO_SHORT, UNDER_ANNOTATED
+from emoprep.manifests.reasons import MISSING_DYNAMIC, SHORT_TAIL, TOO_SHORT, UNDER_ANNOTATED
 from emoprep.pipeline.columns import ColumnKind
 from emoprep.pipeline.context import ItemContext, StageContext
 from emoprep.pipeline.errors import ConfigError
@@ -34,7 +36,7 @@ CHUNKS_KINDS: dict[str, ColumnKind] = {
     **ITEM_COLUMNS, "song_id": "int",
     "chunk_index": "int", "start_s": "float", "end_s": "float", "padded_s": "float",
     "n_frames": "int", "valence_raw": "float", "arousal_raw": "float",
-    "n_samples": "int", "sample_rate": "int", "path": "str"}
+    "n_samples": "int", "sample_rate": "int", "song_n_samples": "int", "path": "str"}
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,8 @@ def _payload_list(values: Iterable[float | None] | None) -> list[float | None]:
 
 class Chunks(Stage[ChunksParams]):
     name = "chunks"
-    version = "3"  # 3: absurd rates, truncated FLAC, symlinks out of the root rejected
+    version = "4"  # 4: a dropped tail is a short-tail reject; rows carry song_n_samples
+    # 3: absurd rates, truncated FLAC, symlinks out of the root rejected
     libraries = ("soundfile", "soxr", "numpy")
     default_inputs = ("deam",)
     description = "5.0 s chunks from 15 s with the mean dynamic VA of their frames (thesis v3)"
@@ -96,6 +99,12 @@ class Chunks(Stage[ChunksParams]):
         nominal = round(q.chunk_s * p["dyn_hz"])
         size = round(q.chunk_s * q.sample_rate)
         out = Outcome(counters=counters)
+        if dropped > 0:
+            k = len(spans)
+            out.rejects.append(Reject(f"deam:{song}:{k}", SHORT_TAIL,
+                                      f"{ref} chunk {k} [{q.start_s + k * q.chunk_s:g}, "
+                                      f"{q.start_s + (k + 1) * q.chunk_s:g}) s: {dropped:.3f} s of audio, "
+                                      f"pad_tail_min_s = {q.pad_tail_min_s:g} s needed"))
         for sp in spans:
             cid = f"deam:{song}:{sp.index}"
             v, a, n_frames = chunk_va(dv, da, times, sp.start_s, sp.end_s)
@@ -113,7 +122,7 @@ class Chunks(Stage[ChunksParams]):
                 "chunk_index": sp.index, "start_s": sp.start_s, "end_s": sp.end_s,
                 "padded_s": sp.n_pad / q.sample_rate, "n_frames": n_frames,
                 "valence_raw": v, "arousal_raw": a, "n_samples": size, "sample_rate": q.sample_rate,
-                "path": ctx.rel(path),
+                "song_n_samples": len(dec.samples), "path": ctx.rel(path),
             })
             if sp.n_pad:
                 out.counters["padded-chunks"] = out.counters.get("padded-chunks", 0) + 1

@@ -168,3 +168,18 @@ def test_a_bad_pin_is_a_configuration_error(tmp_path):
     pd.DataFrame({"source_id": ["deam:2"], "split": ["holdout"]}).to_parquet(bad)
     with pytest.raises(ConfigError, match="holdout"):
         split_rows(labels, tmp_path / "x", seed=0, pin=str(bad))
+
+
+def test_sample_level_split_places_items_alone_stratified_by_their_class(tmp_path):
+    """group_by = "sample" (the thesis's split, §2.1.5): every chunk is placed on its own, each
+    emotion class of each modality is cut 80/20 exactly, and chunks of a song straddle."""
+    labels = realistic_labels(n_songs=300, n_images=200)
+    out = split_rows(labels, tmp_path, seed=0, group_by="sample")
+    assert set(out["source_id"]) == set(labels["source_id"])  # the real source is kept
+    per_class = out.groupby(["modality", "emotion"])["split"].agg(lambda s: (s == "train").sum() - 0.8 * len(s))
+    assert (per_class.abs() <= 1).all(), per_class
+    assert (out.groupby("source_id")["split"].nunique() == 2).sum() > 100  # songs straddle
+    summary = json.loads((tmp_path / "split" / "fp0" / "split_summary.json").read_text())
+    assert summary["group_by"] == "sample" and sum(summary["sources"].values()) == len(out)
+    grouped = split_rows(labels, tmp_path / "g", seed=0)
+    assert (grouped.groupby("source_id")["split"].nunique() == 1).all()

@@ -58,7 +58,11 @@ def test_chunks_on_demo(demo_manifest, tmp_path):
                 want_rows.add(f"deam:{sid}:{k}")
             else:
                 want_rejects[f"deam:{sid}:{k}"] = "under-annotated"
-    assert want_rejects  # the demo has an under-annotated chunk
+        spans, dropped = chunk_spans(songs[sid]["duration_s"])
+        if dropped > 0:  # every candidate chunk is accounted for: a dropped tail is a reject
+            want_rejects[f"deam:{sid}:{len(spans)}"] = "short-tail"
+    assert "under-annotated" in want_rejects.values()  # the demo has an under-annotated chunk
+    assert "short-tail" in want_rejects.values()
     assert run.reasons() == want_rejects
     assert set(run.rows["sample_id"]) == want_rows
     counts = run.rows.groupby("song_id").size().to_dict()
@@ -71,6 +75,7 @@ def test_chunks_on_demo(demo_manifest, tmp_path):
         assert r.valence_raw == pytest.approx(fv[sel].mean(), abs=1e-6)
         assert r.arousal_raw == pytest.approx(fa[sel].mean(), abs=1e-6)
         assert r.n_frames == sel.sum()
+        assert abs(r.song_n_samples - songs[r.song_id]["duration_s"] * 44100) <= 2  # resampling rounds
     # every chunk file is exactly 5.0 s of 44.1 kHz mono PCM_24
     for p in run.rows["path"]:
         info = sf.info(tmp_path / p)
@@ -135,7 +140,7 @@ def test_broken_tree_through_chunks(broken_tree, tmp_path):
     chunks = run_stage("chunks", tmp_path / "k", roots={"deam": root}, manifests={"deam": deam})
     assert_accounted(chunks)
     assert chunks.reasons() == {"deam:3": "silent-audio", "deam:4": "too-short", "deam:5": "truncated-audio",
-                                "deam:7": "missing-dynamic"}
+                                "deam:7": "missing-dynamic", "deam:2:1": "short-tail", "deam:6:1": "short-tail"}
     rows = chunks.rows.set_index("sample_id")
     assert sorted(rows.index) == ["deam:2:0", "deam:6:0"]
     assert (rows["valence_raw"] == 0.25).all() and (rows["n_frames"] == 10).all()
