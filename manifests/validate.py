@@ -36,6 +36,7 @@ from emoprep.manifests.validate_manifests import (
     check_stage_manifests,
     check_weights,
     read_manifest,
+    split_group_by,
     stages_after_split,
 )
 from emoprep.manifests.validate_report import FAIL, PASS, SKIP, WARN, Check, ValidationReport
@@ -63,7 +64,7 @@ def validate(out_root: str | Path, require_pretrained: bool = False) -> Validati
                                                        "tokens); stage manifests checked above"))
         split = read_manifest(out_root, "split")
         if split is not None and {"valence", "arousal", "split", "source_id"} <= set(split.columns):
-            check_labels(report, split, None, index_name="split")
+            check_labels(report, split, None, index_name="split", group_by=split_group_by(out_root))
         return report
     try:
         store = load_index(out_root)
@@ -81,7 +82,7 @@ def validate(out_root: str | Path, require_pretrained: bool = False) -> Validati
     rejects = read_manifest(out_root, "rejects")
     for tokenizer, rows in index.groupby("tokenizer", sort=True):
         check_tokenizer(report, store, str(tokenizer), rows.reset_index(drop=True))
-    check_labels(report, index, split)
+    check_labels(report, index, split, group_by=split_group_by(out_root))
     check_coverage(report, index, split, rejects, stages_after_split(out_root))
     check_weights(report, index, require_pretrained)
     return report

@@ -154,6 +154,34 @@ def deviations_md(r: ReportJson) -> str:
             + "".join(f"- {d}\n" for d in r["deviations"]))
 
 
+def published_md(r: ReportJson) -> str:
+    """As published vs corrected, and the thesis counts, when the recipe asks for them."""
+    out = []
+    c = r["published"]
+    if c is not None:
+        out.append(f"## As published vs corrected\n\nThis data reproduces the thesis's own choices; the corrected "
+                   f"recipe is `{c['corrected_recipe']}`. Parameters that differ:\n\n"
+                   + md_table(["parameter", "this data", "corrected"],
+                              [[f"`{p['stage']}.{p['key']}`", f"`{json.dumps(p['this_run'])}`",
+                                f"`{json.dumps(p['corrected'])}`"] for p in c["parameters"]]) + "\n")
+        if (sv := c.get("static_va")) is not None:
+            out.append(f"- {sv['songs']} songs have different static valence/arousal "
+                       f"({sv['clips_affected']} clips labelled with them).")
+        if (ch := c.get("chunks")) is not None:
+            out.append(f"- The corrected chunk rules add {ch['added']} and remove {ch['removed']} chunks "
+                       f"({ch['chunks_this_run']} here, {ch['chunks_corrected']} corrected).")
+        if (sp := c.get("split")) is not None:
+            out.append(f"- Split grouped by {sp['group_by']}: {sp['sources_in_two_splits']} songs have items in two "
+                       f"splits; {sp['held_out_items_sharing_a_song_with_train']} of {sp['held_out_items']} "
+                       "held-out items share a song with a train item.")
+        out.append("")
+    if r["thesis_counts"]:
+        out.append("## Thesis counts beside this data\n\n" + md_table(
+            ["quantity", "thesis", "section", "this data"],
+            [[t["what"], t["thesis"], t["section"], t["this_run"]] for t in r["thesis_counts"]]) + "\n")
+    return "\n".join(out)
+
+
 def weights_warning(r: ReportJson) -> str:
     bad = [w for w in r["weights"] if w["random_init"]]
     if not bad:
@@ -303,7 +331,8 @@ def citation_md(r: ReportJson) -> str:
 
 
 def dataset_card(r: ReportJson) -> str:
-    parts = [front_matter(r), f"# {r['title']}\n", weights_warning(r), summary(r), deviations_md(r), sources(r),
+    parts = [front_matter(r), f"# {r['title']}\n", weights_warning(r), summary(r), deviations_md(r), published_md(r),
+             sources(r),
              how_made(r),
              rejects_md(r), splits_md(r), labels_md(r), faults_md(r), weights_md(r), loading_md(r), citation_md(r)]
     return "\n".join(p for p in parts if p).rstrip() + "\n"

@@ -156,6 +156,14 @@ SCHEMA: dict[str, Any] = {
             "zip_checks": array("zip member checks", ANY)})),
         "deviations": array("how the recipe's data differs from the paper(s) it follows (report.deviations)",
                             string("one difference")),
+        "published": _t(["object", "null"], "as published vs corrected (report.compare_with): corrected_recipe, "
+                        "parameters that differ, static_va (songs whose static VA differ), chunks (added/removed "
+                        "under the corrected rules), split (songs in two splits, held-out items sharing a song "
+                        "with a train item)"),
+        "thesis_counts": array("each count the thesis reports beside this run's (report.thesis_counts)",
+                               obj("one count", {"what": string("quantity"), "thesis": string("as printed"),
+                                                 "section": string("thesis section"),
+                                                 "this_run": _t(["integer", "null"], "this run's count")})),
         "weights": array("tokenizer weights per stage", obj("one tokenizing stage", {
             "stage": string("stage"), "tokenizer": string_or_null("tokenizer name"),
             "name": string_or_null("weights name"),

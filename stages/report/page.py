@@ -259,6 +259,50 @@ def deviations_section(r: ReportJson) -> str:
             + "".join(f"<li>{esc(d)}</li>" for d in r["deviations"]) + "</ul>")
 
 
+def published_section(r: ReportJson) -> str:
+    """As published vs corrected: what each difference from the corrected recipe changes."""
+    c = r["published"]
+    out = []
+    if c is not None:
+        out.append(f'<h2 id="published">As published vs corrected</h2><p>This run reproduces the thesis\'s own '
+                   f'choices; <code>{esc(c["corrected_recipe"])}</code> is the corrected recipe. Each difference '
+                   "and what it changes in this data:</p>")
+        if c.get("error"):
+            out.append(f'<div class="banner warn">{esc(c["error"])}</div>')
+        rows = [(f'{p["stage"]}.{p["key"]}', json.dumps(p["this_run"]), json.dumps(p["corrected"]))
+                for p in c["parameters"]]
+        out.append(table(["parameter", "this run", "corrected"], rows))
+        items = []
+        if (sv := c.get("static_va")) is not None:
+            ids = ", ".join(f"{lo}–{hi}" if lo != hi else str(lo) for lo, hi in sv["song_ids"]) or "none"
+            use = (f'; {sv["clips_affected"]} clips are labelled with them' if sv["used_by_tokens"]
+                   else "; no item of this run is labelled with static VA (chunks use the dynamic ratings)")
+            items.append(f'<li data-diff="static"><b id="static-differ">{sv["songs"]}</b> songs have different '
+                         f'static valence/arousal (static_fix {esc(sv["this_run"])} vs {esc(sv["corrected"])}: '
+                         f"ids {esc(ids)}){esc(use)}.</li>")
+        if (ch := c.get("chunks")) is not None:
+            items.append(f'<li data-diff="chunks">The corrected chunk rules add <b id="chunks-added">{ch["added"]}'
+                         f'</b> and remove <b id="chunks-removed">{ch["removed"]}</b> chunks: '
+                         f'{ch["chunks_this_run"]} here, {ch["chunks_corrected"]} corrected '
+                         f'({esc(json.dumps(ch["rules_this_run"]))} vs {esc(json.dumps(ch["rules_corrected"]))}; '
+                         f'{ch["songs_compared"]} songs compared).</li>')
+        if (sp := c.get("split")) is not None:
+            items.append(f'<li data-diff="split">Split grouped by {esc(sp["group_by"])}: '
+                         f'<b id="split-straddle">{sp["sources_in_two_splits"]}</b> of {sp["sources"]} songs/sources '
+                         f'have items in two splits; <b id="split-sharing">'
+                         f'{sp["held_out_items_sharing_a_song_with_train"]}</b> of {sp["held_out_items"]} '
+                         "held-out items share a song with a train item (0 under the corrected, grouped split).</li>")
+        out.append(f"<ul>{''.join(items)}</ul>")
+    if r["thesis_counts"]:
+        rows = [(t["what"], t["thesis"], t["section"], t["this_run"]) for t in r["thesis_counts"]]
+        out.append('<h2 id="thesis-counts">Thesis counts beside this run</h2>'
+                   + table(["quantity", "thesis", "section", "this run"], rows, num_cols=(3,))
+                   + '<p class="muted">Thesis figures as printed (seed 000, ch. 2); this run\'s from its manifests '
+                   "and rejects. On the demo data the counts are small by design; run the recipe on the real "
+                   "downloads to get the full-data figures.</p>")
+    return "".join(out)
+
+
 def weights_section(r: ReportJson) -> str:
     if not r["weights"]:
         return ""
@@ -304,13 +348,14 @@ def fig_html(figs: dict[str, PageFigure], key: str) -> str:
 
 def render(r: ReportJson, figs: dict[str, PageFigure], timings: Timings | None) -> str:
     """The whole page. `figs`: key -> {"file", "title", "caption", "png"}."""
-    links = [("deviations", "Differences"), ("stages", "Stages"),
+    links = [("deviations", "Differences"), ("published", "As published"), ("thesis-counts", "Thesis counts"),
+             ("stages", "Stages"),
              ("labels", "Labels"), ("splits", "Splits"), ("audio", "Audio"),
              ("rejects", "Rejects"), ("audit", "Audit"), ("weights", "Weights"), ("params", "Parameters"),
              ("timings", "Timings")]
     body = "".join([
-        deviations_section(r), stages_section(r, figs), labels_section(r, figs), splits_section(r, figs),
-        audio_section(r, figs),
+        deviations_section(r), published_section(r), stages_section(r, figs), labels_section(r, figs),
+        splits_section(r, figs), audio_section(r, figs),
         rejects_section(r, figs), audit_section(r, figs), weights_section(r), params_section(r),
         timings_section(timings),
         '<h2 id="files">Files</h2><p><a href="report.json">report.json</a> (these numbers; schema: '

@@ -9,7 +9,7 @@ only print them.
 """
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Any, TypedDict
 
 
 class Stats(TypedDict):
@@ -238,6 +238,8 @@ class ReportNumbers(TypedDict):
     audit: list[Audit]
     weights: list[Weights]
     deviations: list[str]
+    published: dict[str, Any] | None   # published.comparison: as published vs corrected
+    thesis_counts: list[dict[str, Any]]
 
 
 class ReportJson(ReportNumbers):

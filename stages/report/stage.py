@@ -35,6 +35,7 @@ from emoprep.pipeline.stage import Outcome, Stage
 from emoprep.stages.report import card as report_card
 from emoprep.stages.report import page as report_html
 from emoprep.stages.report import plots as rp
+from emoprep.stages.report import published
 from emoprep.stages.report import stats as rn
 from emoprep.stages.report.canvas import style, to_png
 from emoprep.stages.report.json_schema import FORMAT, SCHEMA, VERSION, schema_markdown
@@ -78,6 +79,10 @@ class ReportParams:
     # How the recipe's data differs from the paper(s) it follows: one sentence each, repeated
     # in the dataset card and the page (the recipe file opens with this list).
     deviations: tuple[str, ...] = ()
+    # A `*-published` recipe names the corrected recipe it departs from; the report then has a
+    # section "as published vs corrected" (what each difference changes, from the manifests).
+    compare_with: str = ""
+    thesis_counts: bool = False            # set each count the thesis reports beside this run's
 
 
 class Report(Stage[ReportParams]):
@@ -143,6 +148,8 @@ def build_numbers(view: RunView, params: ReportParams) -> tuple[ReportNumbers, P
         "rejects": rn.reject_summary(view, params.examples_per_reason),
         "audit": rn.audits(view), "weights": rn.weights(view),
         "deviations": list(params.deviations),
+        "published": published.comparison(view, params.compare_with),
+        "thesis_counts": published.thesis_counts(view) if params.thesis_counts else [],
     }
     audit_stage = r["audit"][0]["stage"] if r["audit"] else None
     plot_inputs = PlotInputs(labels=labels, categories=cats, category_column=column,
