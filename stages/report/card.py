@@ -177,8 +177,10 @@ def published_md(r: ReportJson) -> str:
         out.append("")
     if r["thesis_counts"]:
         out.append("## Thesis counts beside this data\n\n" + md_table(
-            ["quantity", "thesis", "section", "this data"],
-            [[t["what"], t["thesis"], t["section"], t["this_run"]] for t in r["thesis_counts"]]) + "\n")
+            ["quantity", "thesis", "section", "this data", "why they can differ"],
+            [[t["what"], t["thesis"], t["section"], t["this_run"], t["why"]] for t in r["thesis_counts"]])
+            + "\nThesis figures as printed (seed 000, ch. 2); this data's from its manifests and rejects. The "
+            "README's table says how to compute them on the full downloads.\n")
     return "\n".join(out)
 
 

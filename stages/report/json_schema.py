@@ -163,7 +163,8 @@ SCHEMA: dict[str, Any] = {
         "thesis_counts": array("each count the thesis reports beside this run's (report.thesis_counts)",
                                obj("one count", {"what": string("quantity"), "thesis": string("as printed"),
                                                  "section": string("thesis section"),
-                                                 "this_run": _t(["integer", "null"], "this run's count")})),
+                                                 "this_run": _t(["integer", "null"], "this run's count"),
+                                                 "why": string("why the two can differ")})),
         "weights": array("tokenizer weights per stage", obj("one tokenizing stage", {
             "stage": string("stage"), "tokenizer": string_or_null("tokenizer name"),
             "name": string_or_null("weights name"),

@@ -294,9 +294,10 @@ def published_section(r: ReportJson) -> str:
                          "held-out items share a song with a train item (0 under the corrected, grouped split).</li>")
         out.append(f"<ul>{''.join(items)}</ul>")
     if r["thesis_counts"]:
-        rows = [(t["what"], t["thesis"], t["section"], t["this_run"]) for t in r["thesis_counts"]]
+        rows = [(t["what"], t["thesis"], t["section"], t["this_run"], t["why"]) for t in r["thesis_counts"]]
         out.append('<h2 id="thesis-counts">Thesis counts beside this run</h2>'
-                   + table(["quantity", "thesis", "section", "this run"], rows, num_cols=(3,))
+                   + table(["quantity", "thesis", "section", "this run", "why they can differ"], rows,
+                           num_cols=(3,))
                    + '<p class="muted">Thesis figures as printed (seed 000, ch. 2); this run\'s from its manifests '
                    "and rejects. On the demo data the counts are small by design; run the recipe on the real "
                    "downloads to get the full-data figures.</p>")

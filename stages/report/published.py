@@ -153,38 +153,49 @@ def _reasons(view: RunView, stage: str) -> pd.Series:
 
 
 def thesis_counts(view: RunView) -> list[dict[str, Any]]:
-    """Each count the thesis reports (seed 000, ch. 2) beside this run's, for the stages present."""
+    """Each count the thesis reports (seed 000, ch. 2) beside this run's, for the stages
+    present, with why the two can differ."""
     rows: list[dict[str, Any]] = []
 
-    def add(what: str, thesis: str, section: str, value: int | None) -> None:
-        rows.append({"what": what, "thesis": thesis, "section": section, "this_run": value})
+    def add(what: str, thesis: str, section: str, value: int | None, why: str) -> None:
+        rows.append({"what": what, "thesis": thesis, "section": section, "this_run": value, "why": why})
 
     deam = view.manifest("deam")
     if deam is not None:
-        add("DEAM tracks (songs indexed)", "1,802", "§2.1.1", len(deam) + int(_reasons(view, "deam").sum()))
+        add("DEAM tracks (songs indexed)", "1,802", "§2.1.1", len(deam) + int(_reasons(view, "deam").sum()),
+            "every song with audio or annotations is counted, kept or rejected")
     clips = view.manifest("clips")
     if clips is not None:
-        add("46 s clips (songs ≤ 46 s, padded)", "1,744", "§2.1.1, §2.1.7", len(clips))
+        add("46 s clips (songs ≤ 46 s, padded)", "1,744", "§2.1.1, §2.1.7", len(clips),
+            "1,802 − 58 full-length 2015 songs; decoded (gapless) length decides")
     chunks = view.manifest("chunks")
     if chunks is not None:
         why = _reasons(view, "chunks")
         n_tail, n_under = int(why.get("short-tail", 0)), int(why.get("under-annotated", 0))
-        add("5 s chunks cut from 15 s", "13,023", "§2.1.1", len(chunks) + n_tail + n_under)
-        add("chunks shorter than 5 s dropped (short-tail)", "56", "§2.1.1", n_tail)
-        add("chunks dropped for too few annotated frames", "— (not in the thesis)", "", n_under)
-        add("5 s chunks kept", "12,974", "§2.1.1, §2.1.7", len(chunks))
+        tail = view.stages["chunks"].params.get("pad_tail_min_s")
+        add("5 s chunks cut from 15 s", "13,023", "§2.1.1", len(chunks) + n_tail + n_under,
+            "kept + short-tail + under-annotated; depends on each song's decoded length")
+        add("chunks shorter than 5 s dropped (short-tail)", "56", "§2.1.1", n_tail,
+            f"tails under pad_tail_min_s = {tail} s are dropped; longer tails are padded")
+        add("chunks dropped for too few annotated frames", "— (not in the thesis)", "", n_under,
+            "emoprep's min_frames rule (the thesis states none)")
+        add("5 s chunks kept", "12,974", "§2.1.1, §2.1.7", len(chunks),
+            "the thesis's own figures disagree: 13,023 − 56 = 12,967")
     food = view.manifest("foodpics")
     if food is not None:
-        add("FoodPics images indexed", "1,211", "§2.1.2", len(food) + int(_reasons(view, "foodpics").sum()))
+        add("FoodPics images indexed", "1,211", "§2.1.2", len(food) + int(_reasons(view, "foodpics").sum()),
+            "every image row of the ratings sheet and every image file")
         images = view.manifest("images")
-        add("FoodPics images kept", "1,066", "§2.1.2, §2.1.7", len(images) if images is not None else len(food))
+        add("FoodPics images kept", "1,066", "§2.1.2, §2.1.7", len(images) if images is not None else len(food),
+            "food only, complete VA in all four groups, decodable; each removal is a reject")
     split = view.manifest("split")
     if split is not None and "modality" in split:
         thesis = {(0, "train"): "≈ 853", (0, "test"): "≈ 213"}
         audio = ("≈ 10,379", "≈ 2,595") if chunks is not None else ("1,395", "349")
         thesis.update({(1, "train"): audio[0], (1, "test"): audio[1]})
+        group = view.stages["split"].params.get("group_by", "source")
         counts = split.groupby([split["modality"].astype(int), "split"]).size()
         for (mod, name), n in counts.items():
             add(f"{'audio' if mod == 1 else 'image'} items in {name}", thesis.get((int(mod), str(name)), "—"),
-                "§2.1.5", int(n))
+                "§2.1.5", int(n), f"80/20 per emotion class, grouped by {group}")
     return rows
