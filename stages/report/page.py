@@ -269,9 +269,9 @@ def published_section(r: ReportJson) -> str:
                    "and what it changes in this data:</p>")
         if c.get("error"):
             out.append(f'<div class="banner warn">{esc(c["error"])}</div>')
-        rows = [(f'{p["stage"]}.{p["key"]}', json.dumps(p["this_run"]), json.dumps(p["corrected"]))
-                for p in c["parameters"]]
-        out.append(table(["parameter", "this run", "corrected"], rows))
+        diffs = [(f'{p["stage"]}.{p["key"]}', json.dumps(p["this_run"]), json.dumps(p["corrected"]))
+                 for p in c["parameters"]]
+        out.append(table(["parameter", "this run", "corrected"], diffs))
         items = []
         if (sv := c.get("static_va")) is not None:
             ids = ", ".join(f"{lo}–{hi}" if lo != hi else str(lo) for lo, hi in sv["song_ids"]) or "none"

@@ -92,17 +92,18 @@ def chunk_difference(view: RunView, corrected: dict[str, Any]) -> dict[str, Any]
     if all(mine.get(k) == corrected.get(k) for k in CHUNK_KEYS):
         return None
     songs = deam.set_index(deam["song_id"].astype(int))
-    lengths = chunks.groupby(chunks["song_id"].astype(int))["song_n_samples"].first()
+    first = chunks.groupby(chunks["song_id"].astype(int))["song_n_samples"].first()
+    lengths: dict[int, int] = {int(str(k)): int(v) for k, v in first.items()}
     added: list[str] = []
     removed: list[str] = []
     recomputed_ok = True
     for song, n in lengths.items():
-        r = songs.loc[int(song)]
+        r = songs.loc[song]
         dv, da = pair_frames(float_frames(r["dyn_valence"]), float_frames(r["dyn_arousal"]))
-        frames = (dv, da, frame_times_ms(float(r["dyn_t0_s"]), float(r["dyn_hz"]), len(dv)))
+        frames = (dv, da, frame_times_ms(float(str(r["dyn_t0_s"])), float(str(r["dyn_hz"])), len(dv)))
         have = set(chunks.loc[chunks["song_id"].astype(int) == song, "sample_id"].astype(str))
-        recomputed_ok &= chunk_ids(int(song), int(n), frames, mine) == have
-        theirs = chunk_ids(int(song), int(n), frames, corrected)
+        recomputed_ok &= chunk_ids(song, n, frames, mine) == have
+        theirs = chunk_ids(song, n, frames, corrected)
         added += sorted(theirs - have)
         removed += sorted(have - theirs)
     return {"rules_this_run": {k: mine.get(k) for k in CHUNK_KEYS},
@@ -118,9 +119,10 @@ def split_leakage(view: RunView) -> dict[str, Any] | None:
     split = view.manifest("split")
     if split is None or not {"source_id", "split"} <= set(split.columns):
         return None
-    per_source = split.groupby("source_id")["split"].agg(lambda s: set(s))
-    straddle = per_source[per_source.map(len) > 1]
-    with_train = set(per_source[per_source.map(lambda s: "train" in s)].index)
+    n_splits = split.groupby("source_id")["split"].nunique()
+    straddle = n_splits[n_splits > 1]
+    with_train = set(split.loc[split["split"] == "train", "source_id"])
+    per_source = n_splits
     held_out = split[split["split"] != "train"]
     sharing = held_out[held_out["source_id"].isin(with_train)]
     return {"group_by": view.stages["split"].params.get("group_by", "source"),
@@ -194,8 +196,9 @@ def thesis_counts(view: RunView) -> list[dict[str, Any]]:
         audio = ("≈ 10,379", "≈ 2,595") if chunks is not None else ("1,395", "349")
         thesis.update({(1, "train"): audio[0], (1, "test"): audio[1]})
         group = view.stages["split"].params.get("group_by", "source")
-        counts = split.groupby([split["modality"].astype(int), "split"]).size()
-        for (mod, name), n in counts.items():
-            add(f"{'audio' if mod == 1 else 'image'} items in {name}", thesis.get((int(mod), str(name)), "—"),
+        counts = split.assign(m=split["modality"].astype(int)).groupby(["m", "split"]).size()
+        for key, n in counts.items():
+            mod, name = (int(str(key[0])), str(key[1])) if isinstance(key, tuple) else (0, str(key))
+            add(f"{'audio' if mod == 1 else 'image'} items in {name}", thesis.get((mod, name), "—"),
                 "§2.1.5", int(n), f"80/20 per emotion class, grouped by {group}")
     return rows

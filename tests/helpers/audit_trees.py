@@ -34,7 +34,7 @@ def tree_ids(n: int, seed: int = 0) -> list[int]:
     """`n` DEAM ids: the four boundary songs plus songs drawn from 2013 in DEAM's proportion
     (41 %, at least 3) and the rest from 2014–2015."""
     if n >= len(DEAM_IDS):
-        return DEAM_IDS.tolist()
+        return [int(i) for i in DEAM_IDS]
     rng = np.random.default_rng(seed)
     low = np.setdiff1d(DEAM_IDS[DEAM_IDS <= 1000], BOUNDARY_IDS)
     high = np.setdiff1d(DEAM_IDS[DEAM_IDS > 1000], BOUNDARY_IDS)

@@ -5,6 +5,7 @@ arousal vote at random). `audit.json` says which ids were fixed and why."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ SIZES = [10, 56, 300, 1802]
 FIXABLE = ("standard", "given")
 
 
-def _fixed(audit: dict) -> set[int]:
+def _fixed(audit: dict[str, Any]) -> set[int]:
     return {i for lo, hi in audit["fixed_song_ids"] for i in range(lo, hi + 1)}
 
 
