@@ -178,6 +178,10 @@ MISSING_LABEL = _code(
 NO_IMAGE_FOR_LABEL = _code(
     "no-image-for-label",
     "no image with the audio item's label (in its split, with image_pool = 'same-split') to pair it with")
+CLASS_BALANCE = _code(
+    "class-balance",
+    "an audio item left unpaired so that every label has as many pairs as the smallest label in its split "
+    "(pairs.balance = 'undersample')")
 
 # --- tokens
 UNLABELLED = _code(

@@ -8,7 +8,8 @@ Requirements and how they are met:
   such a run counts them).
 - *Deterministic, seeded*: a source's position is u = keyed BLAKE2b(seed, source_id) mapped
   to [0, 1); no global RNG, no dependence on row order.
-- *Stratified by emotion class* (method `quota`, the default): sources are grouped in strata
+- *Stratified by emotion class* (method `quota`, the default; `stratify = false` keeps one
+  stratum per modality, a plain seeded random split): sources are grouped in strata
   (modality × the source's most frequent emotion class); within a stratum they are ordered
   by u and cut at the target ratios, so every stratum is within one source of the target —
   what the thesis asks for ("balanced representation of emotion ranges in both sets").
@@ -53,6 +54,8 @@ class SplitParams:
     # The unit placed in one split: "source" (a song: its chunks never straddle train and test)
     # or "sample" (each item on its own, as the thesis's random sample-level split, §2.1.5).
     group_by: Literal["source", "sample"] = "source"
+    # False: one stratum per modality, a plain seeded random split (seed 004's, §3.1)
+    stratify: bool = True
     # A previous split manifest (e.g. an older manifests/split.parquet): its sources keep
     # their split, only new sources are placed. Its content hash enters the fingerprint.
     pin: str = runtime("")
@@ -60,7 +63,7 @@ class SplitParams:
 
 class Split(Stage[SplitParams]):
     name = "split"
-    version = "3"  # 3: group_by (source or sample); the summary names it
+    version = "3"  # 3: group_by (source or sample), stratify; the summary names group_by
     # 2: quota (stratified) by default, pin
     default_inputs = ("labels",)
     description = "seeded train/test split grouped by source, stratified by emotion, pinnable for stability"
@@ -86,6 +89,8 @@ class Split(Stage[SplitParams]):
         unit = "sample_id" if p.group_by == "sample" else "source_id"
         units = rows.assign(source_id=rows[unit].astype(str))  # rows keep their real source_id
         strata = source_strata(units)
+        if not p.stratify:
+            strata = strata.assign(emotion="*")
         pinned = read_pin(p.pin, names, unit) if p.pin else {}
         assigned = self._assign(p, strata, names, cuts, pinned)
         rows["split"] = units["source_id"].map(assigned)

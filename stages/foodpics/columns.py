@@ -66,7 +66,8 @@ def map_columns(sheet: Sheet, params: FoodPicsParams) -> Columns:
     lo, hi = params.rating_range
     if not lo < hi:
         raise ConfigError(f"foodpics.rating_range = {list(params.rating_range)}: needs low < high "
-                          "(the ratings' scale, 0-100 in the published sheets)")
+                          "(bounds every rating must lie in; the default 0-100 is an assumption, "
+                          "see stages/foodpics/params.py)")
     found = {n: match_column(sheet.header, n) for n in (*params.valence_columns, *params.arousal_columns)}
     missing = [n for n, i in found.items() if i is None]
     if missing:

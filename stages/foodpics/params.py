@@ -26,7 +26,10 @@ class FoodPicsParams:
     extra_category_columns: tuple[str, ...] = ("taste", "processing")
     non_food_min_number: int = 1000
     min_groups: int = 4
-    # the published ratings are visual-analogue scales of 0-100; a value outside is a
-    # data error (a stray 1e6 would squash every image's min-max-normalised VA)
+    # A plausibility guard, not a normalisation: a rating outside is rejected (a stray 1e6
+    # would squash every image's min-max-normalised VA). The Extended sheet's scale is not
+    # stated by the seeds (thesis §2.1.2 gives only the columns and the min-max step) nor by
+    # SPEC §3.2, so 0-100 is an assumption wide enough for a 0-100 visual analogue scale or
+    # a 1-7 / 1-9 rating scale; set the release's documented scale when known.
     rating_range: tuple[float, float] = (0.0, 100.0)
     max_pixels: int = DEFAULT_MAX_PIXELS

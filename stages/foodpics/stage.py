@@ -22,8 +22,16 @@ What is publicly known of the release (what this parser is built against)
   (note the inconsistent capitalisation), a category column `type` with value `Non-Food`,
   and `taste` / `processing` categories; it kept 1,066 of 1,211 images: food only, complete
   VA in all four groups, decodable; VA = mean over the four groups.
-- Not found in public sources: the numeric rating scale of the Extended sheet. The raw scale
-  is therefore kept as is (`valence_raw`, `arousal_raw`); the `labels` stage normalises.
+- The numeric rating scale of the Extended sheet is NOT settled by the sources this project
+  follows: the thesis (seed 000, §2.1.2) names the eight rating columns and min-max normalises
+  their group means to [-1, 1] without stating the scale; seeds 001-004 do not use FoodPics;
+  SPEC §3.2 names the columns, not the scale; the 2014 paper's abstract names the rated
+  dimensions, not the scale. So the raw values are kept as they are (`valence_raw`,
+  `arousal_raw`) and `labels` normalises them (min-max needs no scale). `rating_range`
+  (default 0-100, `params`) is only a plausibility guard, an assumption: every rating lies in
+  [0, 100], which a 0-100 visual analogue scale and any 1-7 or 1-9 rating scale satisfy; a
+  cell outside is rejected `va-out-of-range`. Set it to the release's scale where its
+  documentation states one.
 - Open question: 1,211 − 1,066 = 145 images removed in the thesis, yet the 2014 set alone had
   315 non-food images; either the Extended sheet marks fewer rows non-food than that, or the
   thesis' category filter differed. The rejects table shows what the recipe's filter did.

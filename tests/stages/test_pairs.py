@@ -13,7 +13,7 @@ import pytest
 from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.recipe import build_params
-from emoprep.stages.pairs import Pairs, PairsParams, assign_images, keyed_order
+from emoprep.stages.pairs import Pairs, PairsParams, assign_images, balanced_keep, keyed_order
 
 
 def test_assignment_is_even_seeded_and_order_free():
@@ -95,3 +95,82 @@ def test_pool_all_draws_across_splits(tmp_path):
 def test_pairs_need_a_split_and_a_label_column(tmp_path):
     with pytest.raises(ConfigError, match="label_column"):
         _run(tmp_path, label_column="genre")
+
+
+def _unbalanced(tmp_path: Path, rows_order: int = 1, **params):
+    """train: happy 5, angry 3, calm 2 audio items; val: happy 2, calm 1; test: happy 1 with
+    no test image; every pool of train and val has images."""
+    rows = []
+    audio = [("happy", "train", 5), ("angry", "train", 3), ("calm", "train", 2),
+             ("happy", "val", 2), ("calm", "val", 1), ("happy", "test", 1)]
+    n = 0
+    for emo, split, count in audio:
+        for _ in range(count):
+            n += 1
+            rows.append({"sample_id": f"deam:{n}", "source_id": f"deam:{n}", "modality": 1, "emotion": emo,
+                         "split": split, "valence": 0.1, "arousal": 0.1})
+    images = [("happy", "train", 2), ("angry", "train", 1), ("calm", "train", 1), ("happy", "val", 1),
+              ("calm", "val", 1)]
+    for emo, split, count in images:
+        for _ in range(count):
+            n += 1
+            rows.append({"sample_id": f"foodpics:{n}", "source_id": f"foodpics:{n}", "modality": 0,
+                         "emotion": emo, "split": split, "valence": 0.1, "arousal": 0.1})
+    split_df = pd.DataFrame(rows[::rows_order])
+    p = build_params(Pairs.Params, params, "pairs")
+    out_dir = tmp_path / "pairs" / "fp"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ctx: StageContext[PairsParams] = StageContext(stage="pairs", params=p, out_root=tmp_path, out_dir=out_dir,
+                                                  manifests={"split": split_df}, roots={})
+    return Pairs().run(ctx), out_dir
+
+
+def test_undersample_gives_equal_pairs_per_label_in_each_split(tmp_path):
+    out, out_dir = _unbalanced(tmp_path, audio_paths="", image_paths="", balance="undersample")
+    assert Counter((r["split"], r["label"]) for r in out.rows) == {
+        ("train", "happy"): 2, ("train", "angry"): 2, ("train", "calm"): 2,   # train: calm has 2
+        ("val", "happy"): 1, ("val", "calm"): 1}                               # val: calm has 1
+    reasons = Counter(r.reason for r in out.rejects)
+    assert reasons == {"class-balance": 3 + 1 + 1, "no-image-for-label": 1}  # happy 3 + angry 1 (train), happy 1 (val)
+    assert len(out.rows) + len(out.rejects) == 14                            # every audio item accounted for
+    dropped = {r.sample_id: r.message for r in out.rejects if r.reason == "class-balance"}
+    assert all("keeps 2" in m for sid, m in dropped.items() if int(sid.split(":")[1]) <= 10)
+    uses = Counter(r["image_id"] for r in out.rows if (r["split"], r["label"]) == ("train", "happy"))
+    assert sorted(uses.values()) == [1, 1]            # images assigned among the kept items: even reuse
+    assert all(r["pool_audio"] == 2 for r in out.rows if r["split"] == "train")
+    summary = json.loads((out_dir / "pairs_summary.json").read_text())
+    assert summary["balance"] == {"mode": "undersample", "pairs_per_label": {"train": 2, "val": 1}, "left_out": 5}
+    assert summary["pairs"] == {"train": 6, "val": 2}
+
+
+def test_undersample_is_seeded_and_order_free(tmp_path):
+    a, _ = _unbalanced(tmp_path / "a", audio_paths="", image_paths="", balance="undersample")
+    b, _ = _unbalanced(tmp_path / "b", rows_order=-1, audio_paths="", image_paths="", balance="undersample")
+    def pairs(rows):
+        return sorted((r["audio_id"], r["image_id"]) for r in rows)
+
+    assert pairs(a.rows) == pairs(b.rows)
+    kept = {seed: {r["audio_id"] for r in _unbalanced(tmp_path / str(seed), audio_paths="", image_paths="",
+                                                       balance="undersample", seed=seed)[0].rows}
+            for seed in range(4)}
+    assert len({frozenset(k) for k in kept.values()}) > 1   # the seed picks which items stay
+
+
+def test_default_pairs_every_item_and_keeps_the_summary_as_it_was(tmp_path):
+    out, out_dir = _unbalanced(tmp_path, audio_paths="", image_paths="")
+    assert Counter((r["split"], r["label"]) for r in out.rows) == {
+        ("train", "happy"): 5, ("train", "angry"): 3, ("train", "calm"): 2, ("val", "happy"): 2, ("val", "calm"): 1}
+    assert [r.reason for r in out.rejects] == ["no-image-for-label"]
+    summary = json.loads((out_dir / "pairs_summary.json").read_text())
+    assert "balance" not in summary and summary["pairs"] == {"train": 10, "val": 3}
+    explicit, _ = _unbalanced(tmp_path / "explicit", audio_paths="", image_paths="", balance="none")
+    assert explicit.rows == out.rows
+
+
+def test_balanced_keep_and_a_bad_mode(tmp_path):
+    groups = {("train", "a"): ["x1", "x2", "x3"], ("train", "b"): ["y1"], ("test", "a"): ["z1", "z2"]}
+    got = balanced_keep(groups, seed=0)
+    assert got.per_label == {"test": 2, "train": 1} and len(got.keep) == 4
+    assert {"y1", "z1", "z2"} <= got.keep and len(got.keep & {"x1", "x2", "x3"}) == 1
+    with pytest.raises(ConfigError, match="balance"):
+        _run(tmp_path, balance="oversample")

@@ -183,3 +183,18 @@ def test_sample_level_split_places_items_alone_stratified_by_their_class(tmp_pat
     assert summary["group_by"] == "sample" and sum(summary["sources"].values()) == len(out)
     grouped = split_rows(labels, tmp_path / "g", seed=0)
     assert (grouped.groupby("source_id")["split"].nunique() == 1).all()
+
+
+def test_unstratified_split_is_exact_per_modality_only(tmp_path):
+    """stratify = false: one stratum per modality, so each modality's totals are within one
+    source of the ratios while single classes may drift."""
+    labels = realistic_labels(n_songs=97, n_images=53)
+    out = split_rows(labels, tmp_path, seed=0, ratios=(0.8, 0.1, 0.1), stratify=False)
+    src = out.drop_duplicates("source_id")
+    for _mod, grp in src.groupby("modality"):
+        counts = grp["split"].value_counts()
+        for name, r in {"train": 0.8, "val": 0.1, "test": 0.1}.items():
+            assert abs(counts.get(name, 0) - r * len(grp)) <= 1, counts.to_dict()
+    summary = json.loads((tmp_path / "split" / "fp0" / "split_summary.json").read_text())
+    assert {s["emotion"] for s in summary["strata"]} == {"*"}
+    assert (out.groupby("source_id")["split"].nunique() == 1).all()

@@ -1,14 +1,17 @@
 """The seed recipes end to end on the demo data, through the CLI, into one output folder (the
 shared ingest stages run once): seed004-salient and seed002-pairs by default, seed003-features
-and seed001-mel marked slow (`make test-slow`); every recipe is at least planned by default.
+and seed001-mel marked slow (`make test-slow`); every recipe is at least planned by default,
+and opens with the list of its differences from the paper that its report repeats.
 Each run's outputs are checked here, since these recipes end before any token store
 `emoprep validate` could check."""
 from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -69,12 +72,60 @@ def test_seed004_salient(demo, out):
     assert set(sal["dataset"]) == {"deam", "pmemo"}
 
 
+def test_seed004_splits_the_songs_80_10_10(demo, out):
+    """One salient segment per song, so the split's unit is the song; every labelled song is
+    placed, unstratified as the seed's, and the totals are within one song of 80/10/10."""
+    run("seed004-salient", demo, out)
+    sal, labels, split = manifest(out, "salient"), manifest(out, "labels"), manifest(out, "split")
+    assert dict(rejects(out, "labels")[["sample_id", "reason"]].values) == {"pmemo:15": "missing-va"}
+    assert sorted(split["sample_id"]) == sorted(labels["sample_id"]) == sorted(set(sal["sample_id"]) - {"pmemo:15"})
+    assert (split["source_id"] == split["sample_id"]).all() and set(split["split"]) == {"train", "val", "test"}
+    assert split["valence"].between(-1, 1).all() and split["arousal"].between(-1, 1).all()
+    summary = json.loads((stage_dir(out, "split") / "split_summary.json").read_text())
+    assert {s["emotion"] for s in summary["strata"]} == {"*"}  # not stratified by class
+    counts = split["split"].value_counts()
+    assert counts.to_dict() == summary["rows"] and len(split) == 25
+    for name, r in {"train": 0.8, "val": 0.1, "test": 0.1}.items():
+        assert abs(counts.get(name, 0) - r * len(split)) <= 1, counts.to_dict()
+
+
+SEED_RECIPES = ("seed001-mel", "seed002-pairs", "seed003-features", "seed004-salient")
+
+
+def _opening_list(text: str) -> tuple[str, list[str]]:
+    """The recipe's opening comment list: its title line and its items (wrapped lines joined)."""
+    lines = text.splitlines()
+    items: list[str] = []
+    for line in lines[1:]:
+        if line.startswith("# - "):
+            items.append(line[4:])
+        elif line.startswith("#   ") and items:
+            items[-1] += " " + line[4:]
+        else:
+            break
+    return lines[0], items
+
+
+@pytest.mark.parametrize("recipe", SEED_RECIPES)
+def test_seed_recipe_opens_with_its_differences_and_reports_them(recipe):
+    """The list the recipe file opens with is, sentence for sentence, [report] deviations (so
+    the dataset card and the report page carry it)."""
+    from emoprep.pipeline.recipe import shipped_recipes
+
+    text = shipped_recipes()[recipe]
+    title, items = _opening_list(text)
+    assert title == f"# Differs from the paper ({recipe.split('-')[0]}):"
+    deviations = tomllib.loads(text)["report"]["deviations"]
+    assert items and [re.sub(r"\s+", " ", d) for d in deviations] == items
+    assert "report" in tomllib.loads(text)["recipe"]["targets"]
+
+
 def test_every_seed_recipe_plans_on_the_demo_data(demo, out):
     """Cheap guard for the recipe files: parameters valid, DAG and data roots resolve."""
     from emoprep.pipeline.recipe import load_recipe
     from emoprep.pipeline.runner import Runner
 
-    for recipe in ("seed001-mel", "seed002-pairs", "seed003-features", "seed004-salient"):
+    for recipe in SEED_RECIPES:
         plan = Runner(load_recipe(recipe), out, demo, "cpu").plan()
         assert plan[-1].name in load_recipe(recipe).targets, recipe
 
