@@ -278,7 +278,8 @@ FOODPICS = [
     _fp_bad("rating-blank", "a rating cell left empty", 32, ""),
     _fp_bad("rating-nan", "a rating cell `NaN`", 33, "NaN"),
     _fp_bad("rating-infinite", "a rating cell `1e999` (overflows to infinity)", 34, "1e999"),
-    _fp_bad("out-of-range-annotation", "a rating cell `1e6` (the scale is 0-100)", 38, "1e6", "va-out-of-range"),
+    _fp_bad("out-of-range-annotation", "a rating cell `1e6` (outside the default `foodpics.rating_range` "
+            "0–100, an assumption: neither the seeds nor SPEC state the scale)", 38, "1e6", "va-out-of-range"),
     Kind("duplicate-annotation", "foodpics", "two ratings rows for one Image_No that disagree", _fp_duplicate,
          (Expect("foodpics", "duplicate-id", ("foodpics:35",), names=FOODPICS_SHEET),)),
     Kind("annotation-without-image", "foodpics", "a ratings row whose picture is absent",

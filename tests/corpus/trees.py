@@ -37,6 +37,8 @@ class Tree:
 
     dataset = ""
     recipe = ""                                 # TOML text
+    # (stage, reason) of rejects the tree's own shape makes, whatever the kinds do
+    routine_rejects: ClassVar[frozenset[tuple[str, str]]] = frozenset()
     consumers: ClassVar[dict[str, tuple[str, ...]]] = {}   # stage -> the recipe's stages that read it
 
     def __init__(self, root: Path, outside: Path):
@@ -123,6 +125,8 @@ class DeamTree(Tree):
 
     dataset = "deam"
     consumers: ClassVar[dict[str, tuple[str, ...]]] = {"deam": ("chunks", "clips"), "chunks": ("spectrogram",)}
+    # every 20.5 s song ends in a 0.5 s tail: a `short-tail` reject of its chunk 1
+    routine_rejects: ClassVar[frozenset[tuple[str, str]]] = frozenset({("chunks", "short-tail")})
     recipe = """
 [recipe]
 name = "corpus-deam"
