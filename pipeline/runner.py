@@ -6,7 +6,9 @@ item ledger (resume), atomic commits, progress, counts, publishing the current m
 from __future__ import annotations
 
 import errno
+import os
 import signal
+import sys
 import time
 import traceback
 from collections import Counter
@@ -72,11 +74,26 @@ class StageSummary:
     reasons: dict[str, int] = field(default_factory=dict)
 
 
+# Device nodes a GPU that torch.cuda can use needs on Linux: NVIDIA, WSL2, ROCm (HIP).
+GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg", "/dev/kfd")
+
+
+def may_have_gpu() -> bool:
+    """False when no GPU can be visible to torch, decided without importing torch (1–2 s):
+    on Linux a CUDA/ROCm device needs its driver's device node; elsewhere ask torch."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
+        return False
+    if not sys.platform.startswith("linux"):
+        return True
+    return any(os.path.exists(node) for node in GPU_DEVICE_NODES)
+
+
 def resolve_device(device: str) -> str:
-    """`auto` -> `cuda` when a GPU is visible to torch, else `cpu`."""
+    """`auto` -> `cuda` when a GPU is visible to torch, else `cpu` (without importing torch
+    when the machine has no GPU device node, so planning an up-to-date run stays fast)."""
     if device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"--device {device!r}: use auto, cpu or cuda")
-    if device == "cpu":
+    if device == "cpu" or (device == "auto" and not may_have_gpu()):
         return "cpu"
     try:
         import torch
@@ -187,8 +204,10 @@ class Runner:
         summaries = []
         with _sigterm_as_interrupt():
             for ps in plan:
-                summaries.append(self._execute(ps, by_name, executor, force, max_reject_ratio, progress))
-                release_memory()
+                summary = self._execute(ps, by_name, executor, force, max_reject_ratio, progress)
+                summaries.append(summary)
+                if summary.status != "up-to-date":  # an up-to-date stage allocated nothing
+                    release_memory()
         return summaries
 
     def _execute(self, ps: PlannedStage, planned: dict[str, PlannedStage], executor: Executor,

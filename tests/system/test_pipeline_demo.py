@@ -82,6 +82,21 @@ def test_second_run_is_a_quick_no_op(clean_run, demo):
     assert proc.returncode == 0 and stdout.count("done") == 9 and "stale" not in stdout
 
 
+def test_an_up_to_date_run_imports_no_model_library(clean_run, demo):
+    """Planning an up-to-date run must not pay for torch, transformers or librosa (seconds of
+    import): the device is resolved without torch on a machine without a GPU device node, and
+    the weights' identity without transformers."""
+    out, _ = clean_run
+    code = ("import sys\nfrom emoprep.pipeline.cli import main\n"
+            f"sys.argv = ['emoprep', *{run_args(out, demo)!r}]\n"
+            "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+            "print(sorted(m for m in ('torch', 'transformers', 'librosa') if m in sys.modules))")
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # the test machine's answer, whatever it has
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
 def _kill_and_resume(tmp_path: Path, demo: Path, clean: Path, delays: list[float]) -> None:
     expected = snapshot(clean)
     for i, delay in enumerate(delays):
