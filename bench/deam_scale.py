@@ -1,15 +1,16 @@
 """Benchmark: the DEAM audio path at DEAM scale and at 10×, through the real CLI (SPEC §7.1).
 
-    .venv/bin/python bench/deam_scale.py [--n-scale 1] [--workers 2] [--executor local]
+    .venv/bin/python bench/deam_scale.py [--n-scale 1] [--workers 2] [--executor local] [--set K=V]
     .venv/bin/python bench/deam_scale.py --dask-speedup [--songs 400]
 
 Builds (once, cached under bench/out/) a synthetic tree with the real DEAM id set and
 durations as MP3 (`write_deam_scale_tree`; at 10× the extra ids are hard links of copy 0),
 then runs `emoprep run --recipe thesis-v3 --stage spectrogram` (deam → chunks → 224-px
-spectrogram PNGs) into a fresh output folder while sampling the memory of the whole
-process tree (the CLI and every worker) every 0.25 s. Prints wall time, items/s, peak
-memory (sum of RSS over the tree — pages shared between processes counted once per process,
-so an upper bound — and sum of PSS, the fair share), then the time of a no-op re-run.
+spectrogram PNGs; `--set chunks.materialize=true` to write the chunk FLACs as before issue 18)
+into a fresh output folder while sampling the memory of the whole process tree (the CLI and
+every worker) every 0.25 s. Prints wall time, items/s, peak memory (sum of RSS over the tree —
+pages shared between processes counted once per process, so an upper bound — and sum of PSS,
+the fair share), the output folder's size on disk, then the time of a no-op re-run.
 
 `--dask-speedup` runs deam + chunks once on the first `--songs` songs, then the
 spectrogram stage alone with `--executor dask --workers 1`, `--workers 2` and the local
@@ -142,8 +143,10 @@ def scale_run(a: argparse.Namespace) -> list[str]:
     out = OUT / f"deam-scale-run-n{a.n_scale}"
     shutil.rmtree(out, ignore_errors=True)
     common = ["--recipe", "thesis-v3", "--stage", "spectrogram", "--data-root", str(tree),
-              "--out", str(out), "--workers", str(a.workers), "--executor", a.executor]
+              "--out", str(out), "--workers", str(a.workers), "--executor", a.executor,
+              *(x for kv in a.set for x in ("--set", kv))]
     wall, mem, _ = emoprep_run(common)
+    size = folder_size(out)
     stages = {s: done_counts(out, s) for s in ("deam", "chunks", "spectrogram")}
     noop, _, noop_out = emoprep_run(common)
     assert "running" not in noop_out, noop_out
@@ -158,6 +161,8 @@ def scale_run(a: argparse.Namespace) -> list[str]:
         (f"peak memory of the process tree: RSS sum {gib(mem.peak_rss)}, PSS sum {gib(mem.peak_pss)}, "
          f"CLI process {gib(mem.peak_main)}, {mem.peak_procs} processes"),
         "peak RSS sum while each stage ran: " + ", ".join(phase_peaks(mem, out)),
+        f"output folder: {gib(size[0])} on disk ({gib(size[1])} of file bytes, {size[2]} files); "
+        + ", ".join(f"{s} {gib(folder_size(out / s)[0])}" for s in ("deam", "chunks", "spectrogram")),
         f"no-op re-run: {noop:.2f} s",
         "rejects: " + ", ".join(f"{s} {d['counts']['rejects']}" for s, d in stages.items()),
     ]
@@ -196,6 +201,18 @@ def dask_speedup(a: argparse.Namespace) -> list[str]:
              f"local 2 workers {seconds['local-w2']:.1f} s; {verdict}")]
 
 
+def folder_size(folder: Path) -> tuple[int, int, int]:
+    """(bytes allocated on disk, file bytes, files) under `folder`, as `du` and `du -b` count."""
+    disk = apparent = files = 0
+    for path in folder.rglob("*"):
+        st = path.lstat()
+        disk += st.st_blocks * 512
+        if path.is_file():
+            apparent += st.st_size
+            files += 1
+    return disk, apparent, files
+
+
 def stage_files(folder: Path) -> dict[str, bytes]:
     """Every file of a stage folder by relative path; `_DONE.json` without its "run" block
     (that run's timings and executor), which is all that may differ between executors."""
@@ -219,6 +236,8 @@ def main() -> int:
     ap.add_argument("--dask-speedup", action="store_true")
     ap.add_argument("--songs", type=int, default=400)
     ap.add_argument("--keep", action="store_true", help="keep the output folder")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="passed to emoprep run (e.g. chunks.materialize=true)")
     a = ap.parse_args()
     print(f"# {time.strftime('%Y-%m-%d')} {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")

@@ -6,7 +6,10 @@
 - `read_output_audio`: such a file as mono float32, with the reject reason when it cannot be
   used (the spectrogram stage's chunks);
 - `audio_payloads` / `load_mono`: the song-level audio stages (`salient`, `features`) get their
-  audio whatever made it.
+  audio whatever made it;
+- `is_view` / `read_views`: segments that are views of their song (a `chunks` row without a
+  file: `audio_root`, `audio_path`, `offset_samples`, `n_audio`, `n_samples`, `sample_rate`),
+  cut from one decode of the song exactly as the stage that planned them cut them.
 
 A source is an upstream stage named in the recipe. Two kinds are read:
 
@@ -14,7 +17,8 @@ A source is an upstream stage named in the recipe. Two kinds are read:
   `audio_path`, relative to that dataset's root (`ctx.roots[<stage>]`); decoded with
   `audio_io.decode_mono` (one read per file, channel mean, soxr HQ);
 - an audio-producing stage (`clips`, `chunks`, `salient`): rows name their FLAC (or NPY) by
-  `path`, relative to the output root.
+  `path`, relative to the output root, or (`chunks` and `clips` by default) are views that
+  name their song and the samples they take (`VIEW_COLUMNS`), read with `load_view`.
 
 Each row becomes a plain payload carrying what the stages pass on: ids, the dataset (the
 sample-id prefix), raw VA (a clip's `valence_raw`, else the song's static value) and the
@@ -24,7 +28,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +42,7 @@ from emoprep.manifests.reasons import (
 )
 from emoprep.pipeline.context import ItemContext, StageContext
 from emoprep.pipeline.errors import ConfigError
-from emoprep.pipeline.values import finite_float
+from emoprep.pipeline.values import cell, finite_float
 from emoprep.stages.common.audio_io import ZIP_SEP, AudioError, Decoded, decode_mono, fit_length, read_ref_bytes
 from emoprep.stages.common.dataset_files import resolve_in_root
 
@@ -87,6 +91,60 @@ def read_output_audio(path: Path, name: str | None = None,
     return np.ascontiguousarray(mono), int(sr)
 
 
+# The columns by which a segment row names the samples it takes from its song.
+VIEW_COLUMNS = frozenset({"audio_root", "audio_path", "offset_samples", "n_audio", "n_samples", "sample_rate"})
+
+
+def is_view(row: Mapping[Any, Any]) -> bool:
+    """A segment row with no file of its own that names its song (a `chunks` view)."""
+    path, ref = row.get("path"), row.get("audio_path")
+    return not (isinstance(path, str) and path) and isinstance(ref, str) and bool(ref)
+
+
+def load_view(view: Mapping[str, Any], roots: Mapping[str, Any], sample_rate: int) -> Decoded:
+    """One view at `sample_rate`: cut at the rate it was planned at, then resampled as
+    `decode_mono` resamples the materialised file (soxr HQ, round(n × rate / source rate)
+    samples), so a consumer at another rate gets what it got from the file. AudioError."""
+    import soxr
+
+    got = read_views([dict(view)], roots)[0]
+    if isinstance(got, AudioError):
+        raise got
+    rate = int(view["sample_rate"])
+    if rate == sample_rate:
+        return Decoded(got, rate, rate, len(got), 1)
+    y = soxr.resample(got, rate, sample_rate, quality="HQ")
+    return Decoded(fit_length(y, round(len(got) * sample_rate / rate)), sample_rate, rate, len(got), 1)
+
+
+def read_views(rows: Sequence[Mapping[Any, Any]], roots: Mapping[str, Any]) -> list[np.ndarray | AudioError]:
+    """The samples of each view row, in order: each song is decoded once (`decode_mono` at the
+    row's `sample_rate`, as the planning stage decoded it), then every row takes
+    samples [offset, offset + n_audio) zero-padded to `n_samples`. A song that cannot be
+    decoded gives its AudioError for each of its rows."""
+    songs: dict[tuple[str, str, int], np.ndarray | AudioError] = {}
+    out: list[np.ndarray | AudioError] = []
+    for row in rows:
+        key = (str(row.get("audio_root") or "deam"), str(row["audio_path"]), int(row["sample_rate"]))
+        if key not in songs:
+            root = roots.get(key[0])
+            if root is None:
+                songs[key] = AudioError(UNREADABLE_AUDIO, f"{key[1]}: the {key[0]} root is unknown "
+                                        f"(--data-root or --set {key[0]}.root=DIR)")
+            else:
+                try:
+                    songs[key] = decode_mono(Path(root), key[1], key[2]).samples
+                except AudioError as exc:
+                    songs[key] = exc
+        song = songs[key]
+        if isinstance(song, AudioError):
+            out.append(song)
+            continue
+        first = int(row["offset_samples"])
+        out.append(fit_length(song[first:first + int(row["n_audio"])], int(row["n_samples"])))
+    return out
+
+
 def _frames(values: Any) -> list[float | None] | None:
     if values is None or (isinstance(values, float) and math.isnan(values)):
         return None
@@ -109,6 +167,20 @@ def audio_payloads(ctx: StageContext[Any], sources: tuple[str, ...], stage: str)
     out: list[dict[str, Any]] = []
     for source in sources:
         df = ctx.input_manifest(source)
+        if set(df.columns) >= VIEW_COLUMNS:  # segments (chunks, clips): views, or files if materialised
+            if "modality" in df.columns:
+                df = df[df["modality"] == 1]
+            for rec in sorted(df.to_dict("records"), key=lambda r: str(r["sample_id"])):
+                if is_view(rec):
+                    if ctx.roots.get(str(rec.get("audio_root") or "deam")) is None:
+                        raise ConfigError(f"{stage} reads views of {source}: the {rec.get('audio_root')} root "
+                                          "must be known (--data-root or --set <dataset>.root=DIR)")
+                    p = _payload(rec, source, "view", str(rec["audio_path"]))
+                    p["view"] = {c: cell(rec.get(c)) for c in VIEW_COLUMNS}
+                    out.append(p)
+                else:
+                    out.append(_payload(rec, source, "out", str(rec["path"])))
+            continue
         if "audio_path" in df.columns:
             if ctx.roots.get(source) is None:
                 raise ConfigError(f"{stage} reads raw {source} audio: the {source} root must be known "
@@ -150,6 +222,8 @@ def _payload(rec: Mapping[Hashable, Any], source: str, kind: str, ref: str) -> d
 
 def load_mono(p: dict[str, Any], ctx: ItemContext[Any], sample_rate: int) -> Decoded:
     """The payload's audio as mono float32 at `sample_rate`. Raises AudioError."""
+    if p["kind"] == "view":
+        return load_view(p["view"], ctx.roots, sample_rate)
     if p["kind"] == "raw":
         root = Path(ctx.roots[p["source"]])
         return decode_mono(root, on_disk_ref(root, p["ref"]), sample_rate)

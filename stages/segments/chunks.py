@@ -11,6 +11,12 @@ would give can be computed from the manifests (the report's "as published vs cor
 
 The raw audio is read through `ctx.roots["deam"]` and the `audio_path` reference of the
 deam manifest (a file, or a member of DEAM_audio.zip).
+
+A chunk is a view by default, as a lhotse Cut references a Recording: its row names the song
+(`audio_root`, `audio_path`, `content_hash`) and the samples it takes at `sample_rate` (`offset_samples`,
+`n_audio`, then zeros to `n_samples`); `common.audio_source.read_views` cuts them from one
+decode of the song exactly as here. `materialize = true` also writes each chunk as a file (`path`), the
+bytes of earlier versions, for users who want the audio itself.
 """
 from __future__ import annotations
 
@@ -36,7 +42,9 @@ CHUNKS_KINDS: dict[str, ColumnKind] = {
     **ITEM_COLUMNS, "song_id": "int",
     "chunk_index": "int", "start_s": "float", "end_s": "float", "padded_s": "float",
     "n_frames": "int", "valence_raw": "float", "arousal_raw": "float",
-    "n_samples": "int", "sample_rate": "int", "song_n_samples": "int", "path": "str"}
+    "n_samples": "int", "sample_rate": "int", "song_n_samples": "int",
+    "audio_root": "str", "audio_path": "str", "content_hash": "str", "offset_samples": "int", "n_audio": "int",
+    "path": "str"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,7 @@ class ChunksParams:
     min_frames: int = 8
     sample_rate: int = 44100
     audio_format: AudioFormat = "flac"
+    materialize: bool = False    # True: also write every chunk as an audio file (`path`)
 
 
 def _payload_list(values: Iterable[float | None] | None) -> list[float | None]:
@@ -56,7 +65,8 @@ def _payload_list(values: Iterable[float | None] | None) -> list[float | None]:
 
 class Chunks(Stage[ChunksParams]):
     name = "chunks"
-    version = "4"  # 4: a dropped tail is a short-tail reject; rows carry song_n_samples
+    version = "5"  # 5: chunks are views of their song (materialize = true writes files)
+    # 4: a dropped tail is a short-tail reject; rows carry song_n_samples
     # 3: absurd rates, truncated FLAC, symlinks out of the root rejected
     libraries = ("soundfile", "soxr", "numpy")
     default_inputs = ("deam",)
@@ -70,11 +80,12 @@ class Chunks(Stage[ChunksParams]):
         if not (0 < q.pad_tail_min_s <= q.chunk_s):
             raise ConfigError(f"chunks.pad_tail_min_s must be in (0, chunk_s], not {q.pad_tail_min_s}")
         count, rows = deam_rows(ctx, "chunks", ("song_id", "audio_path", "dyn_valence", "dyn_arousal",
-                                                "dyn_t0_s", "dyn_hz"))
+                                                "dyn_t0_s", "dyn_hz"), optional=("content_hash",))
         return PlannedItems(count, (WorkItem(key=f"deam:{int(r.song_id)}", payload={
             "song_id": int(r.song_id), "audio_path": r.audio_path,
             "dyn_valence": _payload_list(r.dyn_valence), "dyn_arousal": _payload_list(r.dyn_arousal),
-            "dyn_t0_s": float(r.dyn_t0_s), "dyn_hz": float(r.dyn_hz)}) for r in rows))
+            "dyn_t0_s": float(r.dyn_t0_s), "dyn_hz": float(r.dyn_hz),
+            "content_hash": getattr(r, "content_hash", None)}) for r in rows))
 
     def process(self, item: WorkItem, ctx: ItemContext[ChunksParams]) -> Outcome:
         p, q = item.payload, ctx.params
@@ -114,15 +125,20 @@ class Chunks(Stage[ChunksParams]):
                                           f"{n_frames} of {nominal} frames have both valence and "
                                           f"arousal, {q.min_frames} needed"))
                 continue
-            path = Path(ctx.out_dir) / "audio" / str(song) / f"{song}_{sp.index:03d}{AUDIO_SUFFIX[q.audio_format]}"
-            write_audio(path, fit_length(dec.samples[sp.first:sp.first + sp.n_audio], size),
-                        q.sample_rate, q.audio_format)
+            rel = None
+            if q.materialize:
+                path = Path(ctx.out_dir) / "audio" / str(song) / f"{song}_{sp.index:03d}{AUDIO_SUFFIX[q.audio_format]}"
+                write_audio(path, fit_length(dec.samples[sp.first:sp.first + sp.n_audio], size),
+                            q.sample_rate, q.audio_format)
+                rel = ctx.rel(path)
             out.rows.append({
                 "sample_id": cid, "source_id": f"deam:{song}", "modality": 1, "song_id": song,
                 "chunk_index": sp.index, "start_s": sp.start_s, "end_s": sp.end_s,
                 "padded_s": sp.n_pad / q.sample_rate, "n_frames": n_frames,
                 "valence_raw": v, "arousal_raw": a, "n_samples": size, "sample_rate": q.sample_rate,
-                "song_n_samples": len(dec.samples), "path": ctx.rel(path),
+                "song_n_samples": len(dec.samples), "audio_root": "deam", "audio_path": ref,
+                "content_hash": p["content_hash"],
+                "offset_samples": sp.first, "n_audio": sp.n_audio, "path": rel,
             })
             if sp.n_pad:
                 out.counters["padded-chunks"] = out.counters.get("padded-chunks", 0) + 1

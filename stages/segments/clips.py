@@ -7,6 +7,11 @@ their first 46 s instead).
 
 The raw audio is read through `ctx.roots["deam"]` and the `audio_path` reference of the
 deam manifest (a file, or a member of DEAM_audio.zip).
+
+A clip is a view of its song by default (as `chunks`): its row names the song (`audio_root`,
+`audio_path`, `content_hash`) and the samples it takes (`offset_samples` 0, `n_audio`, zeros
+to `n_samples`); consumers cut it from one decode with `common.audio_source.read_views`.
+`materialize = true` also writes the clip as a file (`path`), the bytes of earlier versions.
 """
 from __future__ import annotations
 
@@ -31,7 +36,9 @@ CLIPS_KINDS: dict[str, ColumnKind] = {
     **ITEM_COLUMNS, "song_id": "int",
     "start_s": "float", "end_s": "float", "duration_s": "float", "padded_s": "float",
     "trimmed": "bool", "valence_raw": "float", "arousal_raw": "float",
-    "static_fixed": "bool", "n_samples": "int", "sample_rate": "int", "path": "str"}
+    "static_fixed": "bool", "n_samples": "int", "sample_rate": "int",
+    "audio_root": "str", "audio_path": "str", "content_hash": "str", "offset_samples": "int", "n_audio": "int",
+    "path": "str"}
 
 
 @dataclass(frozen=True)
@@ -40,11 +47,13 @@ class ClipsParams:
     sample_rate: int = 44100
     policy: Literal["pad", "trim"] = "pad"
     audio_format: AudioFormat = "flac"
+    materialize: bool = False    # True: also write every clip as an audio file (`path`)
 
 
 class Clips(Stage[ClipsParams]):
     name = "clips"
-    version = "2"  # 2: absurd rates, truncated FLAC, symlinks out of the root rejected
+    version = "3"  # 3: clips are views of their song (materialize = true writes files)
+    # 2: absurd rates, truncated FLAC, symlinks out of the root rejected
     libraries = ("soundfile", "soxr", "numpy")
     default_inputs = ("deam",)
     description = "46.0 s mono 44.1 kHz clips of whole songs with static VA (thesis v1-2)"
@@ -57,12 +66,13 @@ class Clips(Stage[ClipsParams]):
             raise ConfigError(f"clips.policy must be 'pad' or 'trim', not {p.policy!r}")
         check_format("clips", p.audio_format)
         count, rows = deam_rows(ctx, "clips", ("song_id", "audio_path", "duration_s", "static_valence_raw",
-                                               "static_arousal_raw"), optional=("static_fixed",))
+                                               "static_arousal_raw"), optional=("static_fixed", "content_hash"))
         # static VA is a float column of the deam manifest: finite_float only turns NaN into None
         return PlannedItems(count, (WorkItem(key=f"deam:{int(r.song_id)}", payload={
             "song_id": int(r.song_id), "audio_path": r.audio_path, "duration_s": float(r.duration_s),
             "valence": finite_float(r.static_valence_raw), "arousal": finite_float(r.static_arousal_raw),
-            "static_fixed": bool(getattr(r, "static_fixed", False))}) for r in rows))
+            "static_fixed": bool(getattr(r, "static_fixed", False)),
+            "content_hash": getattr(r, "content_hash", None)}) for r in rows))
 
     def process(self, item: WorkItem, ctx: ItemContext[ClipsParams]) -> Outcome:
         p, q = item.payload, ctx.params
@@ -83,15 +93,19 @@ class Clips(Stage[ClipsParams]):
         n = len(dec.samples)
         if n > target_n and q.policy == "pad":
             return _too_long(sid, ref, dec.duration_s, q.target_s)
-        out = Path(ctx.out_dir) / "audio" / f"{p['song_id']}{AUDIO_SUFFIX[q.audio_format]}"
-        write_audio(out, fit_length(dec.samples, target_n), q.sample_rate, q.audio_format)
+        rel = None
+        if q.materialize:
+            out = Path(ctx.out_dir) / "audio" / f"{p['song_id']}{AUDIO_SUFFIX[q.audio_format]}"
+            write_audio(out, fit_length(dec.samples, target_n), q.sample_rate, q.audio_format)
+            rel = ctx.rel(out)
         kept = min(n, target_n)
         row = {
             "sample_id": sid, "source_id": sid, "modality": 1, "song_id": p["song_id"],
             "start_s": 0.0, "end_s": kept / q.sample_rate, "duration_s": dec.duration_s,
             "padded_s": (target_n - kept) / q.sample_rate, "trimmed": n > target_n,
             "valence_raw": p["valence"], "arousal_raw": p["arousal"], "static_fixed": p["static_fixed"],
-            "n_samples": target_n, "sample_rate": q.sample_rate, "path": ctx.rel(out),
+            "n_samples": target_n, "sample_rate": q.sample_rate, "audio_root": "deam", "audio_path": ref,
+            "content_hash": p["content_hash"], "offset_samples": 0, "n_audio": kept, "path": rel,
         }
         return Outcome(rows=[row], counters={"trimmed": 1} if n > target_n else {})
 

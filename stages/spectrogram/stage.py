@@ -1,7 +1,8 @@
 """The `spectrogram` stage: chunks → riffusion images (thesis v3) or seed 001's mel clips.
 
 One work item per song: all its chunks are rendered together, so resume is per song while
-every chunk still gets its own manifest row or reject.
+every chunk still gets its own manifest row or reject. Chunks that are views (the default,
+`chunks.materialize = false`) are cut from one decode of the song (`read_views`).
 
 `kind = "riffusion"` (`riffusion.py`): 512-px mel image per chunk, Lanczos to `size`.
 `kind = "seed001-mel"` (`seed001.py`): float32 [1, 128, 130] per chunk, one NPY shard per song.
@@ -27,14 +28,15 @@ from emoprep.pipeline.paths import output_file
 from emoprep.pipeline.stage import Outcome, Reject, Stage, WorkItem
 from emoprep.pipeline.values import cell
 from emoprep.stages.common.audio_io import AudioError
-from emoprep.stages.common.audio_source import read_output_audio
+from emoprep.stages.common.audio_source import is_view, read_output_audio, read_views
 from emoprep.stages.common.naming import safe_name
 from emoprep.stages.spectrogram.params import SpectrogramParams
 from emoprep.stages.spectrogram.riffusion import check_audio, riffusion_image, to_model_size, write_png
 from emoprep.stages.spectrogram.seed001 import seed001_mel
 
 CHUNK_COLUMNS = ("sample_id", "source_id", "modality", "start_s", "end_s", "path")
-OPTIONAL_CHUNK_COLUMNS = ("sample_rate",)  # NPY chunks (chunks.audio_format = "npy") need it
+# NPY chunks (chunks.audio_format = "npy") need the rate; views (no file) name their song
+OPTIONAL_CHUNK_COLUMNS = ("sample_rate", "audio_root", "audio_path", "offset_samples", "n_audio", "n_samples")
 # Carried into each output row, so `labels` can read the stage whose items get tokenized:
 # a chunk this stage rejects then never reaches the normalisation bounds or the split.
 LABEL_COLUMNS = ("n_frames", "valence_raw", "arousal_raw")
@@ -45,7 +47,8 @@ class Spectrogram(Stage[SpectrogramParams]):
     """Chunks → spectrogram images (riffusion) or seed-001 mel arrays; one work item per song."""
 
     name = "spectrogram"
-    version = "4"  # 2: rows carry the chunk's label columns; 3: bad-path rejects; 4: torch (MKL) FFT
+    version = "5"  # 2: rows carry the chunk's label columns; 3: bad-path rejects; 4: torch (MKL) FFT;
+    # 5: chunk views decoded once per song
     Params = SpectrogramParams
     libraries = ("numpy", "scipy", "torch", "pillow", "soundfile", "soxr", "librosa")
     default_inputs = ("chunks",)
@@ -81,9 +84,10 @@ class Spectrogram(Stage[SpectrogramParams]):
         p = ctx.params
         out = Outcome()
         song_dir = safe_name(item.key)
+        views = _views(item.payload["chunks"], ctx)
         for chunk in item.payload["chunks"]:
             try:
-                audio = _load_chunk(chunk, ctx, p.sample_rate)
+                audio = _load_chunk(chunk, ctx, p.sample_rate, views)
                 img, max_value = riffusion_image(audio, p)
             except AudioError as exc:
                 out.rejects.append(Reject(chunk["sample_id"], exc.reason, str(exc)))
@@ -107,9 +111,10 @@ class Spectrogram(Stage[SpectrogramParams]):
         p = ctx.params
         out = Outcome()
         arrays, kept = [], []
+        views = _views(item.payload["chunks"], ctx)
         for chunk in item.payload["chunks"]:
             try:
-                audio, sr = _load_chunk_any_rate(chunk, ctx)
+                audio, sr = _load_chunk_any_rate(chunk, ctx, views)
                 arrays.append(seed001_mel(audio, sr, p))
             except AudioError as exc:
                 out.rejects.append(Reject(chunk["sample_id"], exc.reason, str(exc)))
@@ -185,7 +190,19 @@ def _chunk_path(chunk: dict[str, Any]) -> str:
     return rel
 
 
-def _load_chunk_any_rate(chunk: dict[str, Any], ctx: ItemContext[SpectrogramParams]) -> tuple[np.ndarray, int]:
+def _views(chunks: list[dict[str, Any]], ctx: ItemContext[SpectrogramParams]) -> dict[str, np.ndarray | AudioError]:
+    """sample_id -> samples (or the song's AudioError) of the chunks that are views."""
+    rows = [c for c in chunks if is_view(c)]
+    return dict(zip((str(c["sample_id"]) for c in rows), read_views(rows, ctx.roots), strict=True))
+
+
+def _load_chunk_any_rate(chunk: dict[str, Any], ctx: ItemContext[SpectrogramParams],
+                         views: dict[str, np.ndarray | AudioError]) -> tuple[np.ndarray, int]:
+    view = views.get(str(chunk["sample_id"]))
+    if view is not None:
+        if isinstance(view, AudioError):
+            raise view
+        return view, int(chunk["sample_rate"])
     rel = _chunk_path(chunk)
     rate = chunk.get("sample_rate")
     try:
@@ -195,10 +212,11 @@ def _load_chunk_any_rate(chunk: dict[str, Any], ctx: ItemContext[SpectrogramPara
     return read_output_audio(path, rel, int(rate) if rate is not None else None)
 
 
-def _load_chunk(chunk: dict[str, Any], ctx: ItemContext[SpectrogramParams], sample_rate: int) -> np.ndarray:
+def _load_chunk(chunk: dict[str, Any], ctx: ItemContext[SpectrogramParams], sample_rate: int,
+                views: dict[str, np.ndarray | AudioError]) -> np.ndarray:
     """Samples of a chunk ready for `riffusion_image`, or AudioError naming the file."""
-    audio, sr = _load_chunk_any_rate(chunk, ctx)
-    rel = chunk["path"]
+    audio, sr = _load_chunk_any_rate(chunk, ctx, views)
+    rel = chunk["path"] or f"{chunk['audio_path']} [{chunk['sample_id']}]"
     if sr != sample_rate:
         raise AudioError(WRONG_SAMPLE_RATE, f"{rel}: sample rate {sr} Hz, the transform "
                            f"expects {sample_rate} Hz (riffusion asserts equal rates)")

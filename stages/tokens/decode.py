@@ -70,9 +70,10 @@ Batch = tuple[list[int], Any, list[tuple[int, ReasonCode, str]], list[tuple[int,
 
 
 class InputShard:
-    """Map-style dataset over one shard's input files (DataLoader needs only these two)."""
+    """Map-style dataset over one shard's inputs (DataLoader needs only these two): files, or
+    whatever else the family's loader takes (EnCodec: views of songs)."""
 
-    def __init__(self, paths: list[Path], load: Callable[..., Decoded], args: list[tuple[Any, ...]]):
+    def __init__(self, paths: list[Any], load: Callable[..., Decoded], args: list[tuple[Any, ...]]):
         self.paths, self.load, self.args = paths, load, args
 
     def __len__(self) -> int:

@@ -52,6 +52,34 @@ def input_digest(path: Path) -> str:
         return UNREADABLE
 
 
+def sample_digest(sample: dict[str, Any], ctx: ItemContext[TokensParams]) -> str:
+    """What keys a sample's tokens: its input file's SHA-256, or for a view the SHA-256 of the
+    song file it is cut from (`missing` / `unreadable` when that cannot be read)."""
+    view = sample.get("view")
+    if view is None:
+        return input_digest(ctx.abs(sample["input_path"]))
+    return view_digest(view_root(view, ctx.roots), view)
+
+
+def view_root(view: dict[str, Any], roots: dict[str, Any]) -> str:
+    """The dataset root a view's song lies under (absolute, so DataLoader workers need no context)."""
+    root = roots.get(str(view.get("audio_root") or "deam"))
+    return str(root) if root is not None else ""
+
+
+def view_digest(root: str, view: dict[str, Any]) -> str:
+    import hashlib
+
+    from emoprep.stages.common.audio_io import AudioError, read_ref_bytes
+
+    if not root:
+        return MISSING
+    try:
+        return hashlib.sha256(read_ref_bytes(Path(root), str(view["audio_path"]))).hexdigest()
+    except AudioError:
+        return UNREADABLE
+
+
 def compute_object(objects: Path, key: str, samples: list[dict[str, Any]], digests: list[str],
                    ctx: ItemContext[TokensParams], p: TokensParams, config: dict[str, Any],
                    tokenizer: str | None = None) -> dict[str, Any]:
@@ -88,7 +116,9 @@ def encode_shard(samples: list[dict[str, Any]], digests: list[str], ctx: ItemCon
     arrays = {name: np.empty((n, *shape), dtype=dtype) for name, shape in fam.layout(tok).items()}
     good = np.zeros(n, dtype=bool)
     failed: list[list[Any]] = []
-    dataset = InputShard([ctx.abs(s["input_path"]) for s in samples], fam.load(tok),
+    inputs: list[Any] = [ctx.abs(s["input_path"]) if "view" not in s else (view_root(s["view"], ctx.roots), s["view"])
+                         for s in samples]  # a file, or a view: (dataset root, view columns)
+    dataset = InputShard(inputs, fam.load(tok),
                          [fam.load_args(s) for s in samples])
     # (InputShard is no torch Dataset subclass, so the stage registry need not import torch;
     # DataLoader takes any object with __len__ and __getitem__)

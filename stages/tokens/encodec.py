@@ -33,6 +33,7 @@ Torch and transformers are imported inside functions (the registry imports every
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -269,6 +270,37 @@ def load_clip(path: Path, tokenizer: str, source_rate: int | None = None) -> Dec
     if rate != target:
         mono = soxr.resample(mono, rate, target, quality="HQ")
     return _fit(mono, clip_samples(tokenizer)), None, sha
+
+
+def load_view_clip(root: Path, view: Mapping[Any, Any], tokenizer: str) -> Decoded:
+    """A `clips` view → as `load_clip` gives for the materialised file: the song decoded
+    once, cut and padded as the clips stage cut it, then resampled to the model's rate.
+    The digest is the song file's SHA-256 (what `encode.view_digest` keyed the shard with)."""
+    import hashlib
+
+    import soxr
+
+    from emoprep.stages.common.audio_io import AudioError, read_ref_bytes
+    from emoprep.stages.common.audio_source import read_views
+
+    if not str(root) or str(root) == ".":
+        return None, (UNREADABLE_AUDIO, f"the {view.get('audio_root')} root is unknown"), "missing"
+    try:
+        sha = hashlib.sha256(read_ref_bytes(root, str(view["audio_path"]))).hexdigest()
+    except AudioError as exc:
+        return None, (exc.reason, exc.message), "unreadable"
+    got = read_views([view], {str(view.get("audio_root") or "deam"): root})[0]
+    if isinstance(got, AudioError):
+        return None, (got.reason, got.message), sha
+    rate = int(view["sample_rate"])
+    want_s = ARCHS[tokenizer]["clip_s"]
+    if len(got) != round(want_s * rate):
+        return None, (BAD_AUDIO_LENGTH, (f"{len(got)} samples at {rate} Hz ({len(got) / rate:.3f} s), "
+                                         f"{tokenizer} needs clips of exactly {want_s} s")), sha
+    target = sample_rate(tokenizer)
+    if rate != target:
+        got = soxr.resample(got, rate, target, quality="HQ")
+    return _fit(got, clip_samples(tokenizer)), None, sha
 
 
 def _fit(x: np.ndarray, n: int) -> np.ndarray:

@@ -161,6 +161,10 @@ class EncodecFamily:
     def key_digest(self, sample: dict[str, Any], digest: str) -> str:
         """The file's bytes, and for a float32 `.npy` clip (no rate in the file) the manifest's
         sample rate, which then decides the resampling."""
+        view = sample.get("view")
+        if view is not None:  # the song's bytes and the samples the view takes of it
+            return (f"{digest}[{view['offset_samples']}:+{view['n_audio']}→{view['n_samples']}"
+                    f"@{view['sample_rate']}Hz]")
         if str(sample["input_path"]).lower().endswith(".npy"):
             return f"{digest}@{sample.get('sample_rate')}Hz"
         return digest
@@ -187,7 +191,9 @@ def family_of(tokenizer: str) -> Family:
 
 # ---- model-specific loading and batching (runs in DataLoader workers) ----------------
 
-def _load_clip(path: Path, source_rate: int | None, tokenizer: str) -> Decoded:
+def _load_clip(path: Path | tuple[str, dict[str, Any]], source_rate: int | None, tokenizer: str) -> Decoded:
+    if isinstance(path, tuple):  # a view: (dataset root, view columns)
+        return encodec.load_view_clip(Path(path[0]), path[1], tokenizer)
     return encodec.load_clip(path, tokenizer, source_rate)
 
 

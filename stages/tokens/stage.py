@@ -63,7 +63,7 @@ from emoprep.pipeline.context import ItemContext, StageContext
 from emoprep.pipeline.stage import Outcome, Reject, Stage, WorkItem
 from emoprep.pipeline.values import natural_key
 from emoprep.stages.tokens import encode
-from emoprep.stages.tokens.encode import failures_as_rejects, input_digest, object_config
+from emoprep.stages.tokens.encode import failures_as_rejects, object_config, sample_digest
 from emoprep.stages.tokens.families import FAMILIES, family_of
 from emoprep.stages.tokens.index_rows import index_rows, store_rows
 from emoprep.stages.tokens.inputs import inside_output_root, match_labels, payload_sample, source_rows, without_image
@@ -147,7 +147,7 @@ class Tokens(Stage[TokensParams]):
         p = check_params(ctx.params)
         tok = item.payload["tokenizer"]
         samples, shard, config = item.payload["samples"], item.payload["shard"], item.payload["config"]
-        digests = [input_digest(ctx.abs(s["input_path"])) for s in samples]
+        digests = [sample_digest(s, ctx) for s in samples]
         fam = family_of(tok)
         key = object_key(config, [(s["sample_id"], fam.key_digest(s, d))
                                   for s, d in zip(samples, digests, strict=True)])

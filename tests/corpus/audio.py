@@ -62,7 +62,7 @@ DEAM = [
                       lambda: media.silent_file(DEAM_SECONDS), "silent-audio"),
     _deam("clipped", "a sine driven 4x past full scale, hard-clipped at ±1", 1107,
           lambda: media.clipped_file(DEAM_SECONDS), "deam", None,
-          handling="kept as decoded (FLAC output clips to ±1)"),
+          handling="kept as decoded (a materialised FLAC chunk clips to ±1)"),
     _deam("too-short", "a 10 s song: no 5 s chunk from 15 s", 1108, lambda: media.tone_file(10.0, 700.0),
           "chunks", "too-short"),
 ]

@@ -12,6 +12,7 @@ import soundfile as sf
 
 from emoprep.pipeline.assemble import finish_manifest
 from emoprep.pipeline.context import StageContext
+from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.recipe import build_params
 from emoprep.stages.features import (
     FRAME_FEATURES,
@@ -116,9 +117,34 @@ def test_stage_reads_raw_songs_and_output_clips_alike(tmp_path):
     assert list(df.columns[9:9 + 149]) == column_names(default_dims())
 
 
-def test_one_item_from_two_sources_is_a_configuration_error(tmp_path):
-    from emoprep.pipeline.errors import ConfigError
+def test_stage_reads_segment_views_as_the_samples_they_name(tmp_path):
+    """A `clips`/`chunks` row without a file is cut from its song: offset, length, zero pad."""
+    root = tmp_path / "deam"
+    root.mkdir()
+    y = music(4.0, seed=5)
+    sf.write(root / "3.wav", y, SR, subtype="FLOAT")
+    view = {"source_id": "deam:3", "modality": 1, "path": None, "audio_root": "deam", "audio_path": "3.wav",
+            "sample_rate": SR, "valence_raw": 6.5, "arousal_raw": 2.0}
+    chunks = pd.DataFrame([{**view, "sample_id": "deam:3:0", "offset_samples": SR, "n_audio": 2 * SR,
+                            "n_samples": 2 * SR},
+                           {**view, "sample_id": "deam:3:1", "offset_samples": 3 * SR, "n_audio": SR,
+                            "n_samples": 2 * SR}])
+    ctx = _ctx(tmp_path, {"chunks": chunks}, {"deam": root})
+    stage = Features()
+    res = {it.key: stage.process(it, ctx.item_context()) for it in stage.plan(ctx)}
+    padded = np.concatenate([y[3 * SR:4 * SR], np.zeros(SR, np.float32)])
+    for key, want in (("deam:3:0", y[SR:3 * SR]), ("deam:3:1", padded)):
+        ref, _ = clip_features(want, SR)
+        row = res[key].rows[0]
+        assert row["duration_s"] == pytest.approx(2.0)
+        for name in ("mfcc_01_mean", "chroma_cqt_03_std", "rms_mean"):
+            assert row[name] == pytest.approx(ref[name], rel=1e-5), (key, name)
+    gone = _ctx(tmp_path, {"chunks": chunks}, {})
+    with pytest.raises(ConfigError, match="root"):
+        stage.plan(gone)
 
+
+def test_one_item_from_two_sources_is_a_configuration_error(tmp_path):
     a = pd.DataFrame({"sample_id": ["deam:2"], "source_id": ["deam:2"], "modality": [1], "path": ["x.flac"]})
     ctx = _ctx(tmp_path, {"clips": a, "salient": a}, {})
     with pytest.raises(ConfigError, match="both hold deam:2"):

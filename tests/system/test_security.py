@@ -396,7 +396,7 @@ def test_spectrogram_refuses_chunk_paths_out_of_the_output_root(tmp_path):
     with opened_files() as opened:
         for rel in ("../x.flac", str(outside), "chunks/../../x.flac", "link/x.flac"):
             with pytest.raises(AudioError) as err:
-                _load_chunk_any_rate({"sample_id": "deam:2:0", "path": rel}, ctx.item_context())
+                _load_chunk_any_rate({"sample_id": "deam:2:0", "path": rel}, ctx.item_context(), {})
             assert err.value.reason == "bad-path"
     assert_never_read(opened, outside)
 

@@ -11,6 +11,7 @@ import soundfile as sf
 
 from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.registry import get_stage
+from emoprep.stages.common.audio_source import read_views
 from emoprep.stages.demo.deam_files import DYNAMIC_DIR, SongSpec, dynamic_frames
 from emoprep.stages.segments.chunks import CHUNKS_KINDS
 from emoprep.stages.segments.spans import chunk_spans
@@ -76,10 +77,12 @@ def test_chunks_on_demo(demo_manifest, tmp_path):
         assert r.arousal_raw == pytest.approx(fa[sel].mean(), abs=1e-6)
         assert r.n_frames == sel.sum()
         assert abs(r.song_n_samples - songs[r.song_id]["duration_s"] * 44100) <= 2  # resampling rounds
-    # every chunk file is exactly 5.0 s of 44.1 kHz mono PCM_24
-    for p in run.rows["path"]:
-        info = sf.info(tmp_path / p)
-        assert (info.frames, info.samplerate, info.channels, info.subtype) == (CHUNK_N, 44100, 1, "PCM_24")
+    # chunks are views by default: no file, the song and the samples they take
+    assert run.rows["path"].isna().all() and not list(tmp_path.rglob("*.flac"))
+    for rec in run.rows.to_dict("records"):
+        assert rec["audio_root"] == "deam" and rec["audio_path"] == f"MEMD_audio/{rec['song_id']}.mp3"
+        assert rec["offset_samples"] == round(float(rec["start_s"]) * 44100) and rec["n_samples"] == CHUNK_N
+        assert rec["n_audio"] == CHUNK_N - round(float(rec["padded_s"]) * 44100)
     short_tails = sum(1 for i in deam["song_id"] if chunk_spans(songs[i]["duration_s"])[1] > 0)
     assert run.counters["short-tail-dropped"] == short_tails
     assert run.counters["padded-chunks"] == int((run.rows["padded_s"] > 0).sum())
@@ -92,8 +95,19 @@ def test_chunk_audio_is_the_song_segment(demo_manifest, tmp_path):
 
     root, _, deam = demo_manifest
     sub = deam[deam["song_id"].isin([2001, 1002, 2])]
-    run = run_stage("chunks", tmp_path, roots={"deam": root}, manifests={"deam": sub})
+    run = run_stage("chunks", tmp_path, params=get_stage("chunks").Params(materialize=True),
+                    roots={"deam": root}, manifests={"deam": sub})
     rows = run.rows.set_index("sample_id")
+    # every chunk file is exactly 5.0 s of 44.1 kHz mono PCM_24
+    for p in run.rows["path"]:
+        info = sf.info(tmp_path / p)
+        assert (info.frames, info.samplerate, info.channels, info.subtype) == (CHUNK_N, 44100, 1, "PCM_24")
+    # a view cut by read_views is the file's audio before its 24-bit quantisation
+    views = read_views(run.rows.to_dict("records"), {"deam": root})
+    for view, rel in zip(views, run.rows["path"], strict=True):
+        flac, _ = sf.read(tmp_path / rel, dtype="float32")
+        assert isinstance(view, np.ndarray) and view.shape == flac.shape
+        assert np.max(np.abs(view - flac)) <= 2 ** -23
     src, sr = sf.read(root / "MEMD_audio" / "2001.mp3", dtype="float64")
     ref = src.mean(axis=1)
     k = 3
@@ -116,11 +130,12 @@ def test_chunks_are_byte_identical_across_runs_and_npy_format(demo_manifest, tmp
     root, _, deam = demo_manifest
     sub = deam[deam["song_id"].isin([1003, 1004])]  # 22.05 kHz and 16 kHz mono
     digests = []
+    materialize = get_stage("chunks").Params(materialize=True)
     for name in ("a", "b"):
-        run = run_stage("chunks", tmp_path / name, roots={"deam": root}, manifests={"deam": sub})
+        run = run_stage("chunks", tmp_path / name, params=materialize, roots={"deam": root}, manifests={"deam": sub})
         digests.append([hashlib.sha256((tmp_path / name / p).read_bytes()).hexdigest() for p in run.rows["path"]])
     assert digests[0] == digests[1] and len(digests[0]) == 12
-    run = run_stage("chunks", tmp_path / "npy", params=get_stage("chunks").Params(audio_format="npy"),
+    run = run_stage("chunks", tmp_path / "npy", params=get_stage("chunks").Params(audio_format="npy", materialize=True),
                     roots={"deam": root}, manifests={"deam": sub})
     x = np.load(tmp_path / "npy" / run.rows["path"].iloc[0], allow_pickle=False)
     assert x.dtype == np.float32 and x.shape == (CHUNK_N,)
@@ -166,8 +181,10 @@ def test_chunks_from_zipped_audio_match_the_plain_tree(demo_manifest, tmp_path):
     with zipfile.ZipFile(zroot / "DEAM_audio.zip", "w", zipfile.ZIP_DEFLATED) as zf:
         zf.write(root / "MEMD_audio" / "1003.mp3", "MEMD_audio/1003.mp3")
     sub = deam[deam["song_id"] == 1003].assign(audio_path="DEAM_audio.zip::MEMD_audio/1003.mp3")
-    a = run_stage("chunks", tmp_path / "a", roots={"deam": root}, manifests={"deam": deam[deam["song_id"] == 1003]})
-    b = run_stage("chunks", tmp_path / "b", roots={"deam": zroot}, manifests={"deam": sub})
+    files = get_stage("chunks").Params(materialize=True)
+    a = run_stage("chunks", tmp_path / "a", params=files, roots={"deam": root},
+                  manifests={"deam": deam[deam["song_id"] == 1003]})
+    b = run_stage("chunks", tmp_path / "b", params=files, roots={"deam": zroot}, manifests={"deam": sub})
     for path_a, path_b in zip(a.rows["path"], b.rows["path"], strict=True):
         assert (tmp_path / "a" / path_a).read_bytes() == (tmp_path / "b" / path_b).read_bytes()
     shutil.rmtree(zroot)

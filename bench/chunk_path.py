@@ -1,0 +1,114 @@
+"""Benchmark: where one chunk's CPU time goes on the spectrogram path, one thread.
+
+    .venv/bin/python bench/chunk_path.py [--songs 60] [--rounds 2]
+
+Takes the first `--songs` MP3s of the DEAM-scale tree (`bench/deam_scale.py` builds it under
+bench/out/), cuts them as the `chunks` stage plans them (views: decoded once per song) and
+times each step of `spectrogram.stage` with `time.process_time` (CPU seconds of this process;
+OMP/MKL and torch limited to one thread, as in a pool worker): decode (libsndfile MP3 read,
+downmix, soxr), the riffusion mel (rFFT + |·| + filterbank), the power/255 image, Lanczos
+512 → 224, PNG encode at compress levels 6 (today) and 1, and the file write (atomic rename,
+no fsync, as the stage writes it). Prints ms per song and per chunk, and what that makes for
+the 1,802 songs / 12,960 chunks of DEAM on 2 cores.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import argparse
+import io
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TREE = HERE / "out" / "deam-scale-n1-s0"
+DEAM_SONGS, DEAM_CHUNKS = 1802, 12960
+
+
+def main() -> int:
+    import soundfile as sf
+    import soxr
+    import torch
+    from PIL import Image
+
+    from emoprep.pipeline.atomic import atomic_path
+    from emoprep.stages.common.audio_io import downmix, fit_length
+    from emoprep.stages.segments.spans import chunk_spans_samples
+    from emoprep.stages.spectrogram.riffusion import image_from_mel, riffusion_mel, to_model_size
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--songs", type=int, default=60)
+    ap.add_argument("--rounds", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    mp3s = sorted((TREE / "MEMD_audio").glob("[0-9]*.mp3"), key=lambda p: int(p.stem))[: a.songs]
+    if not mp3s:
+        raise SystemExit(f"no tree under {TREE}: run bench/deam_scale.py once to build it")
+    t: dict[str, float] = defaultdict(float)
+    n_songs = n_chunks = 0
+    png_bytes = {6: 0, 1: 0}
+    scratch = Path(tempfile.mkdtemp(prefix="chunk-path-"))
+
+    def clock(name: str, t0: float) -> float:
+        now = time.process_time()
+        t[name] += now - t0
+        return now
+
+    for _ in range(a.rounds):
+        for mp3 in mp3s:
+            t0 = time.process_time()
+            data, sr = sf.read(str(mp3), dtype="float32", always_2d=True)
+            t0 = clock("decode: MP3 read", t0)
+            mono = downmix(data)
+            t0 = clock("decode: downmix", t0)
+            if sr != 44100:
+                mono = fit_length(soxr.resample(mono, sr, 44100, quality="HQ"), round(len(data) * 44100 / sr))
+            t0 = clock("decode: soxr to 44.1 kHz", t0)
+            spans, _ = chunk_spans_samples(len(mono), 15.0, 5.0, 4.5, 44100)
+            n_songs += 1
+            for sp in spans:
+                t0 = time.process_time()
+                audio = fit_length(mono[sp.first:sp.first + sp.n_audio], 220500)
+                t0 = clock("cut + pad", t0)
+                mel = riffusion_mel(audio)
+                t0 = clock("riffusion mel (rFFT, |.|, filterbank)", t0)
+                img, _ = image_from_mel(mel)
+                t0 = clock("image (÷max, ^0.25, ×255)", t0)
+                small = to_model_size(img, 224)
+                t0 = clock("Lanczos 512x501 -> 224", t0)
+                for level in (6, 1):
+                    buf = io.BytesIO()
+                    Image.fromarray(small).save(buf, format="PNG", compress_level=level, optimize=False)
+                    t0 = clock(f"PNG encode, compress_level {level}", t0)
+                    png_bytes[level] += buf.tell()
+                with atomic_path(scratch / f"{n_chunks % 50}.png") as tmp:
+                    tmp.write_bytes(buf.getvalue())
+                t0 = clock("file write (temp + rename)", t0)
+                n_chunks += 1
+    per_song = {k: v / n_songs * 1e3 for k, v in t.items() if k.startswith("decode")}
+    per_chunk = {k: v / n_chunks * 1e3 for k, v in t.items() if not k.startswith("decode")}
+    print(f"# {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; "
+          f"{len(mp3s)} songs × {a.rounds} rounds = {n_chunks} chunks, one thread")
+    for k, v in per_song.items():
+        print(f"{k:45s} {v:7.2f} ms/song")
+    for k, v in per_chunk.items():
+        print(f"{k:45s} {v:7.2f} ms/chunk")
+    today = sum(v for k, v in per_chunk.items() if "level 1" not in k)
+    song = sum(per_song.values())
+    cpu = DEAM_SONGS * song / 1e3 + DEAM_CHUNKS * today / 1e3
+    print(f"chunk path at compress_level 6: {today:.2f} ms/chunk + {song:.2f} ms/song decode "
+          f"→ DEAM {cpu:.0f} CPU s, {cpu / 2:.0f} s on 2 cores")
+    for level, b in png_bytes.items():
+        print(f"PNG compress_level {level}: {b / n_chunks / 1024:.1f} KiB/chunk → "
+              f"{b / n_chunks * DEAM_CHUNKS / 2**30:.2f} GiB for DEAM")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
