@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, NoReturn
 
 import typer
 from rich.console import Console
@@ -20,10 +20,8 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="emoprep",
-    help="Turn emotion-annotated music (DEAM, PMEmo) and image (FoodPics) datasets into "
-         "train-ready token stores. With no data configured, runs on the embedded demo dataset.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
@@ -38,7 +36,29 @@ DATA_HELP = ("Folder searched for each dataset the recipe needs: one holding MEM
              "one holding the FoodPics ratings sheet and images is FoodPics.")
 
 
-def _fail(exc: EmoprepError) -> None:
+Executor = Literal["local", "inline", "dask"]
+Device = Literal["auto", "cpu", "cuda"]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            out.print(f"emoprep {version('emoprep')}", highlight=False)
+        except PackageNotFoundError:  # a source tree that was never installed
+            out.print("emoprep (not installed)", highlight=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Turn emotion-annotated music (DEAM, PMEmo) and image (FoodPics) datasets into
+    train-ready token stores. With no data configured, runs on the embedded demo dataset."""
+
+
+def _fail(exc: EmoprepError) -> NoReturn:
     err.print(f"[bold red]error:[/] {exc}", highlight=False)
     raise typer.Exit(exc.exit_code)
 
@@ -76,10 +96,10 @@ def run(
     data_root: Path | None = typer.Option(None, "--data-root", help=DATA_HELP),
     out_root: Path = typer.Option(Path("emoprep-out"), "--out", help=OUT_HELP),
     force: bool = typer.Option(False, "--force", help="Rebuild the selected stages even if up to date."),
-    executor: str = typer.Option("local", "--executor", help="local (process pool), inline, or dask."),
+    executor: Executor = typer.Option("local", "--executor", help="local (process pool), inline, or dask."),
     scheduler: str | None = typer.Option(None, "--scheduler", help="dask scheduler address (tcp://HOST:PORT)."),
     workers: int = typer.Option(0, "--workers", help="Worker processes (0 = one per CPU core)."),
-    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda."),
+    device: Device = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would run and why, do nothing."),
     sets: list[str] = typer.Option([], "--set", help=SET_HELP),
     no_wait: bool = typer.Option(False, "--no-wait", help="Exit 2 instead of waiting when another run holds --out."),
@@ -145,8 +165,10 @@ def status(
     out_root: Path = typer.Option(Path("emoprep-out"), "--out", help=OUT_HELP),
     sets: list[str] = typer.Option([], "--set", help=SET_HELP),
     weights: Path | None = typer.Option(None, "--weights", help="As for run: weights decide token fingerprints."),
+    json_out: bool = typer.Option(False, "--json", help="Print the stages as JSON instead of a table."),
 ) -> None:
-    """Every stage of the recipe: done / stale (and what changed) / in progress / missing."""
+    """Every stage of the recipe: done / stale (and what changed) / in progress / missing.
+    Exits 1 when any stage is not done (as `dvc status` scripts expect), 0 when all are."""
     from emoprep.pipeline.runlog import RunLog
     from emoprep.pipeline.runner import Runner
 
@@ -159,10 +181,20 @@ def status(
         if root is not None and not root.is_dir():
             raise ConfigError(f"data root {root} does not exist "
                               "(pass --data-root, or run first to create the demo data)")
-        _print_plan(Runner(rec, out_root, root, "auto", RunLog(None, quiet=True)).plan(stage),
-                    title=f"status — recipe {rec.name}, output {out_root}")
+        plan = Runner(rec, out_root, root, "auto", RunLog(None, quiet=True)).plan(stage)
     except EmoprepError as exc:
         _fail(exc)
+    if json_out:
+        import json  # plain stdout: rich would wrap long lines inside strings
+
+        sys.stdout.write(json.dumps({"recipe": rec.name, "out": str(out_root), "stages": [
+            {"stage": ps.name, "status": ps.status, "fingerprint": ps.sdir.fp,
+             "dir": ps.sdir.path.relative_to(out_root).as_posix(), "reasons": ps.reasons} for ps in plan]},
+            indent=2) + "\n")
+    else:
+        _print_plan(plan, title=f"status — recipe {rec.name}, output {out_root}")
+    if any(ps.status != "done" for ps in plan):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -308,6 +309,13 @@ def test_help_reads_well():
     for opt in ("--stage", "--recipe", "--data-root", "--out", "--force", "--executor", "--device",
                 "--dry-run", "--set", "--no-wait"):
         assert opt in res.stdout
+    version = subprocess.run([str(EMOPREP), "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and re.fullmatch(r"emoprep \d+\.\d+\.\d+\S*\n", version.stdout)
+    for opt, bad in (("--executor", "threads"), ("--device", "tpu")):
+        res = subprocess.run([str(EMOPREP), "run", opt, bad], capture_output=True, text=True)
+        assert res.returncode == 2 and bad in res.stderr, res.stderr  # a choice, refused before anything runs
+    res = subprocess.run([str(EMOPREP), "--help"], capture_output=True, text=True)
+    assert "--install-completion" in res.stdout
 
 
 def test_temp_files_of_a_killed_writer_are_swept(tmp_path, data):

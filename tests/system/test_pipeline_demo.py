@@ -82,6 +82,23 @@ def test_second_run_is_a_quick_no_op(clean_run, demo):
     assert proc.returncode == 0 and stdout.count("done") == 9 and "stale" not in stdout
 
 
+def test_status_json_and_exit_code_say_what_is_not_built(clean_run, demo):
+    """`status` exits 0 when every stage is done, 1 otherwise (as `dvc status` scripts
+    expect); `--json` lists each stage with its status, folder and reasons."""
+    out, _ = clean_run
+    base = ["status", "--data-root", str(demo), "--out", str(out), "--json", *TINY]
+    done = subprocess.run([str(EMOPREP), *base], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)
+    assert {s["stage"]: s["status"] for s in info["stages"]} == dict.fromkeys(
+        ("deam", "chunks", "spectrogram", "foodpics", "images", "labels", "split", "tokens", "report"), "done")
+    assert all((out / s["dir"] / "_DONE.json").is_file() for s in info["stages"])
+    stale = subprocess.run([str(EMOPREP), *base, "--set", "split.seed=99"], capture_output=True, text=True)
+    assert stale.returncode == 1, stale.stderr
+    states = {s["stage"]: s["status"] for s in json.loads(stale.stdout)["stages"]}
+    assert states["labels"] == "done" and states["split"] != "done" and states["tokens"] != "done"
+
+
 def test_an_up_to_date_run_imports_no_model_library(clean_run, demo):
     """Planning an up-to-date run must not pay for torch, transformers or librosa (seconds of
     import): the device is resolved without torch on a machine without a GPU device node, and
