@@ -73,8 +73,11 @@ def safetensors_files(folder: Path) -> list[Path]:
 
 
 def hf_cache_dir(model_id: str) -> Path | None:
-    """The cached snapshot folder of `model_id` if config + safetensors are there (offline)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    """The cached snapshot folder of `model_id` if config + safetensors are there.
+
+    `try_to_load_from_cache` only looks at the cache folder (no network call), and the models
+    load with `local_files_only=True`; offline mode is not switched on for the process
+    (HF_HUB_OFFLINE=1 would cut a notebook that imports emoprep off the Hub)."""
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:  # pragma: no cover - huggingface_hub ships with transformers
