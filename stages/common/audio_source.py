@@ -101,6 +101,18 @@ def is_view(row: Mapping[Any, Any]) -> bool:
     return not (isinstance(path, str) and path) and isinstance(ref, str) and bool(ref)
 
 
+def view_dataset(view: Mapping[Any, Any]) -> str:
+    """The dataset whose root a view's `audio_path` is under (`deam` when the row omits it)."""
+    return str(view.get("audio_root") or "deam")
+
+
+def song_sha256(root: Path, view: Mapping[Any, Any]) -> str:
+    """SHA-256 of the song file a view is cut from (what keys its tokens). AudioError."""
+    import hashlib
+
+    return hashlib.sha256(read_ref_bytes(Path(root), str(view["audio_path"]))).hexdigest()
+
+
 def load_view(view: Mapping[str, Any], roots: Mapping[str, Any], sample_rate: int) -> Decoded:
     """One view at `sample_rate`: cut at the rate it was planned at, then resampled as
     `decode_mono` resamples the materialised file (soxr HQ, round(n × rate / source rate)
@@ -125,7 +137,7 @@ def read_views(rows: Sequence[Mapping[Any, Any]], roots: Mapping[str, Any]) -> l
     songs: dict[tuple[str, str, int], np.ndarray | AudioError] = {}
     out: list[np.ndarray | AudioError] = []
     for row in rows:
-        key = (str(row.get("audio_root") or "deam"), str(row["audio_path"]), int(row["sample_rate"]))
+        key = (view_dataset(row), str(row["audio_path"]), int(row["sample_rate"]))
         if key not in songs:
             root = roots.get(key[0])
             if root is None:
@@ -172,8 +184,8 @@ def audio_payloads(ctx: StageContext[Any], sources: tuple[str, ...], stage: str)
                 df = df[df["modality"] == 1]
             for rec in sorted(df.to_dict("records"), key=lambda r: str(r["sample_id"])):
                 if is_view(rec):
-                    if ctx.roots.get(str(rec.get("audio_root") or "deam")) is None:
-                        raise ConfigError(f"{stage} reads views of {source}: the {rec.get('audio_root')} root "
+                    if ctx.roots.get(view_dataset(rec)) is None:
+                        raise ConfigError(f"{stage} reads views of {source}: the {view_dataset(rec)} root "
                                           "must be known (--data-root or --set <dataset>.root=DIR)")
                     p = _payload(rec, source, "view", str(rec["audio_path"]))
                     p["view"] = {c: cell(rec.get(c)) for c in VIEW_COLUMNS}

@@ -21,6 +21,8 @@ from emoprep.pipeline.context import ItemContext
 from emoprep.pipeline.filehash import hash_file
 from emoprep.pipeline.fingerprint import library_version
 from emoprep.pipeline.stage import Reject
+from emoprep.stages.common.audio_io import AudioError
+from emoprep.stages.common.audio_source import song_sha256, view_dataset
 from emoprep.stages.tokens import weights
 from emoprep.stages.tokens.decode import MISSING, UNREADABLE, Batch, InputShard, Item, collate_inputs
 from emoprep.stages.tokens.families import LoadedModel, family_of
@@ -62,20 +64,17 @@ def sample_digest(sample: dict[str, Any], ctx: ItemContext[TokensParams]) -> str
 
 
 def view_root(view: dict[str, Any], roots: dict[str, Any]) -> str:
-    """The dataset root a view's song lies under (absolute, so DataLoader workers need no context)."""
-    root = roots.get(str(view.get("audio_root") or "deam"))
+    """The dataset root a view's song lies under (absolute, so DataLoader workers need no
+    context); "" when the run does not know that dataset's root."""
+    root = roots.get(view_dataset(view))
     return str(root) if root is not None else ""
 
 
 def view_digest(root: str, view: dict[str, Any]) -> str:
-    import hashlib
-
-    from emoprep.stages.common.audio_io import AudioError, read_ref_bytes
-
     if not root:
         return MISSING
     try:
-        return hashlib.sha256(read_ref_bytes(Path(root), str(view["audio_path"]))).hexdigest()
+        return song_sha256(Path(root), view)
     except AudioError:
         return UNREADABLE
 

@@ -246,8 +246,6 @@ def load_clip(path: Path, tokenizer: str, source_rate: int | None = None) -> Dec
     (None, (reason, detail), digest) for a reject. `detail` names no path (the caller prefixes
     the manifest path). FLAC/WAV carry their rate; a float32 `.npy` clip needs `source_rate`
     (the manifest's `sample_rate`). The clip must be exactly the tokenizer's length."""
-    import soxr
-
     data, unread = read_input(path, UNREADABLE_AUDIO)
     if data is None:
         return unread
@@ -259,7 +257,34 @@ def load_clip(path: Path, tokenizer: str, source_rate: int | None = None) -> Dec
         samples, rate = read_samples(data, suffix, source_rate)
     except Exception as exc:  # noqa: BLE001 - any decoder failure is this file's fault
         return None, (UNREADABLE_AUDIO, f"not decodable audio ({str(exc)[:120]})"), sha
-    mono = samples.mean(axis=1, dtype=np.float32)
+    return _model_input(samples.mean(axis=1, dtype=np.float32), rate, tokenizer, sha)
+
+
+def load_view_clip(root: str, view: Mapping[Any, Any], tokenizer: str) -> Decoded:
+    """A `clips` view → as `load_clip` gives for the materialised file: the song decoded
+    once, cut and padded as the clips stage cut it, then resampled to the model's rate.
+    `root` is the song's dataset root ("" when unknown). The digest is the song file's
+    SHA-256 (what `encode.view_digest` keyed the shard with)."""
+    from emoprep.stages.common.audio_io import AudioError
+    from emoprep.stages.common.audio_source import read_views, song_sha256, view_dataset
+
+    if not root:
+        return None, (UNREADABLE_AUDIO, f"the {view_dataset(view)} root is unknown"), "missing"
+    try:
+        sha = song_sha256(Path(root), view)
+    except AudioError as exc:
+        return None, (exc.reason, exc.message), "unreadable"
+    got = read_views([view], {view_dataset(view): root})[0]
+    if isinstance(got, AudioError):
+        return None, (got.reason, got.message), sha
+    return _model_input(got, int(view["sample_rate"]), tokenizer, sha)
+
+
+def _model_input(mono: np.ndarray, rate: int, tokenizer: str, sha: str) -> Decoded:
+    """A clip's mono samples → the model's input: exactly the tokenizer's length, finite,
+    resampled to its rate (soxr HQ); or the reject."""
+    import soxr
+
     want_s = ARCHS[tokenizer]["clip_s"]
     if len(mono) != round(want_s * rate):
         return None, (BAD_AUDIO_LENGTH, (f"{len(mono)} samples at {rate} Hz ({len(mono) / rate:.3f} s), "
@@ -270,37 +295,6 @@ def load_clip(path: Path, tokenizer: str, source_rate: int | None = None) -> Dec
     if rate != target:
         mono = soxr.resample(mono, rate, target, quality="HQ")
     return _fit(mono, clip_samples(tokenizer)), None, sha
-
-
-def load_view_clip(root: Path, view: Mapping[Any, Any], tokenizer: str) -> Decoded:
-    """A `clips` view → as `load_clip` gives for the materialised file: the song decoded
-    once, cut and padded as the clips stage cut it, then resampled to the model's rate.
-    The digest is the song file's SHA-256 (what `encode.view_digest` keyed the shard with)."""
-    import hashlib
-
-    import soxr
-
-    from emoprep.stages.common.audio_io import AudioError, read_ref_bytes
-    from emoprep.stages.common.audio_source import read_views
-
-    if not str(root) or str(root) == ".":
-        return None, (UNREADABLE_AUDIO, f"the {view.get('audio_root')} root is unknown"), "missing"
-    try:
-        sha = hashlib.sha256(read_ref_bytes(root, str(view["audio_path"]))).hexdigest()
-    except AudioError as exc:
-        return None, (exc.reason, exc.message), "unreadable"
-    got = read_views([view], {str(view.get("audio_root") or "deam"): root})[0]
-    if isinstance(got, AudioError):
-        return None, (got.reason, got.message), sha
-    rate = int(view["sample_rate"])
-    want_s = ARCHS[tokenizer]["clip_s"]
-    if len(got) != round(want_s * rate):
-        return None, (BAD_AUDIO_LENGTH, (f"{len(got)} samples at {rate} Hz ({len(got) / rate:.3f} s), "
-                                         f"{tokenizer} needs clips of exactly {want_s} s")), sha
-    target = sample_rate(tokenizer)
-    if rate != target:
-        got = soxr.resample(got, rate, target, quality="HQ")
-    return _fit(got, clip_samples(tokenizer)), None, sha
 
 
 def _fit(x: np.ndarray, n: int) -> np.ndarray:

@@ -193,7 +193,7 @@ def family_of(tokenizer: str) -> Family:
 
 def _load_clip(path: Path | tuple[str, dict[str, Any]], source_rate: int | None, tokenizer: str) -> Decoded:
     if isinstance(path, tuple):  # a view: (dataset root, view columns)
-        return encodec.load_view_clip(Path(path[0]), path[1], tokenizer)
+        return encodec.load_view_clip(path[0], path[1], tokenizer)
     return encodec.load_clip(path, tokenizer, source_rate)
 
 

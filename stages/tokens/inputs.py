@@ -26,7 +26,7 @@ from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.paths import output_file
 from emoprep.pipeline.stage import Reject
 from emoprep.pipeline.values import cell, natural_key
-from emoprep.stages.common.audio_source import VIEW_COLUMNS, is_view
+from emoprep.stages.common.audio_source import VIEW_COLUMNS, is_view, view_dataset
 from emoprep.stages.tokens.params import TokensParams
 
 LABEL_COLUMNS = ("source_id", "modality", "start_s", "end_s", "valence", "arousal",
@@ -129,7 +129,7 @@ def view_of(row: Mapping[Any, Any]) -> dict[str, Any] | None:
 
 def view_name(view: dict[str, Any]) -> str:
     """How messages and the token index name a view's input: `<dataset>:<path under its root>`."""
-    return f"{view.get('audio_root') or 'deam'}:{view['audio_path']}"
+    return f"{view_dataset(view)}:{view['audio_path']}"
 
 
 def _safe_rel(path: str) -> bool:

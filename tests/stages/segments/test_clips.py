@@ -111,11 +111,11 @@ def test_encodec_reads_a_clip_view_as_the_materialised_clip(demo_manifest, tmp_p
     npy = run_stage("clips", tmp_path / "n", params=get_stage("clips").Params(audio_format="npy", materialize=True),
                     roots={"deam": root}, manifests={"deam": sub})
     for view, path in zip(views.rows.to_dict("records"), npy.rows["path"], strict=True):
-        got, err, sha = encodec.load_view_clip(root, view, "encodec-24khz")
+        got, err, sha = encodec.load_view_clip(str(root), view, "encodec-24khz")
         want, err2, _ = encodec.load_clip(tmp_path / "n" / path, "encodec-24khz", 44100)
         assert err is None and err2 is None and got is not None and want is not None
         assert np.array_equal(got, want)
         assert sha == hashlib.sha256((root / view["audio_path"]).read_bytes()).hexdigest() == view["content_hash"]
     missing = {**views.rows.to_dict("records")[0], "audio_path": "MEMD_audio/404.mp3"}
-    arr, err, sha = encodec.load_view_clip(root, missing, "encodec-24khz")
+    arr, err, sha = encodec.load_view_clip(str(root), missing, "encodec-24khz")
     assert arr is None and err is not None and err[0] == "unreadable-audio" and sha == "unreadable"
