@@ -1,5 +1,6 @@
 # emoprep — two commands on a fresh clone:
-#   make tokens   set up .venv, run the whole DAG (demo data unless DATA=DIR) to token stores
+#   make tokens   set up .venv, run the whole DAG (demo data unless DATA=DIR) to token stores;
+#                 on real data (DATA=DIR) the tokens must come from pretrained weights
 #   make test     set up .venv, run the tests
 #   make lint     ruff + mypy over pipeline/, stages/, manifests/, tests/ (zero findings)
 SHELL  := /bin/bash
@@ -20,20 +21,32 @@ PKG_FILES := $(shell find pipeline stages manifests -name __pycache__ -prune -o 
 PKG_SET   := $(VENV)/.package-files
 LINKED    := $(VENV)/.linked
 
-.PHONY: tokens test test-slow lint bench setup clean help FORCE
+.PHONY: tokens test test-slow lint bench setup lock clean help FORCE
 
 help:
 	@echo "make tokens [DATA=DIR] [RECIPE=thesis-v3] [OUT=emoprep-out] [ARGS='--set ...']"
-	@echo "make test | make test-slow | make lint | make bench | make clean"
+	@echo "make test | make test-slow | make lint | make bench | make lock | make clean"
 
-# Dependencies once; again only when pyproject.toml changes. torch==2.13.0 is a local CPU wheel here.
-$(STAMP): pyproject.toml
+# Dependencies once, exactly as pinned in requirements.lock; again only when the lock or
+# pyproject.toml changes. The lock is resolved for Linux x86_64, CPython 3.11, with torch's
+# CPU wheel (lock-platform.txt); `make lock` re-resolves it after a dependency change.
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,lint]' --config-settings editable_mode=strict
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e . --config-settings editable_mode=strict
+	$(PY) -m pip check
 	@$(PY) -c "import importlib.util as u, sys; sys.exit(u.find_spec('torchaudio') is not None)" \
 		|| (echo "torchaudio is installed in $(VENV): it breaks transformers here; remove it" && exit 1)
 	touch $(STAMP)
+
+# Re-resolve requirements.lock (every extra, torch pinned by lock-platform.txt) with pip-tools,
+# kept in its own venv so the project's venv holds only what the lock names.
+LOCKTOOLS := build/lock-tools
+lock:
+	test -x $(LOCKTOOLS)/bin/pip-compile || ($(PYTHON) -m venv $(LOCKTOOLS) && $(LOCKTOOLS)/bin/pip install --quiet pip-tools)
+	$(LOCKTOOLS)/bin/pip-compile --quiet pyproject.toml --all-extras --strip-extras -c lock-platform.txt \
+		--no-emit-find-links --no-emit-index-url -o requirements.lock
 
 # The list of package files, rewritten only when it changes (so it can be a prerequisite).
 $(PKG_SET): FORCE
@@ -50,7 +63,7 @@ setup: $(LINKED)
 
 tokens: $(LINKED)
 	$(VENV)/bin/emoprep run --recipe $(RECIPE) --out $(OUT) $(if $(DATA),--data-root $(DATA),) $(ARGS)
-	$(VENV)/bin/emoprep validate --out $(OUT)
+	$(VENV)/bin/emoprep validate --out $(OUT) $(if $(DATA),--require-pretrained,)
 
 test: $(LINKED)
 	$(PY) -m pytest

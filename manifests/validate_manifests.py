@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from emoprep.manifests.token_store.layout import RANDOM_INIT_BY_DESIGN
 from emoprep.manifests.validate_report import FAIL, SKIP, WARN, Check, ValidationReport
 
 SOURCE_MODALITY = {"deam": 1, "pmemo": 1, "foodpics": 0}
@@ -183,9 +184,18 @@ def check_coverage(report: ValidationReport, index: pd.DataFrame, split: pd.Data
 
 
 def check_weights(report: ValidationReport, index: pd.DataFrame, require_pretrained: bool) -> None:
+    """Random-init tokens: a warning, or a failure with `require_pretrained`, except for the
+    architectures that have no published checkpoint (RANDOM_INIT_BY_DESIGN): a warning always."""
     rnd = index.loc[index["weights"].astype(str) == RANDOM_INIT]
-    by_tok = [f"{tok}: {n} rows random-init" for tok, n in rnd.groupby("tokenizer").size().items()]
-    report.add("weights", by_tok, "pretrained weights (checksums recorded)",
-               "{n} tokenizers with random-init weights" +
+    counts = rnd.groupby("tokenizer").size()
+    by_tok = [f"{tok}: {n} rows random-init" for tok, n in counts.items() if tok not in RANDOM_INIT_BY_DESIGN]
+    by_design = [f"{tok}: {n} rows random-init by design ({RANDOM_INIT_BY_DESIGN[str(tok)]})"
+                 for tok, n in counts.items() if tok in RANDOM_INIT_BY_DESIGN]
+    if by_design and not by_tok:
+        report.checks.append(Check("weights", WARN, f"{len(by_design)} tokenizers with random-init weights by "
+                                   "design (no published checkpoint of the architecture)", by_design))
+        return
+    report.add("weights", by_tok + by_design, "pretrained weights (checksums recorded)",
+               f"{len(by_tok)} tokenizers with random-init weights" +
                (" (--require-pretrained)" if require_pretrained else " (tokens are not pretrained features)"),
                status_fail=FAIL if require_pretrained else WARN)

@@ -89,6 +89,12 @@ def _data_root(recipe: Recipe, data_root: Path | None, out_root: Path, log: RunL
     return demo
 
 
+def _is_demo_data(root: Path | None) -> bool:
+    """The embedded demo dataset (random-init tokens are fine there); anything else is real data."""
+    from emoprep.stages.demo.dataset import MARKER
+    return root is not None and (root / MARKER).is_file()
+
+
 @app.command()
 def run(
     stage: str | None = typer.Option(None, "--stage", help="Run the DAG up to and including this stage."),
@@ -108,6 +114,9 @@ def run(
     weights: Path | None = typer.Option(
         None, "--weights", help="Model weights folder (safetensors) for the tokenizer; default: the local HF "
                                 "cache, else a seeded random init (warned and recorded)."),
+    allow_random_init: bool = typer.Option(
+        False, "--allow-random-init", help="On real data, tokenize with a seeded random init when the pretrained "
+                                           "weights are missing (default: exit 2 saying how to get them)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings, errors and the summary."),
 ) -> None:
     """Run the recipe's DAG (or up to [cyan]--stage[/]); up-to-date stages are skipped and say why."""
@@ -125,7 +134,8 @@ def run(
             root = data_root if data_root else demo
             if root is not None and not root.is_dir():
                 raise ConfigError(f"--data-root {root}: no such folder (run without --dry-run to create the demo data)")
-            _print_plan(Runner(rec, out_root, root, device, log).plan(stage),
+            allow = allow_random_init or _is_demo_data(root)
+            _print_plan(Runner(rec, out_root, root, device, log, allow_random_init=allow).plan(stage),
                         title=f"plan (dry run) — recipe {rec.name}")
             return
         out_root.mkdir(parents=True, exist_ok=True)
@@ -133,7 +143,8 @@ def run(
         log.capture_warnings()
         with OutputLock(out_root, wait=not no_wait, on_wait=log.warn):
             root = _data_root(rec, data_root, out_root, log)
-            runner = Runner(rec, out_root, root, device, log)
+            allow = allow_random_init or _is_demo_data(root)
+            runner = Runner(rec, out_root, root, device, log, allow_random_init=allow)
             ex = make_executor(executor, workers or os.cpu_count() or 1, scheduler)
             log.event("run-start", recipe=rec.name, stage=stage, argv=sys.argv)
             try:

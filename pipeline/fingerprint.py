@@ -41,7 +41,7 @@ def components(stage: AnyStage, params: Any, input_fps: dict[str, str], source: 
         "inputs": dict(sorted(input_fps.items())),
         "source": None if source is None else digest(source),
         "extra": extra or {},
-        "libraries": {d: library_version(d) for d in sorted(stage.libraries)},
+        "libraries": {d: library_version(d) for d in sorted(stage.libraries_for(params))},
     }
 
 

@@ -107,8 +107,10 @@ def resolve_device(device: str) -> str:
 
 class Runner:
     def __init__(self, recipe: Recipe, out_root: Path, data_root: Path | None = None,
-                 device: str = "auto", log: RunLog | None = None, device_slots: list[str] | None = None):
+                 device: str = "auto", log: RunLog | None = None, device_slots: list[str] | None = None,
+                 allow_random_init: bool = True):
         self.recipe = recipe
+        self.allow_random_init = allow_random_init
         self.out_root = out_root.resolve()
         self.data_root = data_root.resolve() if data_root else None
         self.device_request = device
@@ -190,7 +192,7 @@ class Runner:
             stage=stage.name, params=params, out_root=self.out_root, out_dir=out_dir,
             input_dirs={i: planned[i].sdir.path for i in inputs if i in planned},
             roots=dict(self.roots), device=self.device if stage.uses_device else "cpu",
-            manifests=manifests, hasher=self.hasher, log=self.log.say)
+            manifests=manifests, hasher=self.hasher, log=self.log.say, allow_random_init=self.allow_random_init)
 
     # ------------------------------------------------------------ running
     def run(self, target: str | None, executor: Executor, force: bool = False,

@@ -4,7 +4,8 @@ A stage module holds the science; the engine (runner, store, executors) holds th
 bookkeeping. A stage declares:
 
 - `name`, `version` (bump when outputs change for the same inputs and parameters),
-  `libraries` (distributions whose versions enter the fingerprint, e.g. "librosa"),
+  `libraries` (distributions whose versions enter the fingerprint, e.g. "librosa"; a stage
+  whose parameters choose among libraries narrows them in `libraries_for(params)`),
   `Params` (a frozen dataclass filled from the recipe; fields marked `runtime()` stay out of
   the fingerprint because they cannot change results) — the stage is generic over it, so
   `ctx.params` has the stage's own type;
@@ -138,6 +139,11 @@ class Stage(Generic[P]):
 
     def inputs(self, params: P) -> list[str]:
         return list(self.default_inputs)
+
+    def libraries_for(self, params: P) -> tuple[str, ...]:
+        """Distributions whose versions enter the fingerprint: only those these parameters
+        make the stage call, so a release of a library it never imports re-runs nothing."""
+        return self.libraries
 
     def output_subdir(self, params: P) -> str:
         """Folder under the output root that holds `<fingerprint>/` folders."""

@@ -70,6 +70,11 @@ KNOWN_LAYOUTS: dict[str, dict[str, tuple[int, ...]]] = {
     "vit-tiny-test": {"cls": (32,), "patches": (196, 32)},
     "encodec-tiny-test": {"codes": (4, 750)},
 }
+# Tokenizers whose tokens are a seeded random init by design: no checkpoint of the architecture
+# is published, so `validate --require-pretrained` reports them without failing (why: the value).
+RANDOM_INIT_BY_DESIGN: dict[str, str] = {
+    "vit-patch28-h2048": "the thesis's custom patch-28 / hidden-2048 ViT; ViT-base's weights do not fit it",
+}
 # Stored dtypes of tokenizers whose arrays are not float tokens (default: STORE_DTYPES).
 KNOWN_DTYPES: dict[str, tuple[str, ...]] = {"encodec-24khz": ("int16",), "encodec-tiny-test": ("int16",)}
 # Codes must lie in [0, codebook size).

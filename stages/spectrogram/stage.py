@@ -40,6 +40,11 @@ OPTIONAL_CHUNK_COLUMNS = ("sample_rate", "audio_root", "audio_path", "offset_sam
 # Carried into each output row, so `labels` can read the stage whose items get tokenized:
 # a chunk this stage rejects then never reaches the normalisation bounds or the split.
 LABEL_COLUMNS = ("n_frames", "valence_raw", "arousal_raw")
+# The libraries each kind calls (they enter its fingerprint): riffusion's transform is scipy's
+# window + sparse mel and torch's FFT, seed 001's is librosa's; both decode with soundfile and
+# resample with soxr.
+KIND_LIBRARIES = {"riffusion": ("numpy", "scipy", "torch", "pillow", "soundfile", "soxr"),
+                  "seed001-mel": ("numpy", "librosa", "soundfile", "soxr")}
 
 
 # ---------------------------------------------------------------- the stage
@@ -50,9 +55,12 @@ class Spectrogram(Stage[SpectrogramParams]):
     version = "5"  # 2: rows carry the chunk's label columns; 3: bad-path rejects; 4: torch (MKL) FFT;
     # 5: chunk views decoded once per song
     Params = SpectrogramParams
-    libraries = ("numpy", "scipy", "torch", "pillow", "soundfile", "soxr", "librosa")
+    libraries = ("numpy", "scipy", "torch", "pillow", "soundfile", "soxr", "librosa")  # every kind's
     default_inputs = ("chunks",)
     description = "riffusion spectrogram images (224 px PNG) or seed-001 z-scored mel clips"
+
+    def libraries_for(self, params: SpectrogramParams) -> tuple[str, ...]:
+        return KIND_LIBRARIES[params.kind]
 
     def plan(self, ctx: StageContext[SpectrogramParams]) -> Iterable[WorkItem]:
         """One item per song. Streams the chunks manifest row group by row group when each

@@ -60,9 +60,10 @@ from emoprep.manifests.token_store.layout import store_meta
 from emoprep.manifests.token_store.objects import OBJECTS_DIR, link_shard, object_key, read_object, sweep_object_temps
 from emoprep.manifests.token_store.writer import write_store_files
 from emoprep.pipeline.context import ItemContext, StageContext
+from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.stage import Outcome, Reject, Stage, WorkItem
 from emoprep.pipeline.values import natural_key
-from emoprep.stages.tokens import encode
+from emoprep.stages.tokens import encode, weights
 from emoprep.stages.tokens.encode import failures_as_rejects, object_config, sample_digest
 from emoprep.stages.tokens.families import FAMILIES, family_of
 from emoprep.stages.tokens.index_rows import index_rows, store_rows
@@ -91,6 +92,10 @@ class Tokens(Stage[TokensParams]):
     uses_device = True
     Params = TokensParams
 
+    def libraries_for(self, params: TokensParams) -> tuple[str, ...]:
+        """The families of the tokenizers this configuration writes (ViT needs no soxr)."""
+        return tuple(sorted({lib for tok in tokenizer_names(params) for lib in family_of(tok).libraries}))
+
     def inputs(self, params: TokensParams) -> list[str]:
         return [*params.sources, "split"]
 
@@ -106,6 +111,8 @@ class Tokens(Stage[TokensParams]):
         for tok in tokenizer_names(p):
             fam = family_of(tok)
             source = fam.locate(tok, weights_dir_for(p, tok), p)
+            if not source.pretrained and source.wanted and not ctx.allow_random_init:
+                raise ConfigError(f"tokens: {weights.missing_weights_message(tok, source.wanted)}")
             if not source.pretrained:
                 fam.warn(tok, p)
             compute = fam.compute(ctx.device, p.autocast)

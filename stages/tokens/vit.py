@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from emoprep.manifests.token_store.layout import RANDOM_INIT_BY_DESIGN
 from emoprep.pipeline.errors import ConfigError
 from emoprep.stages.tokens import weights
 from emoprep.stages.tokens.weights import (
@@ -55,10 +56,9 @@ ARCHS: dict[str, dict[str, Any]] = {
     "vit-tiny-test": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
                       "intermediate_size": 64},
 }
-# Why a tokenizer has no checkpoint to look for in the HF cache (said in the random-init warning).
-NO_PUBLISHED_CHECKPOINT = {
-    "vit-patch28-h2048": "the thesis's custom patch-28 / hidden-2048 ViT; ViT-base's weights do not fit it",
-}
+# Why a tokenizer has no checkpoint to look for in the HF cache (said in the random-init warning;
+# `validate --require-pretrained` reads the same table).
+NO_PUBLISHED_CHECKPOINT = RANDOM_INIT_BY_DESIGN
 # Architecture fields a checkpoint must match to be used under a tokenizer name.
 _ARCH_FIELDS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                 "patch_size", "image_size", "num_channels")

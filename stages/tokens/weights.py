@@ -44,6 +44,7 @@ class WeightsSource:
     kind: str            # "dir" | "hf-cache" | "random"
     name: str            # HF model id, folder name, or the tokenizer name for random init
     path: Path | None = None
+    wanted: str | None = None  # random init: the published checkpoint looked for (None: there is none)
 
     @property
     def pretrained(self) -> bool:
@@ -65,7 +66,19 @@ def locate(tokenizer: str, weights_dir: str | None, hf_model_id: str | None, fam
         cached = hf_cache_dir(hf_model_id)
         if cached is not None:
             return WeightsSource("hf-cache", hf_model_id, cached)
-    return WeightsSource("random", tokenizer)
+    return WeightsSource("random", tokenizer, wanted=hf_model_id or None)
+
+
+def missing_weights_message(tokenizer: str, hub_id: str) -> str:
+    """Why a run on real data stops without weights, and the two ways to get them here."""
+    cache = "models--" + hub_id.replace("/", "--")
+    return (f"no pretrained weights for {tokenizer}: {hub_id} is not in this machine's Hugging Face cache and "
+            f"no --weights DIR was given, and this is not the demo data, so the tokens would come from a random "
+            f"init (not features to train on). On a machine with internet: `hf download {hub_id}` "
+            f"(or `python -c \"from huggingface_hub import snapshot_download; snapshot_download('{hub_id}')\"`), "
+            f"then copy ~/.cache/huggingface/hub/{cache} into this machine's cache (HF_HOME/hub, default "
+            f"~/.cache/huggingface/hub), or pass --weights DIR with the checkpoint folder (config.json + "
+            f"*.safetensors). To tokenize with a seeded random init anyway, pass --allow-random-init")
 
 
 def safetensors_files(folder: Path) -> list[Path]:

@@ -4,13 +4,33 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from emoprep.manifests.token_store.layout import RANDOM_INIT_BY_DESIGN
 from emoprep.manifests.validate import validate
+from emoprep.manifests.validate_manifests import check_weights
+from emoprep.manifests.validate_report import FAIL, WARN, ValidationReport
 from tests.helpers.token_fixtures import check, failed, index_of, save_index
 
 
 def test_require_pretrained_fails_on_random_init(out):
     report = validate(out, require_pretrained=True)
     assert failed(report) == {"weights": ["vit-tiny-test: 17 rows random-init"]}
+
+
+def test_require_pretrained_lets_architectures_without_a_published_checkpoint_warn():
+    """The thesis's patch-28 ViT can only be random-init: a warning naming why, not a failure;
+    beside a tokenizer that has weights to get, only that one fails."""
+    index = pd.DataFrame({"tokenizer": ["vit-patch28-h2048"] * 3 + ["encodec-24khz"] * 2,
+                          "weights": ["random-init"] * 3 + ["ab" * 32] * 2})
+    report = ValidationReport("x")
+    check_weights(report, index, require_pretrained=True)
+    assert report.ok and report.checks[0].status == WARN
+    why = RANDOM_INIT_BY_DESIGN["vit-patch28-h2048"]
+    assert report.checks[0].offenders == [f"vit-patch28-h2048: 3 rows random-init by design ({why})"]
+    index.loc[3:, "weights"] = "random-init"
+    report = ValidationReport("x")
+    check_weights(report, index, require_pretrained=True)
+    assert not report.ok and report.checks[0].status == FAIL
+    assert report.checks[0].detail.startswith("1 tokenizers with random-init weights")
 
 
 @pytest.mark.parametrize("where", ["tokens", "split"])

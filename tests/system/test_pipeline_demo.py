@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -112,6 +113,58 @@ def test_an_up_to_date_run_imports_no_model_library(clean_run, demo):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_real_data_without_weights_stops_with_exit_2_saying_how_to_get_them(demo, tmp_path):
+    """Any data root that is not the demo data is real data: missing pretrained weights end the
+    run before any stage runs, unless --allow-random-init; architectures with no published
+    checkpoint (the tiny test ViT here, the thesis's patch-28 ViT) are not held back."""
+    real = tmp_path / "data"
+    shutil.copytree(demo, real, ignore=shutil.ignore_patterns("_DEMO.json"))
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": str(tmp_path / "hf" / "hub")}
+    out = tmp_path / "out"
+    base = ["run", "--data-root", str(real), "--out", str(out), "-q"]
+    refused = subprocess.run([str(EMOPREP), *base], capture_output=True, text=True, env=env, timeout=300)
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    message = " ".join(refused.stderr.split())
+    for words in ("no pretrained weights for vit-base-patch16-224", "hf download google/vit-base-patch16-224",
+                  "--weights DIR", "--allow-random-init"):
+        assert words in message, message
+    assert not list(out.glob("*/*/_DONE.json")), "a stage ran before the refusal"
+    for extra in (["--allow-random-init"], TINY):
+        planned = subprocess.run([str(EMOPREP), *base, "--dry-run", *extra], capture_output=True, text=True,
+                                 env=env, timeout=300)
+        assert planned.returncode == 0, (extra, planned.stderr[-2000:])
+    on_demo = subprocess.run([str(EMOPREP), "run", "--data-root", str(demo), "--out", str(out), "--dry-run"],
+                             capture_output=True, text=True, env=env, timeout=300)
+    assert on_demo.returncode == 0, on_demo.stderr[-2000:]
+
+
+# Distribution -> import name, for the libraries stages may name in their fingerprints.
+COMPUTE_LIBRARIES = {"numpy": "numpy", "scipy": "scipy", "torch": "torch", "pillow": "PIL", "soundfile": "soundfile",
+                     "soxr": "soxr", "librosa": "librosa", "transformers": "transformers", "safetensors": "safetensors"}
+
+
+def test_fingerprints_name_exactly_the_libraries_the_stages_import(demo, tmp_path):
+    """A library release re-runs only the stages that call it: the riffusion spectrogram never
+    imports librosa, so librosa is not in its fingerprint, and every compute library the run
+    imports is named by a stage it built."""
+    out = tmp_path / "out"
+    args = ["run", "--data-root", str(demo), "--out", str(out), "-q", "--executor", "inline", "--stage", "spectrogram"]
+    code = ("import sys\nfrom emoprep.pipeline.cli import main\n"
+            f"sys.argv = ['emoprep', *{args!r}]\n"
+            "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+            f"print(sorted(d for d, m in {COMPUTE_LIBRARIES!r}.items() if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = set(json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"')))
+    named: dict[str, set[str]] = {}
+    for record in out.glob("*/*/_DONE.json"):
+        info = json.loads(record.read_text())
+        named[info["components"]["stage"]] = set(info["components"]["libraries"])
+    assert set(named) == {"deam", "chunks", "spectrogram"}
+    assert "librosa" not in named["spectrogram"] and "librosa" not in imported
+    assert imported == set().union(*named.values()) & set(COMPUTE_LIBRARIES)
 
 
 def _kill_and_resume(tmp_path: Path, demo: Path, clean: Path, delays: list[float]) -> None:
