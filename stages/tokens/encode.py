@@ -27,21 +27,28 @@ from emoprep.stages.tokens import weights
 from emoprep.stages.tokens.decode import MISSING, UNREADABLE, Batch, InputShard, Item, collate_inputs
 from emoprep.stages.tokens.families import LoadedModel, family_of
 from emoprep.stages.tokens.params import TokensParams, weights_dir_for
+from emoprep.stages.tokens.vit import DEFAULT_PREPROCESSING
 
 
 def object_config(p: TokensParams, device: str, identity: dict[str, Any],
-                  tokenizer: str | None = None) -> dict[str, Any]:
+                  tokenizer: str | None = None, preprocessing: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything besides the inputs that decides a shard's array bytes. Not the labels,
-    the split, the shard number, the batch size or the worker count."""
+    the split, the shard number, the batch size or the worker count. Preprocessing constants
+    enter only when they differ from ViT's defaults, so objects made before they were read
+    from checkpoints (all with the defaults) keep their keys."""
     tok = tokenizer or p.tokenizer
     fam = family_of(tok)
     compute = fam.compute(device, p.autocast)
     random_init = identity["sha256"] == weights.RANDOM_INIT
-    return {"tokenizer": tok, "arch": fam.arch(tok),
-            "layout": {k: list(v) for k, v in fam.layout(tok).items()},
-            "weights": identity["sha256"], "init_seed": int(identity["seed"]) if random_init else None,
-            "device": compute.device, "compute_dtype": compute.dtype_name, "dtype": fam.store_dtype(tok, p),
-            "code": fam.object_code, "libraries": {d: library_version(d) for d in sorted(fam.libraries)}}
+    config = {"tokenizer": tok, "arch": fam.arch(tok),
+              "layout": {k: list(v) for k, v in fam.layout(tok).items()},
+              "weights": identity["sha256"], "init_seed": int(identity["seed"]) if random_init else None,
+              "device": compute.device, "compute_dtype": compute.dtype_name, "dtype": fam.store_dtype(tok, p),
+              "code": fam.object_code, "libraries": {d: library_version(d) for d in sorted(fam.libraries)}}
+    values = {k: v for k, v in (preprocessing or {}).items() if k != "source"}
+    if values and values != DEFAULT_PREPROCESSING.values():
+        config["preprocessing"] = values
+    return config
 
 
 def input_digest(path: Path) -> str:
@@ -123,7 +130,7 @@ def encode_shard(samples: list[dict[str, Any]], digests: list[str], ctx: ItemCon
     # DataLoader takes any object with __len__ and __getitem__)
     loader: DataLoader[Item] = DataLoader(
         dataset, batch_size=fam.batch_size(p, model.compute.device), shuffle=False,  # type: ignore[arg-type]
-        num_workers=max(0, int(p.num_workers)), collate_fn=_Collate(fam.preparer()),
+        num_workers=max(0, int(p.num_workers)), collate_fn=_Collate(fam.preparer(model)),
         pin_memory=model.compute.device == "cuda")
     for idx, batch, errors, shas in loader:
         for i, sha in shas:

@@ -92,8 +92,13 @@ class ViTFamily:
         """What keys one input in a shard object: the file's bytes decide the pixels."""
         return digest
 
-    def preparer(self) -> Callable[[list[np.ndarray]], Any]:
-        return _prepare_pixels
+    def preprocessing(self, source: WeightsSource) -> dict[str, Any] | None:
+        """The checkpoint's preprocessor_config.json constants, or ViT's defaults (recorded)."""
+        return vit.read_preprocessing(source).record()
+
+    def preparer(self, loaded: LoadedModel) -> Callable[[list[np.ndarray]], Any]:
+        prep = loaded.preprocessing if isinstance(loaded, LoadedViT) else vit.DEFAULT_PREPROCESSING
+        return functools.partial(_prepare_pixels, lut=vit.pixel_lut(prep))
 
     def forward(self, loaded: LoadedModel, batch: Any, tok: str, p: TokensParams
                 ) -> tuple[dict[str, np.ndarray], list[Failure]]:
@@ -169,7 +174,10 @@ class EncodecFamily:
             return f"{digest}@{sample.get('sample_rate')}Hz"
         return digest
 
-    def preparer(self) -> Callable[[list[np.ndarray]], Any]:
+    def preprocessing(self, source: WeightsSource) -> dict[str, Any] | None:
+        return None  # the clip's rate and length are the architecture's (`arch`)
+
+    def preparer(self, loaded: LoadedModel) -> Callable[[list[np.ndarray]], Any]:
         return _prepare_audio
 
     def forward(self, loaded: LoadedModel, batch: Any, tok: str, p: TokensParams
@@ -197,11 +205,11 @@ def _load_clip(path: Path | tuple[str, dict[str, Any]], source_rate: int | None,
     return encodec.load_clip(path, tokenizer, source_rate)
 
 
-def _prepare_pixels(arrays: list[np.ndarray]) -> Any:
+def _prepare_pixels(arrays: list[np.ndarray], lut: np.ndarray) -> Any:
     """Decoded images of a batch → one normalised float32 [b, 3, H, W] tensor (in the worker)."""
     import torch
 
-    return torch.from_numpy(np.stack([vit.pixel_values(a[None])[0] for a in arrays]))
+    return torch.from_numpy(np.stack([vit.pixel_values(a[None], lut)[0] for a in arrays]))
 
 
 def _prepare_audio(arrays: list[np.ndarray]) -> Any:

@@ -95,3 +95,9 @@ def identity_of(p: TokensParams, tokenizer: str, ctx: ItemContext[TokensParams] 
     fam = family_of(tokenizer)
     source = fam.locate(tokenizer, weights_dir_for(p, tokenizer), p)
     return weights.weight_identity(source, p.seed, getattr(ctx, "hasher", None))
+
+
+def preprocessing_of(p: TokensParams, tokenizer: str) -> dict[str, Any] | None:
+    """How `tokenizer`'s inputs become model input, as recorded (None: nothing configurable)."""
+    fam = family_of(tokenizer)
+    return fam.preprocessing(fam.locate(tokenizer, weights_dir_for(p, tokenizer), p))

@@ -73,6 +73,7 @@ from emoprep.stages.tokens.params import (
     assignment,
     check_params,
     identity_of,
+    preprocessing_of,
     tokenizer_names,
     weights_dir_for,
 )
@@ -118,6 +119,9 @@ class Tokens(Stage[TokensParams]):
             compute = fam.compute(ctx.device, p.autocast)
             setups[tok] = {"weights": identity_of(p, tok, ctx), "device": compute.device,
                            "compute_dtype": compute.dtype_name}
+            prep = fam.preprocessing(source)
+            if prep is not None:
+                setups[tok]["preprocessing"] = prep
         return next(iter(setups.values())) if len(setups) == 1 else {"tokenizers": setups}
 
     # ---- plan -----------------------------------------------------------------------
@@ -136,7 +140,7 @@ class Tokens(Stage[TokensParams]):
         items = []
         for tok in names:
             identity = identity_of(p, tok, ctx)
-            config = object_config(p, ctx.device, identity, tok)
+            config = object_config(p, ctx.device, identity, tok, preprocessing_of(p, tok))
             mine = [payload_sample(s) for s in samples if assign[s["stage"]] == tok]
             for k, chunk in enumerate(_chunks(mine, p.shard_size)):
                 items.append(WorkItem(key=item_key(p, tok, k), payload={

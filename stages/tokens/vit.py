@@ -22,9 +22,12 @@ Two architectures of the thesis (seed 000, §2.1.4, §3.2.1), by tokenizer name:
 The weight policy (SPEC §6: `--weights DIR` / HF cache offline / seeded random init with a loud
 warning, identity recorded) is shared with EnCodec in `weights.py`.
 
-Preprocessing equals `ViTImageProcessor(do_resize=False)` bit for bit (rescale 1/255 in
-float64 then float32, normalise mean 0.5 / std 0.5) via a 256-entry lookup table; gray
-images (spectrograms) are replicated to 3 channels.
+Preprocessing equals `ViTImageProcessor(do_resize=False)` bit for bit (rescale in float64
+then float32, normalise per channel) via one 256-entry lookup table per channel; gray images
+(spectrograms) are replicated to 3 channels. The constants come from the checkpoint's
+`preprocessor_config.json` when it has one (`image_mean`, `image_std`, `rescale_factor`,
+`do_rescale`, `do_normalize`), else ViT's defaults (mean 0.5, std 0.5, 1/255 — also Google's
+values); which one was used enters the tokens' fingerprint.
 
 This module imports torch and transformers inside functions only (the stage registry imports
 every stage module at start-up).
@@ -64,13 +67,65 @@ _ARCH_FIELDS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "inte
                 "patch_size", "image_size", "num_channels")
 
 
-def _lut() -> np.ndarray:
-    """uint8 → float32 exactly as ViTImageProcessor computes it (rescale, then normalise)."""
-    rescaled = (np.arange(256, dtype=np.float64) * (1 / 255)).astype(np.float32)
-    return (rescaled - np.float32(0.5)) / np.float32(0.5)
+PREPROCESSOR_FILE = "preprocessor_config.json"
 
 
-PIXEL_LUT = _lut()
+@dataclass(frozen=True)
+class Preprocessing:
+    """How uint8 pixels become model input: ViTImageProcessor's rescale, then normalise."""
+
+    image_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    image_std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    rescale_factor: float = 1 / 255
+    source: str = "ViT default"  # or the checkpoint's preprocessor_config.json
+
+    def values(self) -> dict[str, Any]:
+        return {"image_mean": list(self.image_mean), "image_std": list(self.image_std),
+                "rescale_factor": self.rescale_factor}
+
+    def record(self) -> dict[str, Any]:
+        return {**self.values(), "source": self.source}
+
+
+DEFAULT_PREPROCESSING = Preprocessing()
+
+
+def read_preprocessing(source: WeightsSource) -> Preprocessing:
+    """The checkpoint's preprocessing constants, or ViT's defaults when it has none (random
+    init, or a folder without preprocessor_config.json)."""
+    import json
+
+    if not source.pretrained or source.path is None or not (source.path / PREPROCESSOR_FILE).is_file():
+        return DEFAULT_PREPROCESSING
+    path = source.path / PREPROCESSOR_FILE
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+        mean = _triple(cfg.get("image_mean", 0.5)) if cfg.get("do_normalize", True) else (0.0, 0.0, 0.0)
+        std = _triple(cfg.get("image_std", 0.5)) if cfg.get("do_normalize", True) else (1.0, 1.0, 1.0)
+        rescale = float(cfg.get("rescale_factor", 1 / 255)) if cfg.get("do_rescale", True) else 1.0
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"{path}: not a usable image preprocessor config ({exc})") from None
+    if not all(np.isfinite([*mean, *std, rescale])) or min(std) <= 0 or rescale <= 0:
+        raise ConfigError(f"{path}: image_std and rescale_factor must be positive and finite "
+                          f"(image_mean {mean}, image_std {std}, rescale_factor {rescale})")
+    return Preprocessing(mean, std, rescale, f"{source.name}/{PREPROCESSOR_FILE}")
+
+
+def _triple(value: Any) -> tuple[float, float, float]:
+    vals = [float(value)] * 3 if isinstance(value, int | float) else [float(v) for v in value]
+    if len(vals) != 3:
+        raise ValueError(f"expected 3 channel values, got {vals}")
+    return vals[0], vals[1], vals[2]
+
+
+def pixel_lut(prep: Preprocessing = DEFAULT_PREPROCESSING) -> np.ndarray:
+    """uint8 → float32 per channel [3, 256], exactly as ViTImageProcessor computes it."""
+    rescaled = (np.arange(256, dtype=np.float64) * prep.rescale_factor).astype(np.float32)
+    return np.stack([(rescaled - np.float32(m)) / np.float32(s)
+                     for m, s in zip(prep.image_mean, prep.image_std, strict=True)])
+
+
+PIXEL_LUT = pixel_lut()
 
 
 def check_tokenizer(tokenizer: str) -> None:
@@ -100,14 +155,15 @@ def image_size(tokenizer: str) -> int:
 
 # ---- preprocessing -------------------------------------------------------------------
 
-def pixel_values(images: np.ndarray) -> np.ndarray:
-    """uint8 images [B, H, W] (gray) or [B, H, W, 3] (RGB) → float32 [B, 3, H, W] model input."""
+def pixel_values(images: np.ndarray, lut: np.ndarray = PIXEL_LUT) -> np.ndarray:
+    """uint8 images [B, H, W] (gray) or [B, H, W, 3] (RGB) → float32 [B, 3, H, W] model input
+    (`lut`: `pixel_lut` of the checkpoint's preprocessing)."""
     if images.dtype != np.uint8:
         raise TypeError(f"expected uint8 images, got {images.dtype}")
-    if images.ndim == 3:  # gray: same values in the 3 channels
-        return np.ascontiguousarray(np.broadcast_to(PIXEL_LUT[images][:, None], (len(images), 3, *images.shape[1:])))
+    if images.ndim == 3:  # gray: the same pixel in the 3 channels, each normalised with its own constants
+        return np.stack([lut[c][images] for c in range(3)], axis=1)
     if images.ndim == 4 and images.shape[-1] == 3:
-        return np.ascontiguousarray(PIXEL_LUT[images].transpose(0, 3, 1, 2))
+        return np.stack([lut[c][images[..., c]] for c in range(3)], axis=1)
     raise ValueError(f"expected [B,H,W] or [B,H,W,3] images, got shape {images.shape}")
 
 
@@ -170,6 +226,7 @@ class LoadedViT:
     model: Any
     identity: dict[str, Any]
     compute: Compute
+    preprocessing: Preprocessing = DEFAULT_PREPROCESSING
 
 
 def get_vit(tokenizer: str, weights_dir: str | None, hf_model_id: str, seed: int,
@@ -180,4 +237,5 @@ def get_vit(tokenizer: str, weights_dir: str | None, hf_model_id: str, seed: int
     identity = weight_identity(source, seed)  # file hashes are cached by stat
     key = ("vit", tokenizer, source, identity["sha256"], seed if not source.pretrained else None, compute)
     return weights.cached_model(key, lambda: LoadedViT(
-        build_model(tokenizer, source, seed, compute.device, hf_model_id), identity, compute))
+        build_model(tokenizer, source, seed, compute.device, hf_model_id), identity, compute,
+        read_preprocessing(source)))

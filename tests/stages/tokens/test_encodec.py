@@ -380,7 +380,7 @@ def test_random_init_is_loud_and_recorded_per_tokenizer(v12, caplog):
         TINY: {"weights": {"name": TINY, "sha256": "random-init", "seed": 5}, "device": "cpu",
                "compute_dtype": "float32"},
         TINY_VIT: {"weights": {"name": TINY_VIT, "sha256": "random-init", "seed": 5}, "device": "cpu",
-                   "compute_dtype": "float32"}}}
+                   "compute_dtype": "float32", "preprocessing": vit.DEFAULT_PREPROCESSING.record()}}}
 
 
 def test_thesis_v12_recipe_configures_both_tokenizers_in_one_tokens_stage():

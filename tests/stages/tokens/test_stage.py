@@ -91,7 +91,8 @@ def test_random_init_is_loud_and_recorded(small_run, caplog):
         extra = Tokens().fingerprint_extra(ctx)
     assert "RANDOM INIT" in caplog.text
     assert extra == {"weights": {"name": "vit-tiny-test", "sha256": "random-init", "seed": 3},
-                     "device": "cpu", "compute_dtype": "float32"}
+                     "device": "cpu", "compute_dtype": "float32",
+                     "preprocessing": vit.DEFAULT_PREPROCESSING.record()}
 
 
 def test_weights_folder_is_loaded_checksummed_and_recorded(small_run):
@@ -154,7 +155,8 @@ def test_runner_builds_a_valid_store_and_skips_it_next_time(tmp_path, monkeypatc
     assert [s.status for s in again] == ["up-to-date"] * 4
     done = json.loads(next((out / "tokens/vit-tiny-test").glob("*/_DONE.json")).read_text())
     assert done["components"]["extra"] == {"weights": {"name": "vit-tiny-test", "sha256": "random-init", "seed": 0},
-                                           "device": "cpu", "compute_dtype": "float32"}
+                                           "device": "cpu", "compute_dtype": "float32",
+                                           "preprocessing": vit.DEFAULT_PREPROCESSING.record()}
     index = pd.read_parquet(out / "manifests/tokens.parquet")
     assert index["sample_id"].tolist()[:3] == ["deam:2:0", "deam:2:1", "deam:3:0"]  # natural order
     assert len(TokenDataset(out, tokenizer="vit-tiny-test", enhanced=True)[0]["tokens"][0]) == 35

@@ -10,6 +10,8 @@ from PIL import Image
 from emoprep.manifests.token_store.layout import KNOWN_LAYOUTS
 from emoprep.pipeline.errors import ConfigError
 from emoprep.stages.tokens import vit, weights
+from emoprep.stages.tokens.encode import object_config
+from emoprep.stages.tokens.stage import Tokens
 from tests.helpers.token_fixtures import (
     label_rows,
     run_tokens,
@@ -33,6 +35,59 @@ def test_preprocessing_equals_vit_image_processor():
     assert np.array_equal(vit.pixel_values(rgb), ref_rgb)
     assert np.array_equal(vit.pixel_values(gray), ref_gray)
     assert vit.pixel_values(gray).dtype == np.float32 and vit.pixel_values(gray).shape == (2, 3, 224, 224)
+
+
+IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+
+
+def test_a_checkpoints_preprocessor_config_decides_the_pixels_and_the_tokens(tmp_path):
+    """Another ViT checkpoint (ImageNet mean/std) is preprocessed with its own constants, bit for
+    bit as its ViTImageProcessor; the tokens equal its model on those pixels, the constants are
+    recorded in the fingerprint, and they key the shard objects apart from the defaults'."""
+    from transformers import ViTImageProcessor
+
+    folder = save_tiny_vit_checkpoint(tmp_path / "ckpt", seed=3)
+    ViTImageProcessor(do_resize=False, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD).save_pretrained(folder)
+    prep = vit.read_preprocessing(vit.locate_weights("vit-tiny-test", str(folder)))
+    assert prep.values() == {"image_mean": IMAGENET_MEAN, "image_std": IMAGENET_STD, "rescale_factor": 1 / 255}
+    assert prep.source.endswith("preprocessor_config.json")
+    proc = ViTImageProcessor.from_pretrained(folder)
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)
+    gray = rng.integers(0, 256, (2, 224, 224), dtype=np.uint8)
+    lut = vit.pixel_lut(prep)
+    assert np.array_equal(vit.pixel_values(rgb, lut), proc(images=list(rgb), return_tensors="np")["pixel_values"])
+    ref_gray = proc(images=[Image.fromarray(a).convert("RGB") for a in gray], return_tensors="np")["pixel_values"]
+    assert np.array_equal(vit.pixel_values(gray, lut), ref_gray)
+
+    labels = label_rows(n_songs=1, chunks=2, n_images=2)
+    manifests = {**write_pngs(tmp_path / "out", labels), "split": split_rows(labels, tmp_path / "out")}
+    ctx = tokens_ctx(tmp_path / "out", manifests, weights=str(folder))
+    index, rejects = run_tokens(ctx, publish=False)
+    assert not rejects and len(index) == 4
+    model = vit.build_model("vit-tiny-test", vit.locate_weights("vit-tiny-test", str(folder)), seed=0)
+    for r in index.itertuples():
+        img = np.asarray(Image.open(tmp_path / "out" / r.image_path))
+        pixels = proc(images=[Image.fromarray(img).convert("RGB")], return_tensors="np")["pixel_values"]
+        want = vit.forward_tokens(model, pixels, weights.Compute("cpu", None))[0].astype(np.float16)
+        np.testing.assert_array_equal(np.load(tmp_path / "out" / r.patches_path)[r.row], want[1:])
+    extra = Tokens().fingerprint_extra(ctx)
+    assert extra["preprocessing"] == prep.record()
+    config = object_config(ctx.params, "cpu", extra["weights"], "vit-tiny-test", extra["preprocessing"])
+    default = object_config(ctx.params, "cpu", extra["weights"], "vit-tiny-test", vit.DEFAULT_PREPROCESSING.record())
+    assert config["preprocessing"] == prep.values() and "preprocessing" not in default
+
+
+def test_a_broken_preprocessor_config_is_a_configuration_error(tmp_path):
+    folder = save_tiny_vit_checkpoint(tmp_path / "ckpt", seed=3)
+    (folder / "preprocessor_config.json").write_text('{"image_mean": [0.5, 0.5], "image_std": 0.5}')
+    with pytest.raises(ConfigError, match="preprocessor"):
+        vit.read_preprocessing(vit.locate_weights("vit-tiny-test", str(folder)))
+    (folder / "preprocessor_config.json").write_text('{"image_std": [0.5, 0, 0.5]}')
+    with pytest.raises(ConfigError, match="positive"):
+        vit.read_preprocessing(vit.locate_weights("vit-tiny-test", str(folder)))
+    (folder / "preprocessor_config.json").unlink()  # none: ViT's defaults, said so
+    assert vit.read_preprocessing(vit.locate_weights("vit-tiny-test", str(folder))) == vit.DEFAULT_PREPROCESSING
 
 
 def test_preprocessing_refuses_other_inputs():
