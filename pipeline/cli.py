@@ -122,6 +122,7 @@ def run(
     """Run the recipe's DAG (or up to [cyan]--stage[/]); up-to-date stages are skipped and say why."""
     from emoprep.pipeline.executors import make_executor
     from emoprep.pipeline.lock import OutputLock
+    from emoprep.pipeline.run_record import RunRecord, record_run
     from emoprep.pipeline.runlog import RunLog
     from emoprep.pipeline.runner import Runner
 
@@ -143,6 +144,9 @@ def run(
         log.capture_warnings()
         with OutputLock(out_root, wait=not no_wait, on_wait=log.warn):
             root = _data_root(rec, data_root, out_root, log)
+            record_run(out_root, RunRecord(_recipe_ref(recipe), str(root) if root else None,
+                                           tuple(_with_weights(sets, weights)), device,
+                                           (stage,) if stage else tuple(rec.targets)))
             allow = allow_random_init or _is_demo_data(root)
             runner = Runner(rec, out_root, root, device, log, allow_random_init=allow)
             ex = make_executor(executor, workers or os.cpu_count() or 1, scheduler)
@@ -179,20 +183,33 @@ def status(
     json_out: bool = typer.Option(False, "--json", help="Print the stages as JSON instead of a table."),
 ) -> None:
     """Every stage of the recipe: done / stale (and what changed) / in progress / missing.
-    Exits 1 when any stage is not done (as `dvc status` scripts expect), 0 when all are."""
+    Exits 1 when any stage is not done (as `dvc status` scripts expect), 0 when all are.
+    Without flags, judges what the runs into [cyan]--out[/] built, with their recipe, data
+    root and --set values (recorded in run.json); a flag overrides its part."""
+    from emoprep.pipeline.run_record import read_run_record
     from emoprep.pipeline.runlog import RunLog
     from emoprep.pipeline.runner import Runner
 
     out_root = out_root.resolve()
+    device: str = "auto"
+    targets: str | list[str] | None = stage
     try:
-        rec = _load(recipe, _with_weights(sets, weights))
+        all_sets = _with_weights(sets, weights)
+        record = read_run_record(out_root)
+        if record is not None and (recipe is None or _recipe_ref(recipe) == record.recipe):
+            recipe = record.recipe
+            all_sets = all_sets if (sets or weights) else list(record.sets)
+            data_root = data_root or (Path(record.data_root) if record.data_root else None)
+            device = record.device
+            targets = stage or list(record.targets)
+        rec = _load(recipe, all_sets)
         root = data_root
         if root is None and not _dataset_roots_configured(rec):
             root = out_root / "demo-data"
         if root is not None and not root.is_dir():
             raise ConfigError(f"data root {root} does not exist "
                               "(pass --data-root, or run first to create the demo data)")
-        plan = Runner(rec, out_root, root, "auto", RunLog(None, quiet=True)).plan(stage)
+        plan = Runner(rec, out_root, root, device, RunLog(None, quiet=True)).plan(targets)
     except EmoprepError as exc:
         _fail(exc)
     if json_out:
@@ -308,6 +325,11 @@ def recipes(show: str | None = typer.Option(None, "--show", help="Print one reci
             out.print(f"[bold]{name}[/]: {rec.description}  (targets: {', '.join(rec.targets)})")
     except EmoprepError as exc:
         _fail(exc)
+
+
+def _recipe_ref(recipe: str | None) -> str | None:
+    """A recipe as a later command can find it again: a TOML file by its absolute path."""
+    return str(Path(recipe).resolve()) if recipe and Path(recipe).is_file() else recipe
 
 
 def _with_weights(sets: list[str], weights: Path | None) -> list[str]:

@@ -12,7 +12,7 @@ import sys
 import time
 import traceback
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sized
+from collections.abc import Iterable, Iterator, Sequence, Sized
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,9 +129,10 @@ class Runner:
         return self._device
 
     # ------------------------------------------------------------ planning
-    def stage_order(self, target: str | None = None) -> list[tuple[str, AnyStage, Any, list[str]]]:
-        """Topological order of the stages needed for `target` (or the recipe's targets)."""
-        targets = [target] if target else list(self.recipe.targets)
+    def stage_order(self, target: str | Sequence[str] | None = None) -> list[tuple[str, AnyStage, Any, list[str]]]:
+        """Topological order of the stages needed for `target` (one stage or several; default:
+        the recipe's targets)."""
+        targets = [target] if isinstance(target, str) else list(target or self.recipe.targets)
         if not targets:
             raise ConfigError(f"recipe {self.recipe.name!r} names no targets; pass --stage NAME")
         order: list[tuple[str, AnyStage, Any, list[str]]] = []
@@ -158,7 +159,7 @@ class Runner:
             visit(t, ())
         return order
 
-    def plan(self, target: str | None = None) -> list[PlannedStage]:
+    def plan(self, target: str | Sequence[str] | None = None) -> list[PlannedStage]:
         """Resolve data roots, compute every fingerprint and each stage's status."""
         planned: dict[str, PlannedStage] = {}
         current = self.published.current()

@@ -100,6 +100,32 @@ def test_status_json_and_exit_code_say_what_is_not_built(clean_run, demo):
     assert states["labels"] == "done" and states["split"] != "done" and states["tokens"] != "done"
 
 
+def test_status_validate_and_report_need_only_the_output_folder(demo, tmp_path):
+    """A run on a DEAM-only tree up to the spectrograms: the commands after it take just --out,
+    judge the run's recipe, data root and --set values (run.json), and only the stages it
+    built; a flag still overrides (the whole recipe needs the FoodPics data this tree lacks)."""
+    data, out = tmp_path / "data", tmp_path / "out"
+    shutil.copytree(demo / "DEAM", data / "DEAM")
+    args = ["--out", str(out)]
+    done = subprocess.run([str(EMOPREP), "run", "--data-root", str(data), *args, "--stage", "spectrogram", "-q",
+                           "--set", "chunks.min_frames=2"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    status = subprocess.run([str(EMOPREP), "status", *args, "--json"], capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert {s["stage"]: s["status"] for s in json.loads(status.stdout)["stages"]} == \
+        {"deam": "done", "chunks": "done", "spectrogram": "done"}
+    for command in ("validate", "report"):
+        ran = subprocess.run([str(EMOPREP), command, *args], capture_output=True, text=True, timeout=300)
+        assert ran.returncode == 0, (command, ran.stdout[-2000:], ran.stderr[-2000:])
+    changed = subprocess.run([str(EMOPREP), "status", *args, "--json", "--set", "chunks.min_frames=3"],
+                             capture_output=True, text=True, timeout=120)
+    assert changed.returncode == 1
+    assert {s["stage"]: s["status"] for s in json.loads(changed.stdout)["stages"]}["chunks"] == "stale"
+    whole = subprocess.run([str(EMOPREP), "status", *args, "--stage", "tokens"], capture_output=True, text=True,
+                           timeout=120)
+    assert whole.returncode == 2 and "FoodPics" in whole.stderr, whole.stderr
+
+
 def test_an_up_to_date_run_imports_no_model_library(clean_run, demo):
     """Planning an up-to-date run must not pay for torch, transformers or librosa (seconds of
     import): the device is resolved without torch on a machine without a GPU device node, and
