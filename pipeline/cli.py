@@ -152,7 +152,7 @@ def run(
             ex = make_executor(executor, workers or os.cpu_count() or 1, scheduler)
             log.event("run-start", recipe=rec.name, stage=stage, argv=sys.argv)
             try:
-                with RunProgress(err, quiet) as progress:
+                with RunProgress(err, quiet, log) as progress:
                     summaries = runner.run(stage, ex, force=force, max_reject_ratio=max_reject_ratio,
                                            progress=progress)
             finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -21,6 +22,7 @@ class RunLog:
         self.quiet = quiet
         self.path: Path | None = None
         self._fh: TextIO | None = None
+        self._write = threading.Lock()  # the progress thread logs too
         if out_root is not None:
             logs = out_root / "logs"
             logs.mkdir(parents=True, exist_ok=True)
@@ -29,10 +31,11 @@ class RunLog:
             self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - open for the run, close()d
 
     def event(self, event: str, **fields: Any) -> None:
-        if self._fh is not None:
-            rec = {"t": round(time.time(), 3), "event": event, **fields}
-            self._fh.write(json.dumps(rec, default=str) + "\n")
-            self._fh.flush()
+        rec = {"t": round(time.time(), 3), "event": event, **fields}
+        with self._write:
+            if self._fh is not None:
+                self._fh.write(json.dumps(rec, default=str) + "\n")
+                self._fh.flush()
 
     def say(self, msg: str, **fields: Any) -> None:
         """A line for the console and the log."""
@@ -40,14 +43,21 @@ class RunLog:
         if not self.quiet:
             self.console.print(msg, highlight=False)
 
+    def progress(self, msg: str, **fields: Any) -> None:
+        """A periodic progress line (off a terminal): a `progress` event, and stderr unless quiet."""
+        self.event("progress", message=msg, **fields)
+        if not self.quiet:
+            self.console.print(msg, highlight=False, markup=False)
+
     def warn(self, msg: str, **fields: Any) -> None:
         self.event("warning", message=msg, **fields)
         self.console.print(f"[bold yellow]WARNING[/] {msg}", highlight=False)
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        with self._write:
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
 
     def capture_warnings(self) -> None:
         """Route WARNING+ records of the `emoprep` loggers (e.g. random-init weights) to the

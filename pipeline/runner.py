@@ -21,7 +21,6 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-from rich.progress import Progress
 
 from emoprep.manifests.reasons import INTERNAL_ERROR, NO_OUTPUT, REJECT_CODES, WORKER_CRASHED
 from emoprep.pipeline import __version__
@@ -36,6 +35,7 @@ from emoprep.pipeline.filehash import FileHasher
 from emoprep.pipeline.fingerprint import components, explain_change, fingerprint
 from emoprep.pipeline.ledger import LEDGER, ItemRecord, Ledger, outputs_intact
 from emoprep.pipeline.memory import release_memory
+from emoprep.pipeline.progress import ProgressSink
 from emoprep.pipeline.recipe import Recipe
 from emoprep.pipeline.registry import get_stage
 from emoprep.pipeline.runlog import RunLog
@@ -197,7 +197,7 @@ class Runner:
 
     # ------------------------------------------------------------ running
     def run(self, target: str | None, executor: Executor, force: bool = False,
-            max_reject_ratio: float | None = None, progress: Progress | None = None) -> list[StageSummary]:
+            max_reject_ratio: float | None = None, progress: ProgressSink | None = None) -> list[StageSummary]:
         # Orphans of a killed run's shared writes (stage folders are swept when used).
         for shared in ("manifests", ".cache"):
             if (self.out_root / shared).is_dir():
@@ -214,7 +214,7 @@ class Runner:
         return summaries
 
     def _execute(self, ps: PlannedStage, planned: dict[str, PlannedStage], executor: Executor,
-                 force: bool, max_reject_ratio: float | None, progress: Progress | None) -> StageSummary:
+                 force: bool, max_reject_ratio: float | None, progress: ProgressSink | None) -> StageSummary:
         t0 = time.time()
         if ps.sdir.is_done() and not force:
             done = ps.sdir.read_done() or {}
@@ -239,9 +239,14 @@ class Runner:
 
         items = ps.stage.plan(ctx)
         resumed = 0
-        if items is None:
-            built = assemble(Ledger(ps.sdir.path), wanted=set(),
-                             extra=[ItemRecord.from_outcome("__stage__", ps.stage.run(ctx))])
+        if items is None:  # one whole-stage step: progress can only say it is still running
+            task = progress.add_task(ps.name, total=None) if progress is not None else None
+            try:
+                outcome = ps.stage.run(ctx)
+            finally:
+                if progress is not None:
+                    progress.stop_task(task)
+            built = assemble(Ledger(ps.sdir.path), wanted=set(), extra=[ItemRecord.from_outcome("__stage__", outcome)])
             n_items = built.table.num_rows + len(built.rejects)
         else:
             n_items, resumed, wanted = self._run_items(ps, items, ctx, executor, progress)
@@ -284,7 +289,7 @@ class Runner:
                             ps.sdir.fp, dict(reasons))
 
     def _run_items(self, ps: PlannedStage, items: Iterable[WorkItem], ctx: StageContext[Any],
-                   executor: Executor, progress: Progress | None) -> tuple[int, int, set[str]]:
+                   executor: Executor, progress: ProgressSink | None) -> tuple[int, int, set[str]]:
         """Stream the planned items through the executor, committing results to the ledger
         as they come; items whose committed outputs are intact are skipped (resume).
         Returns (items planned, items resumed, their keys)."""
@@ -324,6 +329,8 @@ class Runner:
                 ex.release()
         finally:
             ledger.append(buffer)  # commit what finished, also on Ctrl-C
+            if progress is not None and task is not None:
+                progress.stop_task(task)
             if own:
                 ex.close()
         return len(wanted), resumed, wanted

@@ -218,6 +218,25 @@ def _toy_args(out: Path, data: Path, *extra: str) -> list[str]:
     return ["run", "--recipe", str(TOY_RECIPE), "--data-root", str(data), "--out", str(out), "-q", *extra]
 
 
+def test_off_a_terminal_a_long_stage_reports_progress_every_30_seconds(tmp_path):
+    """stderr piped (as under nohup, SLURM or CI): a stage running 40 s says within 35 s of its
+    start how far it is (items, rate, ETA), on stderr and as a `progress` event in the log."""
+    data = make_data(tmp_path / "data", n=5, bad=False)
+    out = tmp_path / "out"
+    args = ["run", "--recipe", str(TOY_RECIPE), "--data-root", str(data), "--out", str(out), "--workers", "1",
+            "--set", "square.sleep_s=8"]
+    proc = _cli(args, env_extra={"EMOPREP_PROGRESS_SECONDS": ""})  # the default interval
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    lines = [ln for ln in err.splitlines() if re.match(r"square: \d/5 items \(\d+\.\d %\), [\d.]+ items/s, ETA ", ln)]
+    assert lines, err
+    events = [json.loads(ln) for log in (out / "logs").glob("*.jsonl") for ln in log.read_text().splitlines()]
+    start = next(e["t"] for e in events if e["event"] == "stage-start" and e["stage"] == "square")
+    ticks = [e for e in events if e["event"] == "progress" and e["stage"] == "square"]
+    assert ticks and ticks[0]["t"] - start <= 35, [e["t"] - start for e in ticks]
+    assert ticks[0]["total"] == 5 and 0 <= ticks[0]["done"] < 5 and ticks[0]["message"] in lines
+
+
 def _sigkill_trials(tmp_path: Path, delays: list[float]) -> None:
     data = make_data(tmp_path / "data", n=40)
     slow = ["--set", "square.sleep_s=0.03"]
