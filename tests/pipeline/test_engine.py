@@ -1,11 +1,14 @@
 """The DAG engine on toy stages: skip, invalidation, fingerprints, accounting, resume, locks."""
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,7 +21,7 @@ import tests.helpers.toy_stages  # noqa: F401  (registers the toy stages in this
 from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.executors.inline import InlineExecutor
 from emoprep.pipeline.executors.process_pool import ProcessPoolExecutorBackend
-from emoprep.pipeline.lock import OutputLock
+from emoprep.pipeline.lock import EXCL_NAME, STALE_AFTER_S, OutputLock
 from emoprep.pipeline.recipe import load_recipe
 from emoprep.pipeline.runner import Runner
 from tests.helpers.paths import REPO, TOY_RECIPE, pythonpath_with_repo
@@ -270,7 +273,10 @@ def test_sigkill_many_random_points(tmp_path):
     _sigkill_trials(tmp_path, [rng.uniform(0.2, 3.0) for _ in range(20)])
 
 
-def test_second_run_on_the_same_output_waits_or_exits_2(tmp_path, data):
+@pytest.mark.parametrize("mode", ["flock", "excl"])
+def test_second_run_on_the_same_output_waits_or_exits_2(tmp_path, data, mode, monkeypatch):
+    if mode == "excl":  # the O_EXCL lock file, as on a filesystem without flock (the runs inherit it)
+        monkeypatch.setenv("EMOPREP_LOCK", "excl")
     out = tmp_path / "out"
     out.mkdir()
     lock = OutputLock(out).acquire()
@@ -291,6 +297,51 @@ def test_second_run_on_the_same_output_waits_or_exits_2(tmp_path, data):
         lock.release()
     assert waiting.wait(60) == 0
     assert (out / "manifests" / "total.parquet").exists()
+    assert not (out / EXCL_NAME).exists()  # released
+
+
+def test_without_flock_the_lock_is_a_file_created_exclusively(tmp_path, monkeypatch):
+    def no_flock(fh, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    lock = OutputLock(tmp_path).acquire()
+    info = json.loads((tmp_path / EXCL_NAME).read_text())
+    assert lock.mode == "excl" and info["pid"] == os.getpid() and info["host"] == socket.gethostname()
+    assert "flock is not available" in info["why"] and info["since"]
+    with pytest.raises(ConfigError, match=f"pid {os.getpid()} on {socket.gethostname()}"):
+        OutputLock(tmp_path, wait=False).acquire()
+    lock.release()
+    assert not (tmp_path / EXCL_NAME).exists()
+    OutputLock(tmp_path, wait=False).acquire().release()
+
+
+def test_a_lock_file_left_by_a_killed_run_is_taken_over(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMOPREP_LOCK", "excl")
+    code = ("import sys, time\nfrom pathlib import Path\nfrom emoprep.pipeline.lock import OutputLock\n"
+            f"OutputLock(Path({str(tmp_path)!r})).acquire()\nprint('held', flush=True)\ntime.sleep(600)")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with pytest.raises(ConfigError, match=f"pid {holder.pid}"):  # alive: not stale
+        OutputLock(tmp_path, wait=False).acquire()
+    holder.kill()
+    holder.wait()
+    said: list[str] = []
+    OutputLock(tmp_path, wait=False, on_wait=said.append).acquire().release()
+    assert len(said) == 1 and f"pid {holder.pid}" in said[0] and "is gone" in said[0]
+
+
+def test_a_lock_file_of_another_host_is_stale_only_when_no_longer_refreshed(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMOPREP_LOCK", "excl")
+    path = tmp_path / EXCL_NAME
+    path.write_text(json.dumps({"pid": 1, "host": "node-17", "since": "2026-12-01T00:00:00+0000"}))
+    with pytest.raises(ConfigError, match="pid 1 on node-17"):
+        OutputLock(tmp_path, wait=False).acquire()
+    old = time.time() - STALE_AFTER_S - 5
+    os.utime(path, (old, old))
+    said: list[str] = []
+    OutputLock(tmp_path, wait=False, on_wait=said.append).acquire().release()
+    assert len(said) == 1 and "not refreshed" in said[0]
 
 
 def test_wrong_data_root_is_exit_2_with_the_expected_layout(tmp_path):
