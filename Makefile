@@ -2,7 +2,7 @@
 #   make tokens   set up .venv, run the whole DAG (demo data unless DATA=DIR) to token stores;
 #                 on real data (DATA=DIR) the tokens must come from pretrained weights
 #   make test     set up .venv, run the tests
-#   make lint     ruff + mypy over pipeline/, stages/, manifests/, tests/ (zero findings)
+#   make lint     ruff + mypy over api/, pipeline/, stages/, manifests/, tests/ (zero findings)
 SHELL  := /bin/bash
 PYTHON ?= python3
 VENV   := .venv
@@ -16,7 +16,7 @@ ARGS   ?=
 # link per package file, which type checkers and IDEs follow (CONTRIBUTING.md, "Imports").
 # Links are per file, so the install is refreshed whenever the set of package files
 # changes (a module added, moved or removed); editing a file needs nothing.
-PKG_FILES := $(shell find pipeline stages manifests -name __pycache__ -prune -o -type f \
+PKG_FILES := $(shell find api pipeline stages manifests -name __pycache__ -prune -o -type f \
                  \( -name '*.py' -o -name '*.toml' -o -name py.typed \) -print 2>/dev/null | LC_ALL=C sort)
 PKG_SET   := $(VENV)/.package-files
 LINKED    := $(VENV)/.linked
@@ -74,7 +74,7 @@ test-slow: $(LINKED)
 # mypy reads the package through the install's link tree: its paths are mapped back to the
 # files you edit (build/__editable__.*/emoprep/stages/x.py -> stages/x.py).
 lint: $(LINKED)
-	$(VENV)/bin/ruff check pipeline stages manifests tests bench
+	$(VENV)/bin/ruff check api pipeline stages manifests tests bench
 	@set -o pipefail; $(VENV)/bin/mypy | sed -E 's#build/__editable__[^/]*/emoprep/##'
 
 bench: $(LINKED)

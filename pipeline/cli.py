@@ -1,7 +1,6 @@
 """The `emoprep` command line (typer). Exit codes: 0 ok, 1 data/validation, 2 usage/config."""
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, NoReturn
@@ -11,11 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from emoprep.pipeline.errors import ConfigError, EmoprepError
-from emoprep.pipeline.progress import RunProgress
 
 if TYPE_CHECKING:
-    from emoprep.pipeline.recipe import Recipe
-    from emoprep.pipeline.runlog import RunLog
     from emoprep.pipeline.runner import PlannedStage, StageSummary
 
 app = typer.Typer(
@@ -63,38 +59,6 @@ def _fail(exc: EmoprepError) -> NoReturn:
     raise typer.Exit(exc.exit_code)
 
 
-def _load(recipe: str | None, sets: list[str]) -> Recipe:
-    from emoprep.pipeline.recipe import load_recipe
-    return load_recipe(recipe, sets)
-
-
-def _dataset_roots_configured(recipe: Recipe) -> bool:
-    from emoprep.pipeline.registry import all_stages
-    return any(recipe.sections.get(name, {}).get("root") for name, st in all_stages().items()
-               if st.datasets)
-
-
-def _data_root(recipe: Recipe, data_root: Path | None, out_root: Path, log: RunLog) -> Path | None:
-    """The data root to search; the embedded demo dataset when nothing is configured."""
-    if data_root is not None:
-        if not data_root.is_dir():
-            raise ConfigError(f"--data-root {data_root}: no such folder")
-        return data_root
-    if _dataset_roots_configured(recipe):
-        return None
-    from emoprep.stages.demo.dataset import ensure_demo_data
-    demo = out_root / "demo-data"
-    log.say(f"No data configured (--data-root / DATA=...): using the embedded demo dataset in {demo}")
-    ensure_demo_data(demo)
-    return demo
-
-
-def _is_demo_data(root: Path | None) -> bool:
-    """The embedded demo dataset (random-init tokens are fine there); anything else is real data."""
-    from emoprep.stages.demo.dataset import MARKER
-    return root is not None and (root / MARKER).is_file()
-
-
 @app.command()
 def run(
     stage: str | None = typer.Option(None, "--stage", help="Run the DAG up to and including this stage."),
@@ -120,45 +84,21 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings, errors and the summary."),
 ) -> None:
     """Run the recipe's DAG (or up to [cyan]--stage[/]); up-to-date stages are skipped and say why."""
-    from emoprep.pipeline.executors import make_executor
-    from emoprep.pipeline.lock import OutputLock
-    from emoprep.pipeline.run_record import RunRecord, record_run
+    from emoprep.pipeline import commands
     from emoprep.pipeline.runlog import RunLog
-    from emoprep.pipeline.runner import Runner
 
     out_root = out_root.resolve()
     try:
-        rec = _load(recipe, _with_weights(sets, weights))
+        all_sets = commands.with_weights(sets, weights)
         if dry_run:
-            log = RunLog(None, console=err, quiet=quiet)
-            demo = out_root / "demo-data" if not _dataset_roots_configured(rec) else None
-            root = data_root if data_root else demo
-            if root is not None and not root.is_dir():
-                raise ConfigError(f"--data-root {root}: no such folder (run without --dry-run to create the demo data)")
-            allow = allow_random_init or _is_demo_data(root)
-            _print_plan(Runner(rec, out_root, root, device, log, allow_random_init=allow).plan(stage),
-                        title=f"plan (dry run) — recipe {rec.name}")
+            rec, plan = commands.plan_run(recipe, all_sets, out_root, data_root, stage, device, allow_random_init,
+                                          RunLog(None, console=err, quiet=quiet))
+            _print_plan(plan, title=f"plan (dry run) — recipe {rec.name}")
             return
-        out_root.mkdir(parents=True, exist_ok=True)
-        log = RunLog(out_root, console=err, quiet=quiet)
-        log.capture_warnings()
-        with OutputLock(out_root, wait=not no_wait, on_wait=log.warn):
-            root = _data_root(rec, data_root, out_root, log)
-            record_run(out_root, RunRecord(_recipe_ref(recipe), str(root) if root else None,
-                                           tuple(_with_weights(sets, weights)), device,
-                                           (stage,) if stage else tuple(rec.targets)))
-            allow = allow_random_init or _is_demo_data(root)
-            runner = Runner(rec, out_root, root, device, log, allow_random_init=allow)
-            ex = make_executor(executor, workers or os.cpu_count() or 1, scheduler)
-            log.event("run-start", recipe=rec.name, stage=stage, argv=sys.argv)
-            try:
-                with RunProgress(err, quiet, log) as progress:
-                    summaries = runner.run(stage, ex, force=force, max_reject_ratio=max_reject_ratio,
-                                           progress=progress)
-            finally:
-                ex.close()
-            _print_summary(summaries, out_root)
-            log.event("run-done", summaries=[s.__dict__ for s in summaries])
+        summaries = commands.run_dag(recipe, all_sets, out_root, data_root, stage, executor, workers, scheduler,
+                                     device, force, max_reject_ratio, allow_random_init, wait=not no_wait,
+                                     quiet=quiet, console=err)
+        _print_summary(summaries, out_root)
     except EmoprepError as exc:
         _fail(exc)
     except OSError as exc:
@@ -186,39 +126,17 @@ def status(
     Exits 1 when any stage is not done (as `dvc status` scripts expect), 0 when all are.
     Without flags, judges what the runs into [cyan]--out[/] built, with their recipe, data
     root and --set values (recorded in run.json); a flag overrides its part."""
-    from emoprep.pipeline.run_record import read_run_record
-    from emoprep.pipeline.runlog import RunLog
-    from emoprep.pipeline.runner import Runner
+    from emoprep.pipeline import commands
 
     out_root = out_root.resolve()
-    device: str = "auto"
-    targets: str | list[str] | None = stage
     try:
-        all_sets = _with_weights(sets, weights)
-        record = read_run_record(out_root)
-        if record is not None and (recipe is None or _recipe_ref(recipe) == record.recipe):
-            recipe = record.recipe
-            all_sets = all_sets if (sets or weights) else list(record.sets)
-            data_root = data_root or (Path(record.data_root) if record.data_root else None)
-            device = record.device
-            targets = stage or list(record.targets)
-        rec = _load(recipe, all_sets)
-        root = data_root
-        if root is None and not _dataset_roots_configured(rec):
-            root = out_root / "demo-data"
-        if root is not None and not root.is_dir():
-            raise ConfigError(f"data root {root} does not exist "
-                              "(pass --data-root, or run first to create the demo data)")
-        plan = Runner(rec, out_root, root, device, RunLog(None, quiet=True)).plan(targets)
+        rec, plan = commands.plan_status(out_root, recipe, commands.with_weights(sets, weights), data_root, stage)
     except EmoprepError as exc:
         _fail(exc)
     if json_out:
         import json  # plain stdout: rich would wrap long lines inside strings
 
-        sys.stdout.write(json.dumps({"recipe": rec.name, "out": str(out_root), "stages": [
-            {"stage": ps.name, "status": ps.status, "fingerprint": ps.sdir.fp,
-             "dir": ps.sdir.path.relative_to(out_root).as_posix(), "reasons": ps.reasons} for ps in plan]},
-            indent=2) + "\n")
+        sys.stdout.write(json.dumps(commands.plan_as_json(rec, out_root, plan), indent=2) + "\n")
     else:
         _print_plan(plan, title=f"status — recipe {rec.name}, output {out_root}")
     if any(ps.status != "done" for ps in plan):
@@ -325,20 +243,6 @@ def recipes(show: str | None = typer.Option(None, "--show", help="Print one reci
             out.print(f"[bold]{name}[/]: {rec.description}  (targets: {', '.join(rec.targets)})")
     except EmoprepError as exc:
         _fail(exc)
-
-
-def _recipe_ref(recipe: str | None) -> str | None:
-    """A recipe as a later command can find it again: a TOML file by its absolute path."""
-    return str(Path(recipe).resolve()) if recipe and Path(recipe).is_file() else recipe
-
-
-def _with_weights(sets: list[str], weights: Path | None) -> list[str]:
-    """`--weights DIR` is shorthand for `--set tokens.weights=DIR`."""
-    if weights is None:
-        return list(sets)
-    if not weights.is_dir():
-        raise ConfigError(f"--weights {weights}: no such folder (expected a folder with config.json + *.safetensors)")
-    return [*sets, f"tokens.weights={str(weights.resolve())!r}"]
 
 
 def _print_plan(plan: list[PlannedStage], title: str) -> None:

@@ -17,8 +17,9 @@ SOURCE_DIRS = ("pipeline", "stages", "manifests")
 
 
 def _modules() -> dict[str, Path]:
-    """Dotted name -> file, for every module under the source folders."""
-    out = {}
+    """Dotted name -> file, for every module under the source folders, and `emoprep` itself
+    (api/__init__.py: the Python API is the package root)."""
+    out = {"emoprep": REPO / "api" / "__init__.py"}
     for top in SOURCE_DIRS:
         for path in sorted((REPO / top).rglob("*.py")):
             parts = path.relative_to(REPO).with_suffix("").parts
@@ -38,12 +39,12 @@ def test_wheel_contains_the_package_and_imports_without_the_source_tree(tmp_path
     assert res.returncode == 0, res.stderr
     wheel = next(tmp_path.glob("emoprep-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    expected = {f"emoprep/{p.relative_to(REPO).as_posix()}" for p in _modules().values()}
+    expected = {f"emoprep/{p.relative_to(REPO).as_posix()}" for m, p in _modules().items() if m != "emoprep"}
     assert expected <= names, sorted(expected - names)
-    assert "emoprep/__init__.py" not in names  # a namespace: pipeline/ is not the package root
+    assert "emoprep/__init__.py" in names and "emoprep/py.typed" in names  # api/ is the package root
     assert {"emoprep/pipeline/py.typed", "emoprep/stages/py.typed", "emoprep/manifests/py.typed"} <= names
     assert any(n.startswith("emoprep/stages/recipes/") and n.endswith(".toml") for n in names)
-    assert not any(n.startswith(("pipeline/", "stages/", "manifests/", "tests/")) for n in names)
+    assert not any(n.startswith(("api/", "pipeline/", "stages/", "manifests/", "tests/")) for n in names)
     # Installed into a folder of its own; -S: no site processing, so the editable install's
     # links are not on sys.path, only that folder and the third-party site-packages.
     target = tmp_path / "site"
@@ -51,7 +52,8 @@ def test_wheel_contains_the_package_and_imports_without_the_source_tree(tmp_path
                           str(wheel)], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     code = (f"import sys; sys.path[:0] = [{str(target)!r}, {sysconfig.get_paths()['purelib']!r}]; "
-            "import emoprep.pipeline.stage, emoprep.stages.deam, emoprep.manifests.reader, emoprep.pipeline.cli; "
+            "import emoprep, emoprep.pipeline.stage, emoprep.stages.deam, emoprep.manifests.reader, "
+            "emoprep.pipeline.cli; assert callable(emoprep.run) and callable(emoprep.status); "
             "from emoprep.pipeline.recipe import shipped_recipes; "
             "assert emoprep.pipeline.stage.__file__.startswith(sys.path[0]), emoprep.pipeline.stage.__file__; "
             "assert 'thesis-v3' in shipped_recipes(); print('ok')")
@@ -61,10 +63,10 @@ def test_wheel_contains_the_package_and_imports_without_the_source_tree(tmp_path
 
 def test_no_top_level_pipeline_module_is_installed() -> None:
     code = ("import importlib.util as u; "
-            "print(*(u.find_spec(m) is None for m in ('pipeline', 'stages', 'manifests')), "
+            "print(*(u.find_spec(m) is None for m in ('api', 'pipeline', 'stages', 'manifests')), "
             "u.find_spec('emoprep.pipeline') is not None)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
-    assert res.stdout.split() == ["True", "True", "True", "True"], res.stderr
+    assert res.stdout.split() == ["True", "True", "True", "True", "True"], res.stderr
 
 
 def test_pyproject_lists_every_package_folder() -> None:
