@@ -33,7 +33,7 @@ def run(recipe: str | None = None, *, data_root: PathLike | None = None, out: Pa
         sets: Mapping[str, Any] | list[str] | None = None, stage: str | None = None, executor: str = "local",
         workers: int = 0, scheduler: str | None = None, device: str = "auto", weights: PathLike | None = None,
         force: bool = False, allow_random_init: bool = False, max_reject_ratio: float | None = None,
-        wait: bool = True, quiet: bool = True) -> list[StageSummary]:
+        wait: bool = True, quiet: bool = True, item_timeout: float | None = None) -> list[StageSummary]:
     """Run `recipe` (a shipped name or a TOML file; default thesis-v3) into `out`, as
     `emoprep run` does, and return one summary per stage (name, status "ran" / "up-to-date",
     items, rows, rejects, resumed, seconds, fingerprint, reject reasons). `sets` are --set
@@ -44,7 +44,7 @@ def run(recipe: str | None = None, *, data_root: PathLike | None = None, out: Pa
     all_sets = commands.with_weights(commands.set_args(sets), Path(weights) if weights is not None else None)
     return commands.run_dag(recipe, all_sets, Path(out), Path(data_root) if data_root is not None else None,
                             stage, executor, workers, scheduler, device, force, max_reject_ratio, allow_random_init,
-                            wait=wait, quiet=quiet)
+                            wait=wait, quiet=quiet, item_timeout=item_timeout)
 
 
 def status(out: PathLike = "emoprep-out", *, recipe: str | None = None, data_root: PathLike | None = None,

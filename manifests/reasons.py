@@ -41,6 +41,10 @@ INTERNAL_ERROR = _code(
 WORKER_CRASHED = _code(
     "worker-crashed",
     "the worker process died twice while processing this item (e.g. a decoder segfault, out of memory)")
+ITEM_TIMEOUT = _code(
+    "timeout",
+    "the item ran past the time limit (--item-timeout; e.g. a read that never returns on a stalled mount); "
+    "its worker was stopped and the run went on")
 NO_OUTPUT = _code(
     "no-output",
     "the stage returned neither an output nor a reason for this item (a stage bug)")

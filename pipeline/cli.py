@@ -81,6 +81,9 @@ def run(
     allow_random_init: bool = typer.Option(
         False, "--allow-random-init", help="On real data, tokenize with a seeded random init when the pretrained "
                                            "weights are missing (default: exit 2 saying how to get them)."),
+    item_timeout: float = typer.Option(
+        1800.0, "--item-timeout", help="Seconds one item may run in a worker before it becomes a `timeout` reject "
+                                       "and the worker is replaced (0 = no limit; local executor)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings, errors and the summary."),
 ) -> None:
     """Run the recipe's DAG (or up to [cyan]--stage[/]); up-to-date stages are skipped and say why."""
@@ -97,7 +100,7 @@ def run(
             return
         summaries = commands.run_dag(recipe, all_sets, out_root, data_root, stage, executor, workers, scheduler,
                                      device, force, max_reject_ratio, allow_random_init, wait=not no_wait,
-                                     quiet=quiet, console=err)
+                                     quiet=quiet, console=err, item_timeout=item_timeout)
         _print_summary(summaries, out_root)
     except EmoprepError as exc:
         _fail(exc)

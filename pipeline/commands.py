@@ -116,13 +116,13 @@ def run_dag(recipe: str | None, sets: list[str], out_root: Path, data_root: Path
             stage: str | None = None, executor: str = "local", workers: int = 0, scheduler: str | None = None,
             device: str = "auto", force: bool = False, max_reject_ratio: float | None = None,
             allow_random_init: bool = False, wait: bool = True, quiet: bool = False,
-            console: Console | None = None) -> list[StageSummary]:
+            console: Console | None = None, item_timeout: float | None = None) -> list[StageSummary]:
     """Run the recipe's DAG into `out_root` under its lock; records the run (run.json)."""
     from emoprep.pipeline.executors import make_executor
     from emoprep.pipeline.lock import OutputLock
     from emoprep.pipeline.run_record import RunRecord, record_run
     from emoprep.pipeline.runlog import RunLog
-    from emoprep.pipeline.runner import Runner
+    from emoprep.pipeline.runner import DEFAULT_ITEM_TIMEOUT, Runner
 
     console = console or Console(stderr=True, soft_wrap=True)
     out_root = out_root.resolve()
@@ -136,7 +136,8 @@ def run_dag(recipe: str | None, sets: list[str], out_root: Path, data_root: Path
             record_run(out_root, RunRecord(recipe_ref(recipe), str(root) if root else None, tuple(sets), device,
                                            (stage,) if stage else tuple(rec.targets)))
             runner = Runner(rec, out_root, root, device, log,
-                            allow_random_init=allow_random_init or is_demo_data(root))
+                            allow_random_init=allow_random_init or is_demo_data(root),
+                            item_timeout=DEFAULT_ITEM_TIMEOUT if item_timeout is None else item_timeout)
             ex = make_executor(executor, workers or os.cpu_count() or 1, scheduler)
             log.event("run-start", recipe=rec.name, stage=stage, argv=sys.argv)
             try:

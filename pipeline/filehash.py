@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import threading
 from pathlib import Path
 
@@ -48,8 +49,12 @@ class FileHasher:
         return [st.st_size, st.st_mtime_ns, st.st_ino]
 
     def hash(self, path: str | os.PathLike[str]) -> str:
+        """The content digest; for what is not a regular file (a FIFO, a device, a socket,
+        whose open or read may never return) a marker naming its kind, without opening it."""
         p = os.path.abspath(path)
         st = os.stat(p)
+        if not stat.S_ISREG(st.st_mode):
+            return f"not-a-regular-file:{stat.filemode(st.st_mode)[0]}"
         key = self._stat_key(st)
         with self._lock:
             hit = self._cache.get(p)

@@ -22,13 +22,13 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from emoprep.manifests.reasons import INTERNAL_ERROR, NO_OUTPUT, REJECT_CODES, WORKER_CRASHED
+from emoprep.manifests.reasons import INTERNAL_ERROR, ITEM_TIMEOUT, NO_OUTPUT, REJECT_CODES, WORKER_CRASHED
 from emoprep.pipeline import __version__
 from emoprep.pipeline.assemble import assemble, finish_manifest
 from emoprep.pipeline.atomic import sweep_temp_files
 from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.errors import ConfigError, DataError
-from emoprep.pipeline.executors.base import Executor, WorkerCrashed
+from emoprep.pipeline.executors.base import Executor, ItemTimedOut, WorkerCrashed
 from emoprep.pipeline.executors.device_pool import DevicePoolExecutor, visible_gpus
 from emoprep.pipeline.executors.inline import InlineExecutor
 from emoprep.pipeline.filehash import FileHasher
@@ -74,6 +74,11 @@ class StageSummary:
     reasons: dict[str, int] = field(default_factory=dict)
 
 
+# Seconds one item may run in a worker process before it is stopped as a `timeout` reject
+# (--item-timeout; a stage may declare its own `item_timeout`). Generous: a hung read, not a
+# slow item, is what it is for.
+DEFAULT_ITEM_TIMEOUT = 1800.0
+
 # Device nodes a GPU that torch.cuda can use needs on Linux: NVIDIA, WSL2, ROCm (HIP).
 GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg", "/dev/kfd")
 
@@ -108,9 +113,10 @@ def resolve_device(device: str) -> str:
 class Runner:
     def __init__(self, recipe: Recipe, out_root: Path, data_root: Path | None = None,
                  device: str = "auto", log: RunLog | None = None, device_slots: list[str] | None = None,
-                 allow_random_init: bool = True):
+                 allow_random_init: bool = True, item_timeout: float | None = DEFAULT_ITEM_TIMEOUT):
         self.recipe = recipe
         self.allow_random_init = allow_random_init
+        self.item_timeout = item_timeout
         self.out_root = out_root.resolve()
         self.data_root = data_root.resolve() if data_root else None
         self.device_request = device
@@ -314,6 +320,8 @@ class Runner:
 
         many = total is None or total - len(done) > 1
         ex, own = self._executor_for(ps, executor, many)
+        limit = ps.stage.item_timeout if ps.stage.item_timeout is not None else self.item_timeout
+        ex.item_timeout = limit or None
         task = progress.add_task(ps.name, total=total, completed=len(done)) if progress else None
         buffer: list[ItemRecord] = []
         last = time.time()
@@ -357,7 +365,8 @@ class Runner:
             # Not the item's fault: rejecting it (and every item after it) would be wrong.
             raise EnvironmentFault(stage, item.key, result)
         if isinstance(result, BaseException):
-            reason = WORKER_CRASHED if isinstance(result, WorkerCrashed) else INTERNAL_ERROR
+            reason = (WORKER_CRASHED if isinstance(result, WorkerCrashed)
+                      else ITEM_TIMEOUT if isinstance(result, ItemTimedOut) else INTERNAL_ERROR)
             tb = "".join(traceback.format_exception(result)).strip()
             self.log.event("item-error", stage=stage, key=item.key, error=tb)
             self.log.warn(f"{stage}: {item.key}: {type(result).__name__}: {result}")

@@ -128,6 +128,9 @@ class Stage(Generic[P]):
     # True: the stage computes on `ctx.device` (resolved from --device); the runner only
     # probes for a GPU when a planned stage needs it.
     uses_device: ClassVar[bool] = False
+    # Seconds one item may take before it becomes a `timeout` reject (None: the run's
+    # --item-timeout; set it for stages whose items are legitimately slow).
+    item_timeout: ClassVar[float | None] = None
     # The manifest's columns and kinds when they do not depend on the parameters or the
     # upstream data (otherwise override `columns`).
     manifest_columns: ClassVar[Mapping[str, ColumnKind]] = {}

@@ -8,11 +8,13 @@ that dies takes only its in-flight items with it: they are retried once, then re
 """
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from emoprep.pipeline.context import ItemContext
 from emoprep.pipeline.registry import get_stage
@@ -27,11 +29,20 @@ class WorkerCrashed(RuntimeError):
     """The process running an item died (killed, out of memory, segfault in a decoder)."""
 
 
+class ItemTimedOut(RuntimeError):
+    """An item ran past the stage's time limit (a read that never returns, a stalled mount);
+    its worker was stopped and replaced."""
+
+
 class Executor(ABC):
     """What the runner calls. `close()` when the run ends; `release()` when a stage's items
     are done and the executor is kept for later stages (free idle workers' memory)."""
 
     name: ClassVar[str]
+    # Seconds an item may run before it is stopped and reported as ItemTimedOut (None: no
+    # limit). The runner sets it per stage; back ends that run items in separate processes
+    # enforce it (the local pool), the others document that they do not.
+    item_timeout: float | None = None
 
     @property
     @abstractmethod
@@ -62,27 +73,65 @@ class Executor(ABC):
         self.close()
 
 
+POLL_S = 1.0  # how often the loop looks for expired items while nothing finishes
+
+
+def _inputs_of(item: WorkItem, limit: int = 3) -> str:
+    """The input files an item names (payload values under keys ending in "path" or "file"),
+    for the timeout message: which file hung is what the user needs to know."""
+    found: list[str] = []
+
+    def walk(value: Any, key: str = "") -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, str(k))
+        elif isinstance(value, list | tuple):
+            for v in value:
+                walk(v, key)
+        elif isinstance(value, str) and key.endswith(("path", "file")) and value not in found:
+            found.append(value)
+
+    walk(item.payload)
+    more = f" and {len(found) - limit} more" if len(found) > limit else ""
+    return f"; input: {', '.join(found[:limit])}{more}" if found else ""
+
+
 def process_item(stage_name: str, item: WorkItem, ctx: ItemContext[Any]) -> Outcome:
     """Module-level entry point for workers: look the stage up by name and run it."""
     return get_stage(stage_name).process(item, ctx)
 
 
+@dataclass
+class Timeouts(Generic[H]):
+    """How a back end stops items that run too long: `seconds` per item, counted from when
+    `started(handle)` first says the item is running; `stop(handles)` stops the workers of the
+    expired items and everything else in flight (which the loop resubmits: not their fault)."""
+
+    seconds: float
+    started: Callable[[H], bool]
+    stop: Callable[[list[H]], None]
+
+
 def run_windowed(items: Iterable[WorkItem], submit: Callable[[WorkItem, int], H],
-                 wait_any: Callable[[list[H]], Iterable[H]],
+                 wait_any: Callable[[list[H], float | None], Iterable[H]],
                  outcome: Callable[[H], Outcome | BaseException | None], window: int,
                  on_crash: Callable[[], None] = lambda: None,
-                 crash_loses_all: bool = False) -> Iterator[ItemResult]:
+                 crash_loses_all: bool = False, timeouts: Timeouts[H] | None = None) -> Iterator[ItemResult]:
     """The scheduling loop shared by the pool back ends.
 
-    At most `window` items in flight; results are yielded as they finish. `outcome(handle)`
-    gives the item's Outcome or exception, or None when the worker died under it. Items lost
-    with a worker are retried once, one at a time with nothing else running, so an item that
-    kills its worker again is reported as `WorkerCrashed` without taking neighbours down.
+    At most `window` items in flight; results are yielded as they finish. `wait_any(handles,
+    seconds)` returns the finished ones (maybe none after `seconds`). `outcome(handle)` gives
+    the item's Outcome or exception, or None when the worker died under it. Items lost with a
+    worker are retried once, one at a time with nothing else running, so an item that kills
+    its worker again is reported as `WorkerCrashed` without taking neighbours down. With
+    `timeouts`, an item running longer is reported as `ItemTimedOut` and its workers replaced.
     """
     fresh: Iterator[WorkItem] = iter(items)
     exhausted = False
     retries: deque[WorkItem] = deque()
+    requeued: deque[tuple[WorkItem, int]] = deque()  # in flight when a timeout stopped the workers
     running: dict[H, tuple[WorkItem, int]] = {}
+    since: dict[H, float] = {}
 
     def lost(item: WorkItem, attempt: int) -> Iterator[tuple[WorkItem, BaseException]]:
         if attempt == 0:
@@ -90,12 +139,24 @@ def run_windowed(items: Iterable[WorkItem], submit: Callable[[WorkItem, int], H]
         else:
             yield item, WorkerCrashed(f"the worker process died twice while processing {item.key}")
 
+    def expired(limit: Timeouts[H]) -> list[H]:
+        now = time.monotonic()
+        for gone in [h for h in since if h not in running]:
+            del since[gone]
+        for handle in running:
+            if handle not in since and limit.started(handle):
+                since[handle] = now
+        return [h for h, t in since.items() if h in running and now - t > limit.seconds]
+
     while True:
         if retries:
             if not running:
                 item = retries.popleft()
                 running[submit(item, 1)] = (item, 1)
         else:
+            while requeued and len(running) < window:
+                item, attempt = requeued.popleft()
+                running[submit(item, attempt)] = (item, attempt)
             while not exhausted and len(running) < window:
                 new = next(fresh, None)
                 if new is None:
@@ -103,11 +164,13 @@ def run_windowed(items: Iterable[WorkItem], submit: Callable[[WorkItem, int], H]
                 else:
                     running[submit(new, 0)] = (new, 0)
         if not running:
-            if exhausted and not retries:
+            if exhausted and not retries and not requeued:
                 return
             continue
+        finished = list(wait_any(list(running), POLL_S if timeouts is not None else None))
         crashed = False
-        for handle in wait_any(list(running)):
+        for handle in finished:
+            since.pop(handle, None)
             item, attempt = running.pop(handle)
             result = outcome(handle)
             if result is None:
@@ -121,3 +184,13 @@ def run_windowed(items: Iterable[WorkItem], submit: Callable[[WorkItem, int], H]
                     running.pop(handle)
                     yield from lost(item, attempt)
             on_crash()
+        late = expired(timeouts) if timeouts is not None and running else []
+        if late and timeouts is not None:
+            timeouts.stop(late)
+            for handle in late:
+                item, _ = running.pop(handle)
+                yield item, ItemTimedOut(f"no result after {timeouts.seconds:g} s (--item-timeout); "
+                                         f"its worker was stopped and replaced{_inputs_of(item)}")
+            requeued.extend(running.values())
+            running.clear()
+            since.clear()

@@ -109,7 +109,7 @@ class DaskExecutor(Executor):
             return self.client.submit(process_item_on_worker, stage_name, item, ctx, pure=False, resources=resources,
                                       key=f"{stage_name}-{run_id}-{attempt}-{item.key}")
 
-        def wait_any(futures: list[Future[Outcome]]) -> Iterable[Future[Outcome]]:
+        def wait_any(futures: list[Future[Outcome]], seconds: float | None) -> Iterable[Future[Outcome]]:
             done: set[Future[Outcome]] = wait(futures, return_when="FIRST_COMPLETED").done
             return done
 

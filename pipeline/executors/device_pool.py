@@ -84,8 +84,8 @@ class DevicePoolExecutor(Executor):
             device_of[fut] = device
             return fut
 
-        def wait_any(futures: list[Future[Outcome]]) -> Iterable[Future[Outcome]]:
-            return wait(futures, return_when=FIRST_COMPLETED)[0]
+        def wait_any(futures: list[Future[Outcome]], seconds: float | None) -> Iterable[Future[Outcome]]:
+            return wait(futures, timeout=seconds, return_when=FIRST_COMPLETED)[0]
 
         def outcome(fut: Future[Outcome]) -> Outcome | BaseException | None:
             load[device_of.pop(fut)] -= 1

@@ -10,7 +10,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from emoprep.pipeline.context import ItemContext
-from emoprep.pipeline.executors.base import Executor, ItemResult, process_item, run_windowed
+from emoprep.pipeline.executors.base import Executor, ItemResult, Timeouts, process_item, run_windowed
 from emoprep.pipeline.stage import Outcome, WorkItem
 
 
@@ -57,16 +57,29 @@ class ProcessPoolExecutorBackend(Executor):
                 self._restart()
                 return self._get_pool().submit(process_item, stage_name, item, ctx)
 
-        def wait_any(futures: list[Future[Outcome]]) -> Iterable[Future[Outcome]]:
-            return wait(futures, return_when=FIRST_COMPLETED)[0]
+        def wait_any(futures: list[Future[Outcome]], seconds: float | None) -> Iterable[Future[Outcome]]:
+            return wait(futures, timeout=seconds, return_when=FIRST_COMPLETED)[0]
 
         def outcome(fut: Future[Outcome]) -> Outcome | BaseException | None:
             exc = fut.exception()
             return None if isinstance(exc, BrokenProcessPool) else (exc or fut.result())
 
         # A broken pool takes every in-flight future with it: restart and retry them all.
+        # An item past the time limit: the pool cannot stop one task, so its workers are
+        # killed and replaced, and the other items in flight are submitted again.
+        timeouts = None
+        if self.item_timeout:
+            timeouts = Timeouts[Future[Outcome]](self.item_timeout, lambda fut: fut.running(),
+                                                 lambda late: self._kill_workers())
         yield from run_windowed(items, submit, wait_any, outcome, self.workers * 4,
-                                on_crash=self._restart, crash_loses_all=True)
+                                on_crash=self._restart, crash_loses_all=True, timeouts=timeouts)
+
+    def _kill_workers(self) -> None:
+        """Stop every worker now (one of them is stuck in an item that never returns)."""
+        if self._pool is not None:
+            for proc in list(getattr(self._pool, "_processes", {}).values()):  # the pool has no public handle
+                proc.kill()
+        self._restart()
 
     def release(self) -> None:
         """Stop the idle workers once a stage's items are done (the next stage starts new

@@ -221,6 +221,28 @@ def _toy_args(out: Path, data: Path, *extra: str) -> list[str]:
     return ["run", "--recipe", str(TOY_RECIPE), "--data-root", str(data), "--out", str(out), "-q", *extra]
 
 
+def test_an_item_that_never_returns_becomes_a_timeout_reject_and_the_run_goes_on(tmp_path):
+    """numbers/7.txt is a FIFO nobody writes to: opening it blocks forever, as a file on a
+    stalled mount would. Planning does not open it (hashing skips what is not a regular file);
+    its item is stopped after --item-timeout, its worker replaced, and every other item is built."""
+    data = make_data(tmp_path / "data", n=12, bad=False)
+    (data / "numbers" / "7.txt").unlink()
+    os.mkfifo(data / "numbers" / "7.txt")
+    out = tmp_path / "out"
+    t0 = time.time()
+    proc = _cli(_toy_args(out, data, "--workers", "2", "--item-timeout", "3"))
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert time.time() - t0 < 120
+    rejects = pq.read_table(out / "manifests" / "rejects.parquet").to_pandas()
+    hung = rejects[rejects["sample_id"] == "toy:7"]
+    message = str(hung["message"].iat[0])
+    assert hung["reason"].tolist() == ["timeout"] and "numbers/7.txt" in message and "no result after 3 s" in message
+    kept = pq.read_table(out / "manifests" / "toy.parquet").to_pandas()
+    assert sorted(kept["value"]) == [v for v in range(1, 13) if v != 7]
+    assert (out / "manifests" / "total.parquet").exists()
+
+
 def test_off_a_terminal_a_long_stage_reports_progress_every_30_seconds(tmp_path):
     """stderr piped (as under nohup, SLURM or CI): a stage running 40 s says within 35 s of its
     start how far it is (items, rate, ETA), on stderr and as a `progress` event in the log."""
