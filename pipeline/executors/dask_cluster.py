@@ -6,14 +6,24 @@ local pool; outputs are therefore identical. Workers must see the same filesyste
 the client (output root and data roots) and have emoprep installed.
 A worker that dies mid-item loses only that item: the items it held are retried once, one
 at a time; an item whose retry kills a worker again becomes a `worker-crashed` reject.
+
+That holds on any cluster, whatever its scheduler's `allowed-failures` (which a client cannot
+set for a scheduler it did not start, and which reruns a task after a worker death on its
+own): each task marks its start in a file under `<out>/.cache/dask-attempts/` (the workers
+share the output folder anyway), and a task that finds its mark was started before, on a
+worker that died, stops at once with `AttemptLost`; emoprep's own retry takes it from there.
+A task that was only queued on the dead worker never marked anything and simply runs.
 """
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import os
+import shutil
 import uuid
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emoprep.pipeline.context import ItemContext
@@ -55,8 +65,25 @@ def undo_nanny_malloc_trim() -> bool:
     return _malloc_tuned
 
 
-def process_item_on_worker(stage_name: str, item: WorkItem, ctx: ItemContext[Any]) -> Outcome:
+class AttemptLost(RuntimeError):
+    """This task already started once, on a worker that died: the scheduler's own rerun."""
+
+
+ATTEMPTS_DIR = ".cache/dask-attempts"
+
+
+def mark_attempt(marks: Path, key: str) -> None:
+    """Record that task `key` starts now; AttemptLost if it started before."""
+    marks.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(marks / hashlib.sha256(key.encode()).hexdigest(), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        raise AttemptLost(f"task {key} started before on a worker that died") from None
+
+
+def process_item_on_worker(stage_name: str, item: WorkItem, ctx: ItemContext[Any], marks: str, key: str) -> Outcome:
     undo_nanny_malloc_trim()
+    mark_attempt(Path(marks), key)
     return process_item(stage_name, item, ctx)
 
 
@@ -69,8 +96,7 @@ class DaskExecutor(Executor):
         import dask
         from distributed import Client, LocalCluster
 
-        dask.config.set({"distributed.scheduler.allowed-failures": 0,
-                         "distributed.worker.daemon": False,
+        dask.config.set({"distributed.worker.daemon": False,
                          "distributed.logging.distributed": "error"})
         if scheduler:
             self.cluster = None
@@ -98,6 +124,7 @@ class DaskExecutor(Executor):
         from distributed.scheduler import KilledWorker
 
         run_id = uuid.uuid4().hex[:8]
+        marks = ctx.out_root / ATTEMPTS_DIR / run_id
 
         # A model stage holds one GPU per task: each GPU worker builds its model once (the
         # stage caches it per process) and gets whole shards, never a slice of a batch.
@@ -106,8 +133,9 @@ class DaskExecutor(Executor):
         window = self.gpu_workers if gpu else self.workers
 
         def submit(item: WorkItem, attempt: int) -> Future[Outcome]:
-            return self.client.submit(process_item_on_worker, stage_name, item, ctx, pure=False, resources=resources,
-                                      key=f"{stage_name}-{run_id}-{attempt}-{item.key}")
+            key = f"{stage_name}-{run_id}-{attempt}-{item.key}"
+            return self.client.submit(process_item_on_worker, stage_name, item, ctx, str(marks), key, pure=False,
+                                      resources=resources, key=key)
 
         def wait_any(futures: list[Future[Outcome]], seconds: float | None) -> Iterable[Future[Outcome]]:
             done: set[Future[Outcome]] = wait(futures, return_when="FIRST_COMPLETED").done
@@ -117,14 +145,17 @@ class DaskExecutor(Executor):
             try:
                 result: Outcome = fut.result()
                 return result
-            except KilledWorker:
-                return None  # tasks queued on a dying worker die with it
+            except (KilledWorker, AttemptLost):
+                return None  # its worker died while running it: emoprep's retry (once, alone) decides
             except Exception as exc:  # noqa: BLE001 - a stage error becomes a reject
                 return exc
             finally:
                 fut.release()
 
-        yield from run_windowed(items, submit, wait_any, outcome, window * self.window_per_worker)
+        try:
+            yield from run_windowed(items, submit, wait_any, outcome, window * self.window_per_worker)
+        finally:
+            shutil.rmtree(marks, ignore_errors=True)
 
     def release(self) -> None:
         """Workers may belong to a shared cluster and outlive this run: instead of stopping

@@ -2,6 +2,7 @@
 get the same bytes; a second run does nothing; a wrong data root says what was expected."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -233,6 +234,53 @@ def test_dask_cluster_of_two_processes_gives_the_local_executors_bytes(tmp_path,
     done = json.loads((out / json.loads((out / "manifests" / "_current.json").read_text())
                        ["spectrogram"]["dir"] / "_DONE.json").read_text())
     assert done["run"]["executor"] == "dask" and done["run"]["workers"] == 2
+
+
+def test_an_external_dask_cluster_started_from_the_command_line_survives_a_killed_worker(tmp_path, demo, clean_run):
+    """`dask scheduler` and two `dask worker` processes, as an operator starts them: the demo DAG
+    with --scheduler, one worker (nanny and all) killed while the spectrograms run. The scheduler
+    keeps its own allowed-failures (3): the retry-once rule holds anyway, and the outputs are
+    the local executor's bytes, every item accounted for."""
+    clean, _ = clean_run
+    dask = Path(sys.executable).with_name("dask")
+    sched_file = tmp_path / "scheduler.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([str(dask), "scheduler", "--scheduler-file", str(sched_file), "--port", "0",
+                               "--no-dashboard"], env=env, cwd=tmp_path, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        deadline = time.time() + 60
+        while not sched_file.exists() and time.time() < deadline:
+            time.sleep(0.2)
+        address = json.loads(sched_file.read_text())["address"]
+        procs += [subprocess.Popen([str(dask), "worker", "--scheduler-file", str(sched_file), "--nthreads", "1",
+                                    "--nworkers", "1", "--no-dashboard"], env=env, cwd=tmp_path,
+                                   start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                  for _ in range(2)]
+        out = tmp_path / "dask"
+        run = cli(*run_args(out, demo), "--executor", "dask", "--scheduler", address)
+        deadline = time.time() + 600
+        started = False
+        while not started and run.poll() is None and time.time() < deadline:
+            time.sleep(0.5)
+            started = any('"stage-start"' in ln and '"spectrogram"' in ln
+                          for log in out.glob("logs/*.jsonl") for ln in log.read_text().splitlines())
+        assert started, "the run never reached the spectrogram stage"
+        time.sleep(3)
+        os.killpg(procs[1].pid, signal.SIGKILL)  # one worker and its nanny: gone for good
+        killed = time.time()
+        _, err = run.communicate(timeout=900)
+        assert run.returncode == 0, err
+        events = [json.loads(ln) for log in out.glob("logs/*.jsonl") for ln in log.read_text().splitlines()]
+        done = next(e["t"] for e in events if e["event"] == "stage-done" and e["stage"] == "spectrogram")
+        assert done > killed, "the worker died after the spectrograms were done"
+        assert diff(snapshot(clean), snapshot(out)) == []
+        assert not (out / ".cache" / "dask-attempts").exists() or not any((out / ".cache" / "dask-attempts").iterdir())
+    finally:
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def test_wrong_data_root_names_the_expected_layout(tmp_path):
