@@ -2,7 +2,7 @@
 
 What a trainer needs is importable from here::
 
-    from emoprep.manifests import BalancedBatchSampler, TokenDataset, hf_parquet_view, load_index
+    from emoprep.manifests import BalancedBatchSampler, MixedTokenDataset, TokenDataset, collate_tokens, load_index
 
 (checking a finished output first: `emoprep.manifests.validate.validate`, or `emoprep validate`).
 
@@ -16,14 +16,18 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from emoprep.manifests.hf_view import hf_parquet_view
-    from emoprep.manifests.reader import BalancedBatchSampler, TokenDataset, modality_code
+    from emoprep.manifests.mixed import MixedTokenDataset, collate_tokens
+    from emoprep.manifests.reader import TokenDataset, modality_code
+    from emoprep.manifests.sampler import BalancedBatchSampler
     from emoprep.manifests.token_store.layout import StoreError
     from emoprep.manifests.token_store.reader import StoreIndex, load_index, open_array
 
 # name -> the module that defines it
 _EXPORTS = {
     "TokenDataset": "emoprep.manifests.reader",
-    "BalancedBatchSampler": "emoprep.manifests.reader",
+    "BalancedBatchSampler": "emoprep.manifests.sampler",
+    "MixedTokenDataset": "emoprep.manifests.mixed",
+    "collate_tokens": "emoprep.manifests.mixed",
     "modality_code": "emoprep.manifests.reader",
     "hf_parquet_view": "emoprep.manifests.hf_view",
     "load_index": "emoprep.manifests.token_store.reader",
@@ -32,8 +36,8 @@ _EXPORTS = {
     "StoreError": "emoprep.manifests.token_store.layout",
 }
 
-__all__ = ["BalancedBatchSampler", "StoreError", "StoreIndex", "TokenDataset", "hf_parquet_view", "load_index",
-           "modality_code", "open_array"]
+__all__ = ["BalancedBatchSampler", "MixedTokenDataset", "StoreError", "StoreIndex", "TokenDataset", "collate_tokens",
+           "hf_parquet_view", "load_index", "modality_code", "open_array"]
 
 
 def __getattr__(name: str) -> Any:

@@ -15,16 +15,15 @@ Plain NumPy: see `emoprep.manifests.token_store.layout` (every shard is an `.npy
 """
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 from emoprep.manifests.token_store.layout import READER_COLUMNS, StoreError, path_column
 from emoprep.manifests.token_store.reader import check_index, load_index, open_array
@@ -139,57 +138,3 @@ class TokenDataset(Dataset[dict[str, Any]]):
         return {"tokens": torch.from_numpy(self.tokens(i)).to(self.dtype),
                 "valence": torch.tensor(self._extra[i, 0]), "arousal": torch.tensor(self._extra[i, 1]),
                 "modality": torch.tensor(int(self.modalities[i])), "sample_id": self.sample_ids[i], "index": i}
-
-
-class BalancedBatchSampler(Sampler[list[int]]):
-    """Batches with equal counts of each modality (image/audio), as the thesis trained.
-
-    Each modality is drawn from its own stream of reshuffled permutations; an epoch has
-    enough batches to show every item of the largest modality once (`epoch_size="max"`,
-    smaller modalities are repeated with fresh shuffles) or of the smallest
-    (`epoch_size="min"`, larger ones are subsampled). Batches depend only on (seed, epoch):
-    call `set_epoch(e)` (Lightning does) or let each new iteration advance the epoch by one.
-    """
-
-    def __init__(self, dataset: TokenDataset | Sequence[int], batch_size: int, seed: int = 0,
-                 epoch_size: str = "max"):
-        mods = np.asarray(getattr(dataset, "modalities", dataset), dtype=np.int64)
-        self.groups = {int(m): np.flatnonzero(mods == m) for m in np.unique(mods)}
-        if len(self.groups) < 2:
-            raise ValueError(f"BalancedBatchSampler needs two modalities, found {sorted(self.groups)}; "
-                             "use a plain sampler for a one-modality dataset")
-        if batch_size <= 0 or batch_size % len(self.groups):
-            raise ValueError(f"batch_size {batch_size} must be a positive multiple of {len(self.groups)} modalities")
-        if epoch_size not in ("max", "min"):
-            raise ValueError(f"epoch_size {epoch_size!r}: expected 'max' or 'min'")
-        self.batch_size, self.seed, self.epoch_size = batch_size, int(seed), epoch_size
-        self.per_modality = batch_size // len(self.groups)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        sizes = [len(g) for g in self.groups.values()]
-        n = max(sizes) if self.epoch_size == "max" else min(sizes)
-        return max(1, math.ceil(n / self.per_modality) if self.epoch_size == "max" else n // self.per_modality)
-
-    def batches(self, epoch: int) -> list[list[int]]:
-        """The batches of `epoch` (pure function of seed and epoch)."""
-        n_batches, k = len(self), self.per_modality
-        streams = [self._stream(idx, epoch, m, n_batches * k) for m, idx in sorted(self.groups.items())]
-        rng = np.random.default_rng([self.seed, epoch, 1 << 20])
-        out = []
-        for b in range(n_batches):
-            batch = np.concatenate([s[b * k:(b + 1) * k] for s in streams])
-            out.append(rng.permutation(batch).tolist())
-        return out
-
-    def _stream(self, idx: np.ndarray, epoch: int, modality: int, n: int) -> np.ndarray:
-        rng = np.random.default_rng([self.seed, epoch, modality])
-        reps = math.ceil(n / len(idx))
-        return np.concatenate([rng.permutation(idx) for _ in range(reps)])[:n]
-
-    def __iter__(self) -> Iterator[list[int]]:
-        epoch, self.epoch = self.epoch, self.epoch + 1
-        return iter(self.batches(epoch))

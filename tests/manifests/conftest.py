@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -28,3 +31,21 @@ def out(pristine, tmp_path):
     root = tmp_path / "out"
     shutil.copytree(pristine, root)
     return root
+
+
+EMOPREP = Path(sys.executable).with_name("emoprep")
+AUDIO, IMAGE = "encodec-tiny-test", "vit-tiny-test"  # the thesis-v12 code paths, tiny models
+
+
+@pytest.fixture(scope="session")
+def v12(demo_data, tmp_path_factory):
+    """thesis-v12 on the demo data with tiny models: an EnCodec store (0.5 s clips, the tiny
+    model's length) and a ViT store in one output."""
+    out = tmp_path_factory.mktemp("v12") / "out"
+    done = subprocess.run([str(EMOPREP), "run", "--recipe", "thesis-v12", "--data-root", str(demo_data),
+                           "--out", str(out), "-q",
+                           "--set", f"tokens.tokenizers={{clips = '{AUDIO}', images = '{IMAGE}'}}",
+                           "--set", "clips.target_s=0.5", "--set", "clips.policy='trim'"],
+                          capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out

@@ -9,7 +9,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from emoprep.manifests import reader
-from emoprep.manifests.reader import BalancedBatchSampler, TokenDataset
+from emoprep.manifests.reader import TokenDataset
+from emoprep.manifests.sampler import BalancedBatchSampler
 from emoprep.pipeline.values import natural_key
 from tests.helpers.token_fixtures import build_store, expected_tokens
 
