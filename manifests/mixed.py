@@ -36,14 +36,14 @@ class MixedTokenDataset(Dataset[dict[str, Any]]):
 
     def __init__(self, out_root: str | os.PathLike[str], tokenizers: Sequence[str],
                  split: str | Sequence[str] | None = None, enhanced: bool = False, include_cls: bool = True,
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32, storage_options: dict[str, Any] | None = None):
         if not tokenizers:
             raise ValueError("MixedTokenDataset needs at least one tokenizer")
         if len(set(tokenizers)) != len(tokenizers):
             raise ValueError(f"tokenizers {list(tokenizers)} name a store twice")
         self.tokenizers = list(tokenizers)
-        self.parts = [TokenDataset(out_root, tokenizer=tok, split=split, enhanced=enhanced,
-                                   include_cls=include_cls, dtype=dtype) for tok in self.tokenizers]
+        self.parts = [TokenDataset(out_root, tokenizer=tok, split=split, enhanced=enhanced, include_cls=include_cls,
+                                   dtype=dtype, storage_options=storage_options) for tok in self.tokenizers]
         self.offsets = np.cumsum([0, *(len(p) for p in self.parts)])
         self.modalities = np.concatenate([p.modalities for p in self.parts])
         self.stores = np.concatenate([np.full(len(p), k) for k, p in enumerate(self.parts)])

@@ -56,7 +56,10 @@ class TokenDataset(Dataset[dict[str, Any]]):
       as float32 (3453 enhanced), the thesis's audio tokens.
 
     Nothing is read until an item is asked for; shard files are memory-mapped once per
-    process, so DataLoader workers share the page cache and not file handles.
+    process, so DataLoader workers share the page cache and not file handles. `out_root` may
+    be an fsspec URL (`s3://bucket/run`; `storage_options` go to fsspec, e.g. an
+    `endpoint_url`): shards are then fetched whole into a local cache the first time an item
+    needs them and memory-mapped from there (`token_store/reader.py`).
 
     A damaged store raises `token_store.StoreError` (a DataError and ValueError) naming the
     file: at construction for the index (missing columns, unusable values, paths leaving
@@ -65,8 +68,10 @@ class TokenDataset(Dataset[dict[str, Any]]):
 
     def __init__(self, out_root: str | os.PathLike[str], tokenizer: str = "vit-base-patch16-224",
                  split: str | Sequence[str] | None = None, modality: Any = None,
-                 enhanced: bool = False, include_cls: bool = True, dtype: torch.dtype = torch.float32):
-        store = load_index(out_root, tokenizer)
+                 enhanced: bool = False, include_cls: bool = True, dtype: torch.dtype = torch.float32,
+                 storage_options: dict[str, Any] | None = None):
+        store = load_index(out_root, tokenizer, storage_options)
+        self._remote = store.remote
         df = store.df
         check_index(df, out_root, READER_COLUMNS + (("split",) if split is not None else ()))
         if split is not None:
@@ -110,7 +115,7 @@ class TokenDataset(Dataset[dict[str, Any]]):
         if self._pid != os.getpid():  # forked worker: do not reuse the parent's maps
             self._maps, self._pid = {}, os.getpid()
         if path not in self._maps:
-            self._maps[path] = open_array(path)
+            self._maps[path] = open_array(self._remote.fetch(path) if self._remote is not None else path)
         return self._maps[path]
 
     def tokens(self, i: int) -> np.ndarray:

@@ -31,8 +31,9 @@ def _float_list(value: Any) -> Any:
 def cast_column(series: pd.Series, kind: str) -> pd.Series:
     """`series` as the pandas dtype that gives `kind`'s Arrow type, nulls kept as nulls."""
     has_null = bool(series.isna().any()) if kind != "floats" else False
-    if kind == "str":
-        return series.astype("str")
+    if kind == "str":  # pandas < 3 turns None into the text 'None': put the nulls back
+        text = series.astype("str")
+        return text.where(series.notna(), None) if has_null else text
     if kind == "int":
         return series.astype("Int64" if has_null else "int64")
     if kind == "float":

@@ -1,6 +1,14 @@
 """Reading a token store: its index (found from an output root or a store folder) and its
 shard arrays, memory-mapped, never unpickled, with every index path kept inside the store's
 root. Used by the trainer readers (`emoprep.manifests.reader`, `hf_view`) and `validate`.
+
+A root may also be an fsspec URL (`s3://bucket/run`, `gs://…`; `file://` is a local path).
+Remote stores are read through a local cache (`EMOPREP_CACHE`, default
+`~/.cache/emoprep/remote/<hash of the URL>/`): the index is fetched when the store is opened,
+each shard file the first time an item needs it (whole, to a temp file renamed into place, so
+DataLoader workers on one machine share one copy), and then memory-mapped like a local one.
+Whole-shard caching was chosen over ranged reads: a shard is read row by row in random order
+many times per training run, and one sequential download per shard beats a request per item.
 """
 from __future__ import annotations
 
@@ -50,6 +58,60 @@ def read_array_checked(path: Path) -> tuple[np.ndarray, str]:
     return arr, sha
 
 
+CACHE_ENV = "EMOPREP_CACHE"
+
+
+def is_remote(root: Any) -> bool:
+    """An fsspec URL other than file:// (those are read as local paths)."""
+    return isinstance(root, str) and "://" in root and not root.startswith("file://")
+
+
+def local_path(root: str | os.PathLike[str]) -> Path:
+    return Path(root[len("file://"):]) if isinstance(root, str) and root.startswith("file://") else Path(root)
+
+
+@dataclass(frozen=True)
+class Remote:
+    """Where a cached store's files come from: `url` (the root) and fsspec options."""
+
+    url: str
+    cache: Path
+    storage_options: tuple[tuple[str, Any], ...] = ()
+
+    def filesystem(self) -> Any:
+        import fsspec
+
+        fs, _ = fsspec.core.url_to_fs(self.url, **dict(self.storage_options))
+        return fs
+
+    def fetch(self, local: Path, refresh: bool = False) -> Path:
+        """The cached copy of the remote file that `local` stands for, downloaded if missing."""
+        if local.is_file() and not refresh:
+            return local
+        rel = local.relative_to(self.cache).as_posix()
+        local.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local.with_name(f".{local.name}.{os.getpid()}.part")
+        try:
+            self.filesystem().get_file(f"{self.url}/{rel}", str(tmp))
+        except FileNotFoundError:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"{self.url}/{rel}: no such object") from None
+        os.replace(tmp, local)
+        return local
+
+    def exists(self, rel: str) -> bool:
+        return bool(self.filesystem().exists(f"{self.url}/{rel}"))
+
+
+def open_remote(url: str, storage_options: dict[str, Any] | None = None) -> Remote:
+    """The cache of one remote root (created on first use)."""
+    base = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "emoprep" / "remote")
+    url = url.rstrip("/")
+    cache = base / hashlib.sha256(url.encode()).hexdigest()[:16]
+    cache.mkdir(parents=True, exist_ok=True)
+    return Remote(url, cache, tuple(sorted((storage_options or {}).items())))
+
+
 @dataclass
 class StoreIndex:
     """An index table and where its relative paths point.
@@ -60,6 +122,7 @@ class StoreIndex:
     df: pd.DataFrame
     root: Path
     standalone: bool = False
+    remote: Remote | None = None  # a remote store: `root` is its local cache
 
     def resolve(self, rel_path: Any) -> Path:
         """The file an index path names. StoreError for anything but a plain relative path
@@ -83,19 +146,43 @@ class StoreIndex:
         return sorted(names, key=lambda a: (ARRAY_ORDER.index(a) if a in ARRAY_ORDER else len(ARRAY_ORDER), a))
 
 
-def load_index(root: str | os.PathLike[str], tokenizer: str | None = None) -> StoreIndex:
+def load_index(root: str | os.PathLike[str], tokenizer: str | None = None,
+               storage_options: dict[str, Any] | None = None) -> StoreIndex:
     """Find and read a token index.
 
     `root` may be a run's output root (reads `manifests/tokens.parquet`; if that is absent,
     the single finished store under `tokens/<tokenizer>/`) or one store folder (has
-    `store.json`). Rows are filtered to `tokenizer` when given."""
-    root = Path(root)
+    `store.json`), local or an fsspec URL (`storage_options` go to fsspec). Rows are filtered
+    to `tokenizer` when given."""
+    if is_remote(root):
+        idx = _remote_index(str(root), storage_options)
+        return _only(idx, tokenizer, root)
+    root = local_path(root)
     if (root / STORE_FILE).is_file():
         idx = StoreIndex(_read_index(root / INDEX_FILE), root, standalone=True)
     elif (root / "manifests" / f"{MANIFEST_NAME}.parquet").is_file():
         idx = StoreIndex(_read_index(root / "manifests" / f"{MANIFEST_NAME}.parquet"), root)
     else:
         idx = StoreIndex(_read_index(_single_store(root, tokenizer) / INDEX_FILE), root)
+    return _only(idx, tokenizer, root)
+
+
+def _remote_index(url: str, storage_options: dict[str, Any] | None) -> StoreIndex:
+    """A remote output root (its `manifests/tokens.parquet`) or store folder (`store.json`);
+    the index is fetched again each time, the shards only once."""
+    remote = open_remote(url, storage_options)
+    if remote.exists(STORE_FILE):
+        remote.fetch(remote.cache / STORE_FILE, refresh=True)
+        index = remote.fetch(remote.cache / INDEX_FILE, refresh=True)
+        return StoreIndex(_read_index(index), remote.cache, standalone=True, remote=remote)
+    rel = f"manifests/{MANIFEST_NAME}.parquet"
+    if not remote.exists(rel):
+        raise FileNotFoundError(f"{url}: neither {STORE_FILE} (a store folder) nor {rel} (an output root)")
+    return StoreIndex(_read_index(remote.fetch(remote.cache / rel, refresh=True)), remote.cache, remote=remote)
+
+
+def _only(idx: StoreIndex, tokenizer: str | None, root: Any) -> StoreIndex:
+    """The rows of `tokenizer` (all when None)."""
     if tokenizer is not None:
         if "tokenizer" not in idx.df.columns:
             raise StoreError(f"the token index in {root} has no 'tokenizer' column")
