@@ -7,8 +7,9 @@ Remote stores are read through a local cache (`EMOPREP_CACHE`, default
 `~/.cache/emoprep/remote/<hash of the URL>/`): the index is fetched when the store is opened,
 each shard file the first time an item needs it (whole, to a temp file renamed into place, so
 DataLoader workers on one machine share one copy), and then memory-mapped like a local one.
-Whole-shard caching was chosen over ranged reads: a shard is read row by row in random order
-many times per training run, and one sequential download per shard beats a request per item.
+Whole-shard caching was chosen over ranged reads because a shard is read row by row in random
+order many times per training run: one download per shard instead of a request per item (not
+yet measured against ranged reads).
 """
 from __future__ import annotations
 
