@@ -20,6 +20,9 @@ from emoprep.pipeline.registry import register
 from emoprep.pipeline.stage import Outcome, Stage, WorkItem, runtime
 from emoprep.stages.common.naming import safe_name
 
+# A slow start of every process that loads the toy stages (a loaded machine spawning workers).
+time.sleep(float(os.environ.get("TOY_IMPORT_DELAY") or 0))
+
 # Plugin reason codes: not in emoprep.manifests.reasons (the runner warns about them).
 NOT_A_NUMBER = reason_code("not-a-number")
 TOO_SMALL = reason_code("too-small")

@@ -224,13 +224,15 @@ def _toy_args(out: Path, data: Path, *extra: str) -> list[str]:
 def test_an_item_that_never_returns_becomes_a_timeout_reject_and_the_run_goes_on(tmp_path):
     """numbers/7.txt is a FIFO nobody writes to: opening it blocks forever, as a file on a
     stalled mount would. Planning does not open it (hashing skips what is not a regular file);
-    its item is stopped after --item-timeout, its worker replaced, and every other item is built."""
+    its item is stopped after --item-timeout, its worker replaced, and every other item is built.
+    Workers take 5 s to start (longer than the limit): the limit counts from an item's real
+    start in a worker, not from its queueing (on a loaded machine that timed healthy items out)."""
     data = make_data(tmp_path / "data", n=12, bad=False)
     (data / "numbers" / "7.txt").unlink()
     os.mkfifo(data / "numbers" / "7.txt")
     out = tmp_path / "out"
     t0 = time.time()
-    proc = _cli(_toy_args(out, data, "--workers", "2", "--item-timeout", "3"))
+    proc = _cli(_toy_args(out, data, "--workers", "2", "--item-timeout", "3"), env_extra={"TOY_IMPORT_DELAY": "5"})
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert time.time() - t0 < 120
