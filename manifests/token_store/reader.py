@@ -8,8 +8,9 @@ Remote stores are read through a local cache (`EMOPREP_CACHE`, default
 each shard file the first time an item needs it (whole, to a temp file renamed into place, so
 DataLoader workers on one machine share one copy), and then memory-mapped like a local one.
 Whole-shard caching was chosen over ranged reads because a shard is read row by row in random
-order many times per training run: one download per shard instead of a request per item (not
-yet measured against ranged reads).
+order many times per training run: one download per shard instead of a request per item and
+array (`bench/remote_read.py`: 9 objects and 0.60 s against 808 requests and 7.13 s for one
+epoch of 400 items on a local S3 server; bench/RESULTS.md).
 """
 from __future__ import annotations
 
