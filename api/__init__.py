@@ -7,6 +7,7 @@ as functions that return what they found instead of printing it.
     [(s.name, s.status, s.rows, s.rejects) for s in summaries]
     emoprep.status("emoprep-out")          # [{"stage", "status", "fingerprint", "dir", "reasons"}]
     emoprep.validate("emoprep-out").ok     # the `emoprep validate` report
+    emoprep.export("emoprep-out", "export-hf", format="hf")   # or format="webdataset"
 
 Errors raise `emoprep.pipeline.errors.EmoprepError` subclasses (ConfigError: change the call;
 DataError: the data failed a check) instead of exiting. This module is the package root
@@ -21,10 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from emoprep.manifests.export.step import ExportResult
     from emoprep.manifests.validate_report import ValidationReport
     from emoprep.pipeline.runner import StageSummary
 
-__all__ = ["run", "status", "validate"]
+__all__ = ["export", "run", "status", "validate"]
 
 PathLike = str | os.PathLike[str]
 
@@ -64,3 +66,17 @@ def validate(out: PathLike = "emoprep-out", *, require_pretrained: bool = False)
     from emoprep.manifests.validate import validate as validate_output
 
     return validate_output(Path(out), require_pretrained=require_pretrained)
+
+
+def export(out: str | os.PathLike[str] = "emoprep-out", dest: PathLike = "emoprep-export", *,
+           format: str = "hf",  # noqa: A002 - the command line's --format
+           tokenizers: list[str] | None = None, splits: list[str] | None = None, shard_size: int = 1000,
+           with_images: bool = False, storage_options: dict[str, Any] | None = None,
+           wait: bool = True) -> ExportResult:
+    """`emoprep export`: the token stores of `out` (a folder or an fsspec URL) as a Hugging Face
+    dataset folder (`format="hf"`) or WebDataset shards (`"webdataset"`) in `dest`; skipped
+    when `dest` is up to date (`.up_to_date`), resumed after a kill."""
+    from emoprep.manifests.export.step import export as run_export
+
+    return run_export(out, dest, format, tokenizers, splits, shard_size, with_images,
+                      storage_options=storage_options, wait=wait)

@@ -21,12 +21,11 @@ import pandas as pd
 from emoprep.manifests.token_store.layout import (
     ARRAY_ORDER,
     READER_COLUMNS,
-    StoreError,
     as_int,
     path_column,
     sha_column,
 )
-from emoprep.manifests.token_store.reader import StoreIndex, check_index, load_index, open_array
+from emoprep.manifests.token_store.reader import StoreIndex, check_index, load_index, read_rows
 from emoprep.pipeline.atomic import atomic_path, atomic_write_json
 
 VIEW_FILE = "_VIEW.json"
@@ -117,15 +116,9 @@ def _write_view_part(path: Path, grp: pd.DataFrame, store: StoreIndex) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows = grp["row"].to_numpy(np.int64)
     cols = {c: pa.array(grp[c].tolist()) for c in VIEW_COLUMNS  # (another tokenizer's input column: absent)
             if c in grp.columns and not (c.endswith("_path") and grp[c].isna().all())}
-    for name in store.arrays(grp):  # cls + patches (ViT) or codes (EnCodec), in the stored dtype
-        shard_path = store.resolve(grp[path_column(name)].iloc[0])
-        arr = open_array(shard_path)
-        if grp[path_column(name)].nunique() > 1 or rows.max(initial=-1) >= len(arr):
-            raise StoreError(f"{shard_path}: the index's rows of this shard do not fit it "
-                                f"({len(arr)} rows, index asks up to row {rows.max(initial=-1)})")
-        cols[name] = _fixed_list(np.asarray(arr[rows]))
+    # cls + patches (ViT) or codes (EnCodec), in the stored dtype
+    cols.update({name: _fixed_list(values) for name, values in read_rows(store, grp, store.arrays(grp)).items()})
     with atomic_path(path) as tmp:
         pq.write_table(pa.table(cols), tmp, row_group_size=64)

@@ -34,6 +34,7 @@ DATA_HELP = ("Folder searched for each dataset the recipe needs: one holding MEM
 
 Executor = Literal["local", "inline", "dask"]
 Device = Literal["auto", "cpu", "cuda"]
+ExportFormat = Literal["hf", "webdataset"]
 
 
 def _version(value: bool) -> None:
@@ -195,6 +196,57 @@ def report(
     out.print(f"report: {index}", highlight=False, soft_wrap=True)
     out.print(f"open it offline: file://{index}  (numbers: {index.parent / 'report.json'}, "
               f"dataset card: {index.parent / 'DATASET.md'})", highlight=False, soft_wrap=True)
+
+
+@app.command("export")
+def export_cmd(
+    dest: Path = typer.Argument(..., help="Folder to write (new, empty, or an earlier export)."),
+    fmt: ExportFormat = typer.Option(..., "--format", help="hf (a Hugging Face dataset folder) or webdataset "
+                                                           "(tar shards per split)."),
+    out_root: str = typer.Option("emoprep-out", "--out", help="Output root of a run (a folder or an fsspec URL)."),
+    tokenizers: list[str] = typer.Option([], "--tokenizer", help="Export this token store only (repeatable; "
+                                                                 "default: every store of the output)."),
+    splits: list[str] = typer.Option([], "--split", help="Export this split only (repeatable; default: all)."),
+    shard_size: int = typer.Option(1000, "--shard-size", min=1, help="Samples per Parquet file or tar shard."),
+    with_images: bool = typer.Option(False, "--with-images", help="webdataset: add each sample's source image "
+                                                                  "as <key>.png."),
+    push_to_hub: str | None = typer.Option(None, "--push-to-hub", metavar="REPO",
+                                           help="Then upload DEST to this Hugging Face dataset repo (network)."),
+    public: bool = typer.Option(False, "--public", help="With --push-to-hub: create the repo public "
+                                                        "(default: private)."),
+    no_wait: bool = typer.Option(False, "--no-wait", help="Exit 2 instead of waiting when a run holds --out or DEST."),
+) -> None:
+    """Export the token stores to a Hugging Face dataset folder or WebDataset shards. Keyed
+    like a stage: an up-to-date DEST is left alone, a killed export resumes."""
+    from emoprep.manifests.export.step import export
+
+    def part_done(rel: str, n: int, total: int) -> None:
+        err.print(f"  {n}/{total} {rel}", highlight=False)
+
+    try:
+        if with_images and fmt != "webdataset":
+            raise ConfigError("--with-images applies to --format webdataset only")
+        result = export(out_root, dest, fmt, list(tokenizers) or None, list(splits) or None, shard_size,
+                        with_images, wait=not no_wait, on_wait=lambda m: err.print(f"[yellow]{m}[/]"),
+                        on_part=part_done)
+        table = Table(title=f"export {fmt} → {result.dest}")
+        for col in ("config", "split", "samples"):
+            table.add_column(col)
+        for config, counts in result.samples.items():
+            for split, n in counts.items():
+                table.add_row(config, split, str(n))
+        out.print(table)
+        if result.up_to_date:
+            out.print(f"up to date (key {result.key}): nothing written", highlight=False)
+        else:
+            out.print(f"key {result.key}: {len(result.written)} part file(s) written, {len(result.reused)} kept "
+                      f"from an interrupted export, {len(result.removed)} stale file(s) removed", highlight=False)
+        if push_to_hub:
+            from emoprep.manifests.export.hub import push_to_hub as push
+
+            out.print(f"pushed: {push(result.dest, push_to_hub, private=not public)}", highlight=False)
+    except EmoprepError as exc:
+        _fail(exc)
 
 
 @app.command("demo-data")

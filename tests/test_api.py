@@ -36,3 +36,15 @@ def test_python_values_become_the_recipes_parameters():
 def test_errors_raise_instead_of_exiting(tmp_path):
     with pytest.raises(ConfigError, match="no such folder"):
         emoprep.run(data_root=tmp_path / "missing", out=tmp_path / "out")
+
+
+def test_export_from_python(tmp_path):
+    from tests.helpers.token_fixtures import build_store
+
+    root = tmp_path / "out"
+    index, _ = build_store(root, n_songs=3, chunks=2, n_images=4)
+    result = emoprep.export(root, tmp_path / "wds", format="webdataset", shard_size=10)
+    assert sum(sum(splits.values()) for splits in result.samples.values()) == len(index)
+    assert emoprep.export(root, tmp_path / "wds", format="webdataset", shard_size=10).up_to_date
+    with pytest.raises(ConfigError, match="format"):
+        emoprep.export(root, tmp_path / "x", format="zip")

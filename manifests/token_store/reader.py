@@ -206,6 +206,35 @@ def _read_index(path: Path) -> pd.DataFrame:
         raise StoreError(f"{path}: not a readable Parquet index ({type(exc).__name__}: {exc})") from None
 
 
+def read_rows(store: StoreIndex, rows: pd.DataFrame, arrays: list[str]) -> dict[str, np.ndarray]:
+    """The stored arrays of `rows` (index rows of `store`), in their order and stored dtype:
+    {name: [len(rows), *per-sample shape]}. One fancy-indexed read per shard file, so a
+    batch of rows costs one pass over each shard it touches (`rows` must not be empty). StoreError when a row is
+    missing its file or lies past the end of its shard."""
+    rows = rows.reset_index(drop=True)
+    out: dict[str, np.ndarray] = {}
+    for name in arrays:
+        col = f"{name}_path"
+        if rows[col].isna().any():
+            raise StoreError(f"{int(rows[col].isna().sum())} rows have no {col}, "
+                             f"e.g. {rows.loc[rows[col].isna(), 'sample_id'].iloc[0]}")
+        parts: list[np.ndarray] = []
+        order: list[np.ndarray] = []
+        for rel, grp in rows.groupby(col, sort=True):
+            path = store.resolve(rel)
+            arr = open_array(store.remote.fetch(path) if store.remote is not None else path)
+            want = grp["row"].to_numpy(np.int64)
+            if len(want) and (want.max() >= len(arr) or want.min() < 0):
+                raise StoreError(f"{path}: the index's rows of this shard do not fit it "
+                                 f"({len(arr)} rows, index asks for row {int(want.max())})")
+            parts.append(np.asarray(arr[want]))
+            order.append(grp.index.to_numpy(np.int64))
+        stacked = np.concatenate(parts)
+        out[name] = np.empty_like(stacked)
+        out[name][np.concatenate(order)] = stacked
+    return out
+
+
 def check_index(df: pd.DataFrame, where: Any, columns: tuple[str, ...] = READER_COLUMNS) -> None:
     """StoreError naming `where` unless the index has `columns` with usable values: a
     non-empty sample_id, a whole `row` ≥ 0, `modality` 0 or 1, finite `valence`/`arousal`

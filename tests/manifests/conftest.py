@@ -49,3 +49,14 @@ def v12(demo_data, tmp_path_factory):
                           capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
     return out
+
+
+@pytest.fixture(scope="session")
+def v3(demo_data, tmp_path_factory):
+    """thesis-v3 on the demo data with the tiny ViT: one store of spectrograms and images."""
+    out = tmp_path_factory.mktemp("v3") / "out"
+    done = subprocess.run([str(EMOPREP), "run", "--recipe", "thesis-v3", "--data-root", str(demo_data),
+                           "--out", str(out), "-q", "--set", f"tokens.tokenizer='{IMAGE}'"],
+                          capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out

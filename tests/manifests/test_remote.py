@@ -86,3 +86,36 @@ def test_a_missing_remote_store_says_what_it_looked_for(s3, tmp_path, monkeypatc
     monkeypatch.setenv("EMOPREP_CACHE", str(tmp_path / "cache"))
     with pytest.raises(FileNotFoundError, match=r"neither store\.json"):
         load_index("s3://stores/nothing-here", storage_options=options)
+
+
+def test_the_readme_object_storage_snippet_runs(v12, s3, tmp_path, monkeypatch):
+    from tests.manifests.test_readme_training import snippets
+
+    options, fs = s3
+    fs.mkdir("bucket")
+    fs.put(f"{v12}/", "bucket/emoprep-out", recursive=True)
+    monkeypatch.setenv("EMOPREP_CACHE", str(tmp_path / "cache"))
+    code = snippets()[3]
+    for real, tiny in (("encodec-24khz", AUDIO), ("vit-patch28-h2048", IMAGE),
+                       ('{"endpoint_url": "https://…"}', repr(options))):
+        assert real in code
+        code = code.replace(real, tiny)
+    scope: dict[str, object] = {"MixedTokenDataset": MixedTokenDataset}
+    exec(compile(code, "README.md (object storage)", "exec"), scope)  # noqa: S102 - the README's own code
+    local = MixedTokenDataset(v12, tokenizers=(AUDIO, IMAGE), split="train")
+    ds = scope["ds"]
+    assert isinstance(ds, MixedTokenDataset) and ds.sample_ids == local.sample_ids
+    assert torch.equal(ds[len(ds) - 1]["tokens"], local[len(local) - 1]["tokens"])
+
+
+def test_an_export_reads_its_stores_from_s3(v12, s3, tmp_path, monkeypatch):
+    from emoprep.manifests.export.step import export
+
+    options, fs = s3
+    fs.put(f"{v12}/", "stores/v12-export", recursive=True)
+    monkeypatch.setenv("EMOPREP_CACHE", str(tmp_path / "cache"))
+    local = export(v12, tmp_path / "local", "webdataset", with_images=True).dest
+    remote = export("s3://stores/v12-export", tmp_path / "remote", "webdataset", with_images=True,
+                    storage_options=options).dest
+    files = {p.relative_to(local).as_posix(): p.read_bytes() for p in local.rglob("*.tar")}
+    assert files and files == {p.relative_to(remote).as_posix(): p.read_bytes() for p in remote.rglob("*.tar")}
