@@ -70,9 +70,9 @@ def synthetic_store(folder: Path, n: int, per_shard: int = 500) -> Path:
             files[name] = (path.name, hashlib.sha256(path.read_bytes()).hexdigest())
         for r in range(m):
             i = start + r
-            rows.append({"sample_id": f"foodpics:{i}", "source_id": f"foodpics:{i}", "tokenizer": "vit-base-patch16-224",
-                         "shard": shard, "row": r, "modality": 0, "valence": float(rng.uniform(-1, 1)),
-                         "arousal": float(rng.uniform(-1, 1)), "emotion": "happy",
+            rows.append({"sample_id": f"foodpics:{i}", "source_id": f"foodpics:{i}",
+                         "tokenizer": "vit-base-patch16-224", "shard": shard, "row": r, "modality": 0,
+                         "valence": float(rng.uniform(-1, 1)), "arousal": float(rng.uniform(-1, 1)), "emotion": "happy",
                          "split": "train" if i % 5 else "test", "weights": "random-init",
                          **{f"{k}_path": f[0] for k, f in files.items()},
                          **{f"{k}_sha256": f[1] for k, f in files.items()}})

@@ -106,7 +106,8 @@ def write_part(path: Path, source: StoreSource, rows: pd.DataFrame, with_images:
     labels = [f.name for f in schema if f.name not in {a.name for a in source.arrays}]
     # Dictionary encoding and min/max statistics only for the label columns: on token arrays
     # they cost 3x the write time and buy nothing (bench/export_bench.py).
-    with pq.ParquetWriter(path, schema, use_dictionary=labels, write_statistics=labels) as writer:
+    # (pyarrow takes a list of columns here; its stubs say bool)
+    with pq.ParquetWriter(path, schema, use_dictionary=labels, write_statistics=labels) as writer:  # type: ignore[arg-type]
         for start in range(0, len(rows), ROW_GROUP):
             batch = rows.iloc[start:start + ROW_GROUP]
             arrays = source.read(batch)

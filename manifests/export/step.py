@@ -16,6 +16,7 @@ files it did not write.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -86,7 +87,11 @@ def export(out_root: str | os.PathLike[str], dest: str | os.PathLike[str], fmt: 
         raise ConfigError(f"export destination {dest} must not be the output folder or contain it")
     with contextlib.ExitStack() as held:
         if local_out is not None and (local_out / "manifests").is_dir():  # a run must not rewrite the stores meanwhile
-            held.enter_context(OutputLock(local_out, wait=wait, on_wait=on_wait))
+            try:
+                held.enter_context(OutputLock(local_out, wait=wait, on_wait=on_wait))
+            except OSError as exc:  # a read-only output (shared, archived) cannot be written by a run either
+                if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                    raise
         sources = open_sources(out_root, tokenizers, splits, storage_options)
         if fmt == "hf":
             for src in sources:
