@@ -12,6 +12,7 @@ import json
 import os
 import stat
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from emoprep.pipeline.atomic import atomic_write_text
@@ -65,6 +66,24 @@ class FileHasher:
             self._cache[p] = [*key, digest]
             self._dirty = True
         return digest
+
+    def probe(self, path: str | os.PathLike[str], tag: str, compute: Callable[[], str]) -> str:
+        """`compute()`, a fact about the file at `path` named by `tag` (e.g. "this spreadsheet
+        has an 'Image' header cell"), memoised in the same cache under the same stat key as
+        its hash: recomputed when the file changes. Lets an up-to-date run identify its
+        datasets without opening (or importing the readers of) their files."""
+        p = os.path.abspath(path)
+        st = os.stat(p)
+        key, slot = self._stat_key(st), f"{tag}\0{p}"
+        with self._lock:
+            hit = self._cache.get(slot)
+        if hit and hit[:3] == key and isinstance(hit[3], str):
+            return hit[3]
+        value = compute()
+        with self._lock:
+            self._cache[slot] = [*key, value]
+            self._dirty = True
+        return value
 
     def save(self) -> None:
         if self.cache_file and self._dirty:

@@ -6,6 +6,7 @@ item ledger (resume), atomic commits, progress, counts, publishing the current m
 from __future__ import annotations
 
 import errno
+import inspect
 import os
 import signal
 import sys
@@ -171,7 +172,7 @@ class Runner:
         current = self.published.current()
         for name, stage, params, inputs in self.stage_order(target):
             if stage.datasets:
-                root = stage.locate_root(params, self.data_root)
+                root = locate(stage, params, self.data_root, self.hasher)
                 for ds in stage.datasets:
                     self.roots[ds] = Path(root).resolve()
             ctx = self._context(stage, params, self.out_root / stage.output_subdir(params), inputs, planned)
@@ -434,3 +435,11 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def locate(stage: AnyStage, params: Any, data_root: Path | None, hasher: FileHasher) -> Path:
+    """`stage.locate_root`, given the run's hasher when it takes one (stages written before
+    the `hasher` parameter existed keep working)."""
+    if "hasher" in inspect.signature(stage.locate_root).parameters:
+        return stage.locate_root(params, data_root, hasher=hasher)
+    return stage.locate_root(params, data_root)

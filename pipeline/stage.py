@@ -37,6 +37,7 @@ from emoprep.pipeline.columns import ColumnKind
 
 if TYPE_CHECKING:
     from emoprep.pipeline.context import ItemContext, StageContext
+    from emoprep.pipeline.filehash import FileHasher
 
 P = TypeVar("P")
 
@@ -190,8 +191,10 @@ class Stage(Generic[P]):
         when an up-to-date folder is switched back to), e.g. to refresh a well-known copy
         such as `<out>/report/`. Default: nothing."""
 
-    def locate_root(self, params: P, data_root: Path | None) -> Path:
+    def locate_root(self, params: P, data_root: Path | None, hasher: FileHasher | None = None) -> Path:
         """Ingest stages: find their dataset under `data_root` (or the `root` parameter).
+        `hasher` (the run's stat-keyed cache, `FileHasher.probe`) lets a stage remember what it
+        learnt from opening a file, so an up-to-date run need not open it again.
 
         Raise `emoprep.pipeline.errors.ConfigError` naming the folder and the expected
         layout when it is not there."""

@@ -50,6 +50,7 @@ from emoprep.manifests.reasons import (
 from emoprep.pipeline.columns import ColumnKind
 from emoprep.pipeline.context import ItemContext, StageContext
 from emoprep.pipeline.errors import ConfigError, DataError
+from emoprep.pipeline.filehash import FileHasher
 from emoprep.pipeline.stage import Outcome, Reject, Stage, WorkItem, runtime
 from emoprep.pipeline.values import error_text
 from emoprep.stages.common.audio_io import AudioError, probe
@@ -159,7 +160,7 @@ class Generic(Stage[GenericParams]):
         return {**COMMON_KINDS, **files, **LABEL_KINDS}
 
     # -- the data root and the table
-    def locate_root(self, params: GenericParams, data_root: Path | None) -> Path:
+    def locate_root(self, params: GenericParams, data_root: Path | None, hasher: FileHasher | None = None) -> Path:
         if params.root:
             root = Path(params.root).expanduser()
             if not root.is_dir() or find_table(root, params) is None:

@@ -38,6 +38,7 @@ from emoprep.pipeline.atomic import atomic_write_json
 from emoprep.pipeline.columns import ColumnKind
 from emoprep.pipeline.context import ItemContext, StageContext
 from emoprep.pipeline.errors import ConfigError
+from emoprep.pipeline.filehash import FileHasher
 from emoprep.pipeline.stage import Outcome, PlannedItems, Reject, Stage, WorkItem, runtime
 from emoprep.pipeline.values import finite_float
 from emoprep.stages.common.audio_io import AudioError, AudioInfo, leaves_root, probe, read_ref_bytes, split_ref
@@ -97,7 +98,7 @@ class Deam(Stage[DeamParams]):
     manifest_columns = MANIFEST_KINDS
 
     # -- where the data is
-    def locate_root(self, params: DeamParams, data_root: Path | None) -> Path:
+    def locate_root(self, params: DeamParams, data_root: Path | None, hasher: FileHasher | None = None) -> Path:
         return locate_deam_root(params.root, data_root)
 
     def _root(self, ctx: StageContext[DeamParams]) -> Path:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emoprep.pipeline.errors import ConfigError
+from emoprep.pipeline.filehash import FileHasher
 from emoprep.stages.common.naming import nfc, printable_name
 from emoprep.stages.foodpics.params import FoodPicsParams
 from emoprep.stages.foodpics.sheet import read_sheet
@@ -61,15 +62,16 @@ def sheet_candidates(folder: Path) -> list[Path]:
                   if p.is_file() and _visible(p) and p.suffix.lower() in SHEET_EXTS)
 
 
-def find_sheet(root: Path, params: FoodPicsParams) -> Path:
-    """The ratings sheet of a FoodPics folder (ConfigError naming the folder otherwise)."""
+def find_sheet(root: Path, params: FoodPicsParams, hasher: FileHasher | None = None) -> Path:
+    """The ratings sheet of a FoodPics folder (ConfigError naming the folder otherwise).
+    With `hasher`, whether a file has the header is remembered by its stat (an up-to-date
+    run then neither parses the sheet nor imports openpyxl)."""
     if params.sheet:
         path = root / params.sheet
         if not path.is_file():
             raise ConfigError(f"foodpics.sheet = {params.sheet!r}: no such file in {root}")
         return path
-    found = [p for p in sheet_candidates(root)
-             if read_sheet(p, params.id_column, params.worksheet, header_only=True) is not None]
+    found = [p for p in sheet_candidates(root) if _has_header(p, params, hasher)]
     if len(found) == 1:
         return found[0]
     if not found:
@@ -81,14 +83,23 @@ def find_sheet(root: Path, params: FoodPicsParams) -> Path:
                       f"with --set foodpics.sheet=NAME")
 
 
-def layout_problem(folder: Path, params: FoodPicsParams) -> str | None:
+def _has_header(path: Path, params: FoodPicsParams, hasher: FileHasher | None) -> bool:
+    def parse() -> str:
+        return "yes" if read_sheet(path, params.id_column, params.worksheet, header_only=True) is not None else "no"
+
+    if hasher is None:
+        return parse() == "yes"
+    return hasher.probe(path, f"foodpics-sheet-header:{params.id_column}:{params.worksheet}", parse) == "yes"
+
+
+def layout_problem(folder: Path, params: FoodPicsParams, hasher: FileHasher | None = None) -> str | None:
     """Why `folder` is not a FoodPics root (None when it is)."""
     if not folder.is_dir():
         return f"{folder} is not a folder"
     if not any(e.number is not None for e in scan_images(folder)):
         return f"no numbered images (0001.jpg …) in {folder} or its subfolders"
     try:
-        find_sheet(folder, params)
+        find_sheet(folder, params, hasher)
     except ConfigError as exc:
         return str(exc)
     return None
@@ -103,12 +114,12 @@ def candidate_folders(data_root: Path) -> list[list[Path]]:
     return levels
 
 
-def locate_foodpics_root(params: FoodPicsParams, data_root: Path | None) -> Path:
+def locate_foodpics_root(params: FoodPicsParams, data_root: Path | None, hasher: FileHasher | None = None) -> Path:
     """The FoodPics folder: `foodpics.root` when set, else the one folder under `data_root`
     (itself, a subfolder or one wrapper level down) that has the layout."""
     if params.root:
         root = Path(params.root).expanduser()
-        problem = layout_problem(root, params)
+        problem = layout_problem(root, params, hasher)
         if problem:
             raise ConfigError(f"foodpics.root = {root}: {problem}; expected {LAYOUT}")
         return root
@@ -118,7 +129,7 @@ def locate_foodpics_root(params: FoodPicsParams, data_root: Path | None) -> Path
     if not data_root.is_dir():
         raise ConfigError(f"--data-root {data_root} is not a folder")
     for level in candidate_folders(data_root):
-        found = [d for d in level if layout_problem(d, params) is None]
+        found = [d for d in level if layout_problem(d, params, hasher) is None]
         if len(found) == 1:
             return found[0]
         if found:

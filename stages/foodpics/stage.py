@@ -73,6 +73,7 @@ from emoprep.manifests.reasons import (
 from emoprep.pipeline.columns import ColumnKind
 from emoprep.pipeline.context import ItemContext, StageContext
 from emoprep.pipeline.errors import ConfigError
+from emoprep.pipeline.filehash import FileHasher
 from emoprep.pipeline.stage import Outcome, Reject, Stage, WorkItem
 from emoprep.pipeline.values import error_text
 from emoprep.stages.common.dataset_files import resolve_in_root
@@ -105,12 +106,12 @@ class FoodPics(Stage[FoodPicsParams]):
         return manifest_kinds(ctx.params)
 
     # ---- locating and fingerprinting the raw data ---------------------------------
-    def locate_root(self, params: FoodPicsParams, data_root: Path | None) -> Path:
-        return locate_foodpics_root(params, data_root)
+    def locate_root(self, params: FoodPicsParams, data_root: Path | None, hasher: FileHasher | None = None) -> Path:
+        return locate_foodpics_root(params, data_root, hasher)
 
     def source_signature(self, ctx: StageContext[FoodPicsParams]) -> dict[str, list[Any]]:
         root = Path(ctx.roots["foodpics"])
-        sheet = find_sheet(root, ctx.params)
+        sheet = find_sheet(root, ctx.params, ctx.hasher)
         images = [[e.rel, ctx.hasher.hash(e.path)] for e in scan_images(root) if e.inside]
         return {"sheet": [nfc(sheet.relative_to(root).as_posix()), ctx.hasher.hash(sheet)],
                 "images": images}

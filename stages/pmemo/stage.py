@@ -42,6 +42,7 @@ from emoprep.pipeline.atomic import atomic_write_json
 from emoprep.pipeline.columns import ColumnKind
 from emoprep.pipeline.context import ItemContext, StageContext
 from emoprep.pipeline.errors import ConfigError
+from emoprep.pipeline.filehash import FileHasher
 from emoprep.pipeline.stage import Outcome, Reject, Stage, WorkItem, runtime
 from emoprep.stages.common.audio_io import AudioError, AudioInfo, leaves_root, probe
 from emoprep.stages.pmemo.annotations import SCALE, PmemoAnnotations, dynamic_payload, load_annotations, static_payload
@@ -81,7 +82,7 @@ class Pmemo(Stage[PmemoParams]):
     Params = PmemoParams
     manifest_columns = MANIFEST_KINDS
 
-    def locate_root(self, params: PmemoParams, data_root: Path | None) -> Path:
+    def locate_root(self, params: PmemoParams, data_root: Path | None, hasher: FileHasher | None = None) -> Path:
         return locate_pmemo_root(params.root, data_root)
 
     def _layout(self, ctx: StageContext[PmemoParams]) -> PmemoLayout:

@@ -40,7 +40,9 @@ class Toy(Stage[ToyParams]):
     datasets = ("toy",)
     Params = ToyParams
 
-    def locate_root(self, params: ToyParams, data_root: Path | None) -> Path:
+    # Written like a plugin from before locate_root's `hasher` parameter: the runner passes
+    # it only to stages that take it (pipeline.runner.locate).
+    def locate_root(self, params: ToyParams, data_root: Path | None) -> Path:  # type: ignore[override]
         root = Path(params.root) if params.root else data_root
         for cand in ([root, *sorted(p for p in root.iterdir() if p.is_dir())] if root and root.is_dir() else []):
             if (cand / "numbers").is_dir():

@@ -65,6 +65,29 @@ def test_locate_root_searches_wrappers_and_explains_failures(tmp_path):
         STAGE.locate_root(STAGE.Params(), data)
 
 
+def test_a_run_recognises_its_sheet_from_the_stat_cache(tmp_path, monkeypatch):
+    """With the run's hasher, the sheet is parsed once; later runs answer from the cache
+    until the sheet changes (an up-to-date run then never imports openpyxl)."""
+    from emoprep.pipeline.filehash import FileHasher
+    from emoprep.stages.foodpics import layout
+
+    root, _ = demo_tree(tmp_path / "data", "xlsx")
+    cache = tmp_path / "filehash.json"
+    first = FileHasher(cache)
+    assert STAGE.locate_root(STAGE.Params(), tmp_path / "data", hasher=first) == root
+    first.save()
+
+    def no_parsing(*args: object, **kw: object) -> None:
+        raise AssertionError("the sheet was parsed again")
+
+    monkeypatch.setattr(layout, "read_sheet", no_parsing)
+    assert STAGE.locate_root(STAGE.Params(), tmp_path / "data", hasher=FileHasher(cache)) == root
+    sheet = next(root.glob("*.xlsx"))
+    sheet.write_bytes(sheet.read_bytes() + b"\0")  # changed: asked again
+    with pytest.raises(AssertionError, match="parsed again"):
+        STAGE.locate_root(STAGE.Params(), tmp_path / "data", hasher=FileHasher(cache))
+
+
 def test_sheet_choice(tmp_path):
     root, _ = demo_tree(tmp_path, "xlsx")
     demo.write_foodpics_ratings_csv(root / "ratings.csv")
