@@ -90,11 +90,18 @@ def hf_cache_dir(model_id: str) -> Path | None:
 
     `try_to_load_from_cache` only looks at the cache folder (no network call), and the models
     load with `local_files_only=True`; offline mode is not switched on for the process
-    (HF_HUB_OFFLINE=1 would cut a notebook that imports emoprep off the Hub)."""
+    (HF_HUB_OFFLINE=1 would cut a notebook that imports emoprep off the Hub).
+    A model absent from the cache is answered from the cache's folder layout alone
+    (`models--<org>--<name>`): importing `try_to_load_from_cache` costs ~0.3 s of an
+    up-to-date run's planning (bench/RESULTS.md, issue 18)."""
     try:
-        from huggingface_hub import try_to_load_from_cache
+        from huggingface_hub import constants
     except ImportError:  # pragma: no cover - huggingface_hub ships with transformers
         return None
+    if not (Path(constants.HF_HUB_CACHE) / ("models--" + model_id.replace("/", "--"))).is_dir():
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
     config = try_to_load_from_cache(model_id, "config.json")
     weights = try_to_load_from_cache(model_id, "model.safetensors")
     if isinstance(config, str) and isinstance(weights, str):

@@ -130,13 +130,15 @@ def test_status_validate_and_report_need_only_the_output_folder(demo, tmp_path):
 def test_an_up_to_date_run_imports_no_model_library(clean_run, demo):
     """Planning an up-to-date run must not pay for torch, transformers, librosa or openpyxl
     (seconds of import): the device is resolved without torch on a machine without a GPU
-    device node, the weights' identity without transformers, and the FoodPics ratings sheet is
+    device node, the weights' identity without transformers (and a model absent from the HF
+    cache without huggingface_hub's download module), and the FoodPics ratings sheet is
     recognised from the run's stat-keyed cache without parsing it."""
     out, _ = clean_run
     code = ("import sys\nfrom emoprep.pipeline.cli import main\n"
             f"sys.argv = ['emoprep', *{run_args(out, demo)!r}]\n"
             "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
-            "print(sorted(m for m in ('torch', 'transformers', 'librosa', 'openpyxl') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'transformers', 'librosa', 'openpyxl',\n"
+            "                         'huggingface_hub.file_download') if m in sys.modules))")
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # the test machine's answer, whatever it has
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
