@@ -219,6 +219,7 @@ def test_sigkill_during_the_real_dag_then_rerun_is_byte_identical(tmp_path, demo
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # 20 kills, each followed by a resumed run: ~25 min on 2 slow cores
 def test_sigkill_real_dag_many_points(tmp_path, demo, clean_run):
     clean, seconds = clean_run
     rng = random.Random(11)
