@@ -54,9 +54,13 @@ $(PKG_SET): FORCE
 	@printf '%s\n' $(PKG_FILES) > $@.new
 	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
 
-# Re-link the package files (no dependency resolution: a few seconds).
+# Re-link the package files (no dependency resolution: a few seconds), then byte-compile them:
+# where PYTHONDONTWRITEBYTECODE is set (many container images) every command would otherwise
+# compile the package's ~100 modules again (0.15-0.4 s of a no-op run). An edited file is
+# compiled in memory as usual until the next re-link.
 $(LINKED): $(STAMP) $(PKG_SET)
 	$(PY) -m pip install --quiet --no-deps -e . --config-settings editable_mode=strict
+	$(PY) -m compileall -q build/__editable__.*/emoprep
 	touch $(LINKED)
 
 setup: $(LINKED)

@@ -12,8 +12,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
-import numpy as np
-import pandas as pd
+from emoprep.pipeline.lazy import np, pd
 
 # kind -> Arrow type the runner writes: str -> large_string, int -> int64, float -> double,
 # bool -> bool, floats -> list<double>. Missing values are null in every kind.

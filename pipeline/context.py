@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-import pandas as pd
-
 from emoprep.pipeline.filehash import FileHasher
+from emoprep.pipeline.lazy import pd
 from emoprep.pipeline.paths import output_file
 from emoprep.pipeline.upstream import InMemoryManifests, UpstreamManifests
 

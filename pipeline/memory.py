@@ -5,7 +5,7 @@ import contextlib
 import ctypes
 import gc
 
-import pyarrow as pa
+from emoprep.pipeline.lazy import pa
 
 
 def release_memory() -> None:

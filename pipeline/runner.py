@@ -20,9 +20,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import pandas as pd
-import pyarrow as pa
-
 from emoprep.manifests.reasons import INTERNAL_ERROR, ITEM_TIMEOUT, NO_OUTPUT, REJECT_CODES, WORKER_CRASHED
 from emoprep.pipeline import __version__
 from emoprep.pipeline.assemble import assemble, finish_manifest
@@ -34,6 +31,7 @@ from emoprep.pipeline.executors.device_pool import DevicePoolExecutor, visible_g
 from emoprep.pipeline.executors.inline import InlineExecutor
 from emoprep.pipeline.filehash import FileHasher
 from emoprep.pipeline.fingerprint import components, explain_change, fingerprint
+from emoprep.pipeline.lazy import pa, pd
 from emoprep.pipeline.ledger import LEDGER, ItemRecord, Ledger, outputs_intact
 from emoprep.pipeline.memory import release_memory
 from emoprep.pipeline.progress import ProgressSink

@@ -30,10 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-import pandas as pd
-
 from emoprep.manifests.reasons import ReasonCode
 from emoprep.pipeline.columns import ColumnKind
+from emoprep.pipeline.lazy import pd
 
 if TYPE_CHECKING:
     from emoprep.pipeline.context import ItemContext, StageContext

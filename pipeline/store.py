@@ -15,11 +15,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from emoprep.pipeline.atomic import atomic_path, atomic_write_json, sweep_temp_files
 from emoprep.pipeline.fingerprint import SHORT
+from emoprep.pipeline.lazy import pa, pq
 from emoprep.pipeline.ledger import LEDGER, Ledger
 from emoprep.pipeline.stage import Reject
 from emoprep.pipeline.values import natural_key

@@ -10,11 +10,10 @@ from abc import abstractmethod
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-import pandas as pd
-import pyarrow.parquet as pq
+from emoprep.pipeline.lazy import pd, pq
 
 
-class UpstreamManifests(Mapping[str, pd.DataFrame]):
+class UpstreamManifests(Mapping[str, "pd.DataFrame"]):
     """Upstream stage name -> its manifest; plus the cheap questions a plan asks first."""
 
     @abstractmethod

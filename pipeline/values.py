@@ -17,8 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
+from emoprep.pipeline.lazy import np, pd
 
 
 def plain(value: Any) -> Any:

@@ -21,12 +21,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import numpy as np
-
 from emoprep.manifests.columns import ITEM_COLUMNS
 from emoprep.manifests.reasons import NON_FINITE_AUDIO, NON_FINITE_FEATURES, SHORTER_THAN_WINDOW
 from emoprep.pipeline.columns import ColumnKind
 from emoprep.pipeline.context import ItemContext, StageContext
+from emoprep.pipeline.lazy import np
 from emoprep.pipeline.stage import Outcome, Stage, WorkItem
 from emoprep.stages.common.audio_io import AudioError
 from emoprep.stages.common.audio_source import audio_payloads, load_mono

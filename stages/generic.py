@@ -33,8 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-import pandas as pd
-
 from emoprep.manifests.columns import AUDIO_FILE_COLUMNS, IMAGE_FILE_COLUMNS, ITEM_COLUMNS
 from emoprep.manifests.reasons import (
     BAD_ANNOTATION,
@@ -51,6 +49,7 @@ from emoprep.pipeline.columns import ColumnKind
 from emoprep.pipeline.context import ItemContext, StageContext
 from emoprep.pipeline.errors import ConfigError, DataError
 from emoprep.pipeline.filehash import FileHasher
+from emoprep.pipeline.lazy import pd
 from emoprep.pipeline.stage import Outcome, Reject, Stage, WorkItem, runtime
 from emoprep.pipeline.values import error_text
 from emoprep.stages.common.audio_io import AudioError, probe

@@ -33,12 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import pandas as pd
-
 from emoprep.manifests.reasons import DUPLICATE_ID, MISSING_SOURCE_ID
 from emoprep.pipeline.atomic import atomic_write_json
 from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.errors import ConfigError
+from emoprep.pipeline.lazy import pd
 from emoprep.pipeline.stage import Outcome, Reject, Stage, runtime
 
 DEFAULT_NAMES = {2: ("train", "test"), 3: ("train", "val", "test")}

@@ -48,9 +48,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, SupportsIndex, SupportsInt
 
-import pandas as pd
-
 from emoprep.pipeline.errors import DataError
+from emoprep.pipeline.lazy import pd
 
 STORE_FORMAT = "emoprep-token-store"
 STORE_VERSION = 1

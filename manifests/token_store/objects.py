@@ -24,11 +24,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from emoprep.manifests.token_store.layout import shard_file
 from emoprep.manifests.token_store.writer import write_npy
 from emoprep.pipeline.atomic import TMP_PREFIX, canonical_json, tmp_name_for
+from emoprep.pipeline.lazy import np
 
 OBJECTS_DIR = "objects"
 OBJECT_FILE = "object.json"

@@ -10,11 +10,9 @@ import hashlib
 from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
-import pandas as pd
-
 from emoprep.manifests.token_store.layout import INDEX_FILE, STORE_FILE, STORE_FORMAT, STORE_VERSION
 from emoprep.pipeline.atomic import atomic_path, atomic_write_json
+from emoprep.pipeline.lazy import np, pd
 
 
 class _HashingWriter:

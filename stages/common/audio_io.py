@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-import numpy as np
-
 from emoprep.manifests.reasons import (
     ABSURD_SAMPLE_RATE,
     EMPTY_AUDIO,
@@ -32,6 +30,7 @@ from emoprep.manifests.reasons import (
     ReasonCode,
 )
 from emoprep.pipeline.atomic import atomic_path
+from emoprep.pipeline.lazy import np
 from emoprep.pipeline.values import error_text
 
 ZIP_SEP = "::"

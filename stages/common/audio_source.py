@@ -32,8 +32,6 @@ from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from emoprep.manifests.reasons import (
     EMPTY_AUDIO,
     NON_FINITE_AUDIO,
@@ -42,6 +40,7 @@ from emoprep.manifests.reasons import (
 )
 from emoprep.pipeline.context import ItemContext, StageContext
 from emoprep.pipeline.errors import ConfigError
+from emoprep.pipeline.lazy import np
 from emoprep.pipeline.values import cell, finite_float
 from emoprep.stages.common.audio_io import ZIP_SEP, AudioError, Decoded, decode_mono, fit_length, read_ref_bytes
 from emoprep.stages.common.dataset_files import resolve_in_root

@@ -13,10 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-import numpy as np
-import pandas as pd
-
 from emoprep.pipeline.errors import DataError
+from emoprep.pipeline.lazy import np, pd
 from emoprep.stages.common.audio_io import AudioError, read_ref_bytes, split_ref
 from emoprep.stages.deam.layout import DeamLayout
 from emoprep.stages.deam.parsers import (
@@ -42,7 +40,7 @@ class Annotations:
     dynamic: dict[str, dict[int, np.ndarray]]
     t0_ms: int = 15000
     step_ms: int = 500
-    metadata: pd.DataFrame = field(default_factory=pd.DataFrame)
+    metadata: pd.DataFrame = field(default_factory=lambda: pd.DataFrame())
     static_conflicts: dict[int, str] = field(default_factory=dict)   # song id -> what disagrees
     dynamic_conflicts: dict[int, str] = field(default_factory=dict)  # song id -> what disagrees
     identical_duplicates: dict[int, int] = field(default_factory=dict)
@@ -87,8 +85,6 @@ def combine_static(frames: list[pd.DataFrame]) -> tuple[pd.DataFrame, dict[int, 
     out = df.drop_duplicates("song_id", keep="first").set_index("song_id").sort_index()
     return out, conflicts, identical
 
-
-EMPTY = np.zeros(0)
 
 
 def trim_frames(row: np.ndarray) -> np.ndarray:
@@ -230,7 +226,7 @@ def song_frames(ann: Annotations, sid: int) -> tuple[np.ndarray, np.ndarray]:
     frames without either rating removed."""
     if not ann.dynamic or not ann.has_dynamic(sid):
         return np.zeros(0), np.zeros(0)
-    v, a = ann.dynamic["valence"].get(sid, EMPTY), ann.dynamic["arousal"].get(sid, EMPTY)
+    v, a = ann.dynamic["valence"].get(sid, np.zeros(0)), ann.dynamic["arousal"].get(sid, np.zeros(0))
     n = max(len(v), len(a))
     v, a = _padded(v, n), _padded(a, n)
     finite = np.isfinite(v) | np.isfinite(a)

@@ -18,11 +18,8 @@ import math
 from collections.abc import Iterable
 from typing import Any, Literal
 
-import numpy as np
-import numpy.typing as npt
-import pandas as pd
-
 from emoprep.pipeline.errors import ConfigError
+from emoprep.pipeline.lazy import np, npt, pd
 from emoprep.stages.deam.annotations import Annotations, clean_dynamic, static_ok
 
 # DEAM's subsets: 2013 (ids ≤ 1000, 45 s), 2014 (1001–2000, 45 s), 2015 (2001–2058, full songs)

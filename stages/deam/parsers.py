@@ -15,8 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
+from emoprep.pipeline.lazy import np, pd
 
 
 class AnnotationFormatError(ValueError):

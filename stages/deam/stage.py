@@ -21,10 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-import pandas as pd
-
 from emoprep.manifests.columns import AUDIO_FILE_COLUMNS, DYNAMIC_VA_COLUMNS, ITEM_COLUMNS
 from emoprep.manifests.reasons import (
     BAD_ANNOTATION,
@@ -39,6 +35,7 @@ from emoprep.pipeline.columns import ColumnKind
 from emoprep.pipeline.context import ItemContext, StageContext
 from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.filehash import FileHasher
+from emoprep.pipeline.lazy import np, npt, pd
 from emoprep.pipeline.stage import Outcome, PlannedItems, Reject, Stage, WorkItem, runtime
 from emoprep.pipeline.values import finite_float
 from emoprep.stages.common.audio_io import AudioError, AudioInfo, leaves_root, probe, read_ref_bytes, split_ref

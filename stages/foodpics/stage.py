@@ -55,8 +55,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from emoprep.manifests.reasons import (
     BAD_ID,
     DUPLICATE_ID,
@@ -74,6 +72,7 @@ from emoprep.pipeline.columns import ColumnKind
 from emoprep.pipeline.context import ItemContext, StageContext
 from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.filehash import FileHasher
+from emoprep.pipeline.lazy import pd
 from emoprep.pipeline.stage import Outcome, Reject, Stage, WorkItem
 from emoprep.pipeline.values import error_text
 from emoprep.stages.common.dataset_files import resolve_in_root

@@ -8,9 +8,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
 from emoprep.pipeline.errors import ConfigError
+from emoprep.pipeline.lazy import np
 from emoprep.pipeline.values import finite_float
 from emoprep.stages.pmemo.layout import LAYOUT_HELP, PmemoLayout
 from emoprep.stages.pmemo.parsers import (

@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
+from emoprep.pipeline.lazy import np
 
 T0_S = 15.0   # the first dynamic frame (PMEmo discards the first 15 s)
 HZ = 2.0      # dynamic frames per second

@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import pandas as pd
-
 from emoprep.manifests.columns import AUDIO_FILE_COLUMNS, DYNAMIC_VA_COLUMNS, ITEM_COLUMNS
 from emoprep.manifests.reasons import (
     BAD_ANNOTATION,
@@ -43,6 +41,7 @@ from emoprep.pipeline.columns import ColumnKind
 from emoprep.pipeline.context import ItemContext, StageContext
 from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.filehash import FileHasher
+from emoprep.pipeline.lazy import pd
 from emoprep.pipeline.stage import Outcome, Reject, Stage, WorkItem, runtime
 from emoprep.stages.common.audio_io import AudioError, AudioInfo, leaves_root, probe
 from emoprep.stages.pmemo.annotations import SCALE, PmemoAnnotations, dynamic_payload, load_annotations, static_payload

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any, overload
 
-import numpy as np
+from emoprep.pipeline.lazy import np
 
 
 @overload

@@ -11,10 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-import numpy.typing as npt
-import pandas as pd
-
+from emoprep.pipeline.lazy import np, npt, pd
 from emoprep.stages.report.canvas import colours, integer_axis, new_figure, point_style, solid_legend
 from emoprep.stages.report.shapes import Audit, ChunksPerSong, Durations, Emotions, Rejects, StageRow
 from emoprep.stages.report.stats import modality_name

@@ -13,10 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from emoprep.pipeline.errors import ConfigError
+from emoprep.pipeline.lazy import np, pd
 from emoprep.pipeline.recipe import load_recipe, params_as_dict
 from emoprep.pipeline.registry import get_stage
 from emoprep.stages.deam.audit import fix_plan

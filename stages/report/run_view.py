@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+from emoprep.pipeline.lazy import pd
 
 DONE = "_DONE.json"
 MANIFEST = "manifest.parquet"

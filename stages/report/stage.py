@@ -26,11 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
 from emoprep.pipeline.atomic import TMP_PREFIX, atomic_write_bytes
 from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.errors import ConfigError
+from emoprep.pipeline.lazy import pd
 from emoprep.pipeline.stage import Outcome, Stage
 from emoprep.stages.report import card as report_card
 from emoprep.stages.report import page as report_html

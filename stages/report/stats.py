@@ -10,9 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, SupportsIndex, SupportsInt
 
-import numpy as np
-import pandas as pd
-
+from emoprep.pipeline.lazy import np, pd
 from emoprep.stages.report.json_values import num, plain_json
 from emoprep.stages.report.run_view import RunView, StageInfo
 from emoprep.stages.report.shapes import (

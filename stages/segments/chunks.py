@@ -25,13 +25,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from emoprep.manifests.columns import ITEM_COLUMNS
 from emoprep.manifests.reasons import MISSING_DYNAMIC, SHORT_TAIL, TOO_SHORT, UNDER_ANNOTATED
 from emoprep.pipeline.columns import ColumnKind
 from emoprep.pipeline.context import ItemContext, StageContext
 from emoprep.pipeline.errors import ConfigError
+from emoprep.pipeline.lazy import np
 from emoprep.pipeline.stage import Outcome, PlannedItems, Reject, Stage, WorkItem
 from emoprep.stages.common.audio_io import AUDIO_SUFFIX, AudioError, decode_mono, fit_length, write_audio
 from emoprep.stages.segments.deam_songs import AudioFormat, check_format, deam_rows, silent

@@ -19,13 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-
 from emoprep.manifests.columns import ITEM_COLUMNS
 from emoprep.manifests.reasons import LONGER_THAN_TARGET, MISSING_STATIC
 from emoprep.pipeline.columns import ColumnKind
 from emoprep.pipeline.context import ItemContext, StageContext
 from emoprep.pipeline.errors import ConfigError
+from emoprep.pipeline.lazy import np
 from emoprep.pipeline.stage import Outcome, PlannedItems, Stage, WorkItem
 from emoprep.pipeline.values import finite_float
 from emoprep.stages.common.audio_io import AUDIO_SUFFIX, AudioError, decode_mono, fit_length, write_audio

@@ -29,13 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-
 from emoprep.manifests.columns import ITEM_COLUMNS
 from emoprep.manifests.reasons import NON_FINITE_AUDIO, SHORTER_THAN_WINDOW, SILENT_AUDIO
 from emoprep.pipeline.columns import ColumnKind
 from emoprep.pipeline.context import ItemContext, StageContext
 from emoprep.pipeline.errors import ConfigError
+from emoprep.pipeline.lazy import np
 from emoprep.pipeline.stage import Outcome, Stage, WorkItem
 from emoprep.stages.common.audio_io import AUDIO_SUFFIX, AudioError, fit_length, write_audio
 from emoprep.stages.common.audio_source import audio_payloads, load_mono

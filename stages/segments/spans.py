@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import numpy as np
+from emoprep.pipeline.lazy import np
 
 
 @dataclass(frozen=True)

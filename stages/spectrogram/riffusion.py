@@ -27,9 +27,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from emoprep.pipeline.atomic import atomic_path
+from emoprep.pipeline.lazy import np
 from emoprep.stages.spectrogram.params import DEFAULT_PARAMS, SpectrogramParams
 
 

@@ -4,8 +4,7 @@ loudness normalisation, energy-based silence trim, pad/truncate to 3.0 s, 128 me
 """
 from __future__ import annotations
 
-import numpy as np
-
+from emoprep.pipeline.lazy import np
 from emoprep.stages.spectrogram.params import DEFAULT_PARAMS, SpectrogramParams
 
 

@@ -17,13 +17,11 @@ import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from emoprep.manifests.reasons import BAD_PATH, SHORT_AUDIO, UNREADABLE_AUDIO, WRONG_SAMPLE_RATE
 from emoprep.pipeline.atomic import atomic_path
 from emoprep.pipeline.context import ItemContext, StageContext
 from emoprep.pipeline.errors import DataError
+from emoprep.pipeline.lazy import np, pd
 from emoprep.pipeline.paths import output_file
 from emoprep.pipeline.stage import Outcome, Reject, Stage, WorkItem
 from emoprep.pipeline.values import cell

@@ -13,17 +13,16 @@ import hashlib
 import io
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import Any, TypeAlias
 
 from emoprep.manifests.reasons import BAD_IMAGE_MODE, BAD_IMAGE_SIZE, MISSING_FILE, UNREADABLE_IMAGE, ReasonCode
+from emoprep.pipeline.lazy import np
 
 # Digests of inputs that cannot be read.
 MISSING, UNREADABLE = "missing", "unreadable"
 
 # What a loader gives for one file: (decoded array | None, (reason, detail) | None, digest).
-Decoded = tuple[np.ndarray | None, tuple[ReasonCode, str] | None, str]
+Decoded: TypeAlias = "tuple[np.ndarray | None, tuple[ReasonCode, str] | None, str]"
 
 
 def read_input(path: Path, unreadable: ReasonCode) -> tuple[bytes | None, Decoded]:
@@ -64,7 +63,7 @@ def decode_image(path: Path, size: int) -> Decoded:
 
 
 # One decoded input as the dataset hands it to the collate step: (position, *Decoded).
-Item = tuple[int, np.ndarray | None, tuple[ReasonCode, str] | None, str]
+Item: TypeAlias = "tuple[int, np.ndarray | None, tuple[ReasonCode, str] | None, str]"
 # A collated batch: (kept positions, model input, [(position, reason, detail)], [(position, sha256)]).
 Batch = tuple[list[int], Any, list[tuple[int, ReasonCode, str]], list[tuple[int, str]]]
 

@@ -13,13 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from emoprep.manifests.reasons import ReasonCode
 from emoprep.manifests.token_store.objects import write_object
 from emoprep.pipeline.context import ItemContext
 from emoprep.pipeline.filehash import hash_file
 from emoprep.pipeline.fingerprint import library_version
+from emoprep.pipeline.lazy import np
 from emoprep.pipeline.stage import Reject
 from emoprep.stages.common.audio_io import AudioError
 from emoprep.stages.common.audio_source import song_sha256, view_dataset

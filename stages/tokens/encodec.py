@@ -38,10 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from emoprep.manifests.reasons import BAD_AUDIO_LENGTH, NON_FINITE_AUDIO, UNREADABLE_AUDIO
 from emoprep.pipeline.errors import ConfigError
+from emoprep.pipeline.lazy import np
 from emoprep.stages.common.audio_source import read_samples
 from emoprep.stages.tokens import weights
 from emoprep.stages.tokens.decode import Decoded, read_input

@@ -7,10 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from emoprep.manifests.token_store.layout import ARRAY_ORDER, path_column, sequence_shape, sha_column
 from emoprep.pipeline.context import ItemContext
+from emoprep.pipeline.lazy import pd
 from emoprep.stages.tokens.families import FAMILIES, family_of
 from emoprep.stages.tokens.inputs import LABEL_COLUMNS
 from emoprep.stages.tokens.params import TokensParams

@@ -11,8 +11,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import pandas as pd
-
 from emoprep.manifests.reasons import (
     BAD_PATH,
     DUPLICATE_ID,
@@ -23,6 +21,7 @@ from emoprep.manifests.reasons import (
 )
 from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.errors import ConfigError
+from emoprep.pipeline.lazy import pd
 from emoprep.pipeline.paths import output_file
 from emoprep.pipeline.stage import Reject
 from emoprep.pipeline.values import cell, natural_key

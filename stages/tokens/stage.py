@@ -53,14 +53,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TypeVar
 
-import pandas as pd
-
 from emoprep.manifests.reasons import NO_IMAGE, NO_INPUT
 from emoprep.manifests.token_store.layout import store_meta
 from emoprep.manifests.token_store.objects import OBJECTS_DIR, link_shard, object_key, read_object, sweep_object_temps
 from emoprep.manifests.token_store.writer import write_store_files
 from emoprep.pipeline.context import ItemContext, StageContext
 from emoprep.pipeline.errors import ConfigError
+from emoprep.pipeline.lazy import pd
 from emoprep.pipeline.stage import Outcome, Reject, Stage, WorkItem
 from emoprep.pipeline.values import natural_key
 from emoprep.stages.tokens import encode, weights

@@ -34,13 +34,13 @@ every stage module at start-up).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from emoprep.manifests.token_store.layout import RANDOM_INIT_BY_DESIGN
 from emoprep.pipeline.errors import ConfigError
+from emoprep.pipeline.lazy import np
 from emoprep.stages.tokens import weights
 from emoprep.stages.tokens.weights import (
     Compute,
@@ -118,14 +118,16 @@ def _triple(value: Any) -> tuple[float, float, float]:
     return vals[0], vals[1], vals[2]
 
 
+@functools.cache
 def pixel_lut(prep: Preprocessing = DEFAULT_PREPROCESSING) -> np.ndarray:
-    """uint8 → float32 per channel [3, 256], exactly as ViTImageProcessor computes it."""
+    """uint8 → float32 per channel [3, 256], exactly as ViTImageProcessor computes it (made
+    once per preprocessing, on first use: importing this module must not import numpy)."""
     rescaled = (np.arange(256, dtype=np.float64) * prep.rescale_factor).astype(np.float32)
-    return np.stack([(rescaled - np.float32(m)) / np.float32(s)
-                     for m, s in zip(prep.image_mean, prep.image_std, strict=True)])
+    lut = np.stack([(rescaled - np.float32(m)) / np.float32(s)
+                    for m, s in zip(prep.image_mean, prep.image_std, strict=True)])
+    lut.flags.writeable = False  # one shared copy per preprocessing
+    return lut
 
-
-PIXEL_LUT = pixel_lut()
 
 
 def check_tokenizer(tokenizer: str) -> None:
@@ -155,9 +157,10 @@ def image_size(tokenizer: str) -> int:
 
 # ---- preprocessing -------------------------------------------------------------------
 
-def pixel_values(images: np.ndarray, lut: np.ndarray = PIXEL_LUT) -> np.ndarray:
+def pixel_values(images: np.ndarray, lut: np.ndarray | None = None) -> np.ndarray:
     """uint8 images [B, H, W] (gray) or [B, H, W, 3] (RGB) → float32 [B, 3, H, W] model input
-    (`lut`: `pixel_lut` of the checkpoint's preprocessing)."""
+    (`lut`: `pixel_lut` of the checkpoint's preprocessing; ViTImageProcessor's defaults if None)."""
+    lut = pixel_lut() if lut is None else lut
     if images.dtype != np.uint8:
         raise TypeError(f"expected uint8 images, got {images.dtype}")
     if images.ndim == 3:  # gray: the same pixel in the 3 channels, each normalised with its own constants

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from emoprep.manifests.validate import validate
 from tests.helpers.token_fixtures import failed, index_of, rewrite_array, save_index
@@ -37,11 +38,13 @@ def test_wrong_recorded_shape_names_the_id(out):
     assert set(bad) == {"index-shapes"} and bad["index-shapes"][0].startswith(str(df.at[4, "sample_id"]) + " ")
 
 
-def test_nan_names_the_sample(out):
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf, -np.inf])
+def test_nan_or_inf_names_the_sample(out, bad_value):
     df = index_of(out)
     r = df.iloc[7]
     arr = np.load(out / r.patches_path)
-    arr[r.row, 100, 3] = np.nan
+    assert arr.dtype == np.float16  # the stores' patch dtype, checked through its exponent bits
+    arr[r.row, 100, 3] = bad_value
     rewrite_array(out, r.patches_path, arr)
     bad = failed(validate(out))
     assert set(bad) == {"finite-values"} and bad["finite-values"] == [f"{r.sample_id} (patches in {r.patches_path})"]

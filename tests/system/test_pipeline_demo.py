@@ -127,18 +127,20 @@ def test_status_validate_and_report_need_only_the_output_folder(demo, tmp_path):
     assert whole.returncode == 2 and "FoodPics" in whole.stderr, whole.stderr
 
 
-def test_an_up_to_date_run_imports_no_model_library(clean_run, demo):
+def test_an_up_to_date_run_imports_no_model_or_array_library(clean_run, demo):
     """Planning an up-to-date run must not pay for torch, transformers, librosa or openpyxl
-    (seconds of import): the device is resolved without torch on a machine without a GPU
-    device node, the weights' identity without transformers (and a model absent from the HF
-    cache without huggingface_hub's download module), and the FoodPics ratings sheet is
-    recognised from the run's stat-keyed cache without parsing it."""
+    (seconds of import), nor for numpy, pandas and pyarrow (~0.4 s): the device is resolved
+    without torch on a machine without a GPU device node, the weights' identity without
+    transformers (and a model absent from the HF cache without huggingface_hub's download
+    module), the FoodPics ratings sheet is recognised from the run's stat-keyed cache without
+    parsing it, and the stage modules bind the array libraries lazily (`pipeline/lazy.py`)."""
     out, _ = clean_run
     code = ("import sys\nfrom emoprep.pipeline.cli import main\n"
             f"sys.argv = ['emoprep', *{run_args(out, demo)!r}]\n"
             "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
             "print(sorted(m for m in ('torch', 'transformers', 'librosa', 'openpyxl',\n"
-            "                         'huggingface_hub.file_download') if m in sys.modules))")
+            "                         'huggingface_hub.file_download', 'numpy', 'pandas', 'pyarrow')\n"
+            "             if m in sys.modules))")
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # the test machine's answer, whatever it has
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
