@@ -102,8 +102,9 @@ def view_key(index: pd.DataFrame, tokenizer: str) -> str:
     return h.hexdigest()[:16]
 
 
-def _fixed_list(values: np.ndarray) -> Any:
-    """[n, *dims] array → nested pyarrow FixedSizeListArray of length n."""
+def fixed_size_list(values: np.ndarray) -> Any:
+    """[n, *dims] array → nested pyarrow FixedSizeListArray of length n, in the array's dtype
+    (this view's columns; `emoprep export --format hf` casts it to the datasets feature)."""
     import pyarrow as pa
 
     arr = pa.array(np.ascontiguousarray(values).reshape(-1))
@@ -119,6 +120,6 @@ def _write_view_part(path: Path, grp: pd.DataFrame, store: StoreIndex) -> None:
     cols = {c: pa.array(grp[c].tolist()) for c in VIEW_COLUMNS  # (another tokenizer's input column: absent)
             if c in grp.columns and not (c.endswith("_path") and grp[c].isna().all())}
     # cls + patches (ViT) or codes (EnCodec), in the stored dtype
-    cols.update({name: _fixed_list(values) for name, values in read_rows(store, grp, store.arrays(grp)).items()})
+    cols.update({name: fixed_size_list(values) for name, values in read_rows(store, grp, store.arrays(grp)).items()})
     with atomic_path(path) as tmp:
         pq.write_table(pa.table(cols), tmp, row_group_size=64)

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from emoprep.manifests.token_store.layout import READER_COLUMNS, StoreError, path_column
+from emoprep.manifests.token_store.layout import READER_COLUMNS, StoreError, path_column, token_sequence
 from emoprep.manifests.token_store.reader import check_index, load_index, open_array
 from emoprep.pipeline.values import natural_key
 
@@ -127,12 +127,11 @@ class TokenDataset(Dataset[dict[str, Any]]):
             if self._rows[i] >= len(shard):
                 raise StoreError(f"{path}: {self.sample_ids[i]} is row {self._rows[i]} of a shard "
                                     f"with {len(shard)} rows (truncated or replaced shard?)")
-            a = shard[self._rows[i]]
-            parts.append(np.asarray(a, dtype=np.float32).reshape(-1, a.shape[-1]))
-        if len({p.shape[1] for p in parts}) > 1:
-            raise StoreError(f"{self.sample_ids[i]}: arrays {self.arrays} differ in token width "
-                                f"{[p.shape[1] for p in parts]}")
-        tok = np.concatenate(parts) if len(parts) > 1 else parts[0]
+            parts.append(np.asarray(shard[self._rows[i]], dtype=np.float32))
+        try:
+            tok = token_sequence(parts)
+        except ValueError as exc:
+            raise StoreError(f"{self.sample_ids[i]}: {self.arrays} {exc}") from None
         if self.enhanced:
             tok = np.concatenate([tok, np.broadcast_to(self._extra[i], (len(tok), len(ENHANCED_EXTRA)))], axis=1)
         return tok

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from emoprep.manifests.export.source import StoreSource
+from emoprep.manifests.hf_view import fixed_size_list
 from emoprep.pipeline.errors import ConfigError
 
 NAME = "hf"
@@ -136,9 +137,7 @@ def _array_column(values: np.ndarray, arrow_type: Any) -> Any:
     Array2D extension array over nested lists."""
     import pyarrow as pa
 
-    arr = pa.array(np.ascontiguousarray(values).reshape(-1))
-    for dim in reversed(values.shape[1:]):
-        arr = pa.FixedSizeListArray.from_arrays(arr, int(dim))
+    arr = fixed_size_list(values)
     if isinstance(arrow_type, pa.ExtensionType):
         return pa.ExtensionArray.from_storage(arrow_type, arr.cast(arrow_type.storage_type))
     return arr.cast(arrow_type)

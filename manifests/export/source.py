@@ -7,6 +7,7 @@ gives — so the same store always exports to the same files.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -75,8 +76,9 @@ def open_sources(out_root: str | os.PathLike[str], tokenizers: list[str] | None 
         raise ConfigError(f"{out_root} has no token store {unknown}; it has {known}")
     sources = []
     for tokenizer in wanted:
-        store = load_index(out_root, tokenizer, storage_options)
-        df = store.df
+        # the index is read (fetched, for a remote root) once; each store is its tokenizer's rows
+        df = every.df[every.df["tokenizer"] == tokenizer].reset_index(drop=True)
+        store = dataclasses.replace(every, df=df)
         if splits:
             missing = [s for s in splits if s not in set(df["split"])]
             if missing:

@@ -33,6 +33,7 @@ from emoprep.manifests.export.source import StoreSource, open_sources
 from emoprep.manifests.token_store.reader import is_remote, local_path
 from emoprep.pipeline.atomic import atomic_path, atomic_write_bytes, atomic_write_json, canonical_json, sweep_temp_files
 from emoprep.pipeline.errors import ConfigError
+from emoprep.pipeline.filehash import hash_file
 from emoprep.pipeline.lock import LOCK_NAME, OutputLock
 
 # (sources, part files per (config, split), file sizes) -> {relative path: bytes}
@@ -226,8 +227,4 @@ def _plain_rel(rel: Any) -> bool:
 
 
 def _file_info(path: Path) -> dict[str, Any]:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return {"size": path.stat().st_size, "sha256": h.hexdigest()}
+    return {"size": path.stat().st_size, "sha256": hash_file(path)}

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from emoprep.manifests.export.source import StoreSource
-from emoprep.manifests.token_store.layout import StoreError
+from emoprep.manifests.token_store.layout import StoreError, token_sequence
 from emoprep.pipeline.atomic import canonical_json
 
 NAME = "webdataset"
@@ -53,9 +53,9 @@ def sample_key(position: int, sample_id: str) -> str:
 
 
 def tokens_of(arrays: dict[str, np.ndarray], i: int) -> np.ndarray:
-    """Sample i's tokens: 1-D arrays (CLS) become one token, in the store's array order."""
-    parts = [a[i].reshape(-1, a.shape[-1]) for a in arrays.values()]
-    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+    """Sample i's tokens in the stored dtype: 1-D arrays (CLS) become one token, in the
+    store's array order (the sequence `TokenDataset.tokens` gives, before its float32 cast)."""
+    return token_sequence([a[i] for a in arrays.values()])
 
 
 def sample_json(row: pd.Series) -> bytes:

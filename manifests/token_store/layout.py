@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any, SupportsIndex, SupportsInt
 
 from emoprep.pipeline.errors import DataError
-from emoprep.pipeline.lazy import pd
+from emoprep.pipeline.lazy import np, pd
 
 STORE_FORMAT = "emoprep-token-store"
 STORE_VERSION = 1
@@ -110,6 +110,15 @@ def sequence_shape(arrays: dict[str, tuple[int, ...]]) -> list[int]:
         n_tokens += 1 if len(shape) == 1 else shape[0]
         dim = shape[-1]
     return [n_tokens, int(dim or 0)]
+
+
+def token_sequence(parts: list[np.ndarray]) -> np.ndarray:
+    """One sample's arrays, in the store's array order, as its [T, D] token sequence (the
+    arrays' dtype): a 1-D array (ViT's CLS) is one token. ValueError when token widths differ."""
+    seq = [p.reshape(-1, p.shape[-1]) for p in parts]
+    if len({s.shape[1] for s in seq}) > 1:
+        raise ValueError(f"arrays differ in token width {[s.shape[1] for s in seq]}")
+    return np.concatenate(seq) if len(seq) > 1 else seq[0]
 
 
 def as_int(value: object) -> int:
