@@ -48,7 +48,9 @@ def main() -> int:
         walls = []
         for _ in range(a.runs):
             wall, output = timed(cmd)
-            statuses = {line.split("│")[2].strip() for line in output.splitlines() if line.startswith("│")}
+            # the run's table: stage │ status │ items │ kept │ rejected │ resumed │ seconds │ reasons
+            rows = [line.split("│") for line in output.splitlines() if line.startswith("│")]
+            statuses = {cells[2].strip() for cells in rows if len(cells) == 10 and cells[1].strip()}
             if statuses - {"up-to-date"}:
                 raise SystemExit(f"not a no-op ({sorted(statuses)}): {output[-1500:]}")
             walls.append(wall)
