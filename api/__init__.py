@@ -41,7 +41,7 @@ def run(recipe: str | None = None, *, data_root: PathLike | None = None, out: Pa
     items, rows, rejects, resumed, seconds, fingerprint, reject reasons). `sets` are --set
     values: {"stage.key": value} or ["stage.key=TOML"]. Without `data_root` (and no dataset
     root in `sets`) it runs on the embedded demo data. `quiet=False` prints stage lines."""
-    from emoprep.pipeline import commands
+    from emoprep import commands
 
     all_sets = commands.with_weights(commands.set_args(sets), Path(weights) if weights is not None else None)
     return commands.run_dag(recipe, all_sets, Path(out), Path(data_root) if data_root is not None else None,
@@ -53,7 +53,7 @@ def status(out: PathLike = "emoprep-out", *, recipe: str | None = None, data_roo
            sets: Mapping[str, Any] | list[str] | None = None, stage: str | None = None) -> list[dict[str, Any]]:
     """Each stage of what the runs into `out` built (or of `recipe` / `stage` when given):
     {"stage", "status" (done / stale / in-progress / missing), "fingerprint", "dir", "reasons"}."""
-    from emoprep.pipeline import commands
+    from emoprep import commands
 
     rec, plan = commands.plan_status(Path(out), recipe, commands.set_args(sets),
                                      Path(data_root) if data_root is not None else None, stage)

@@ -27,10 +27,14 @@ import pandas as pd
 from emoprep.pipeline.assemble import finish_manifest
 from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.filehash import FileHasher
-from emoprep.pipeline.registry import get_stage
+from emoprep.stages.catalog import builtin_catalog
 from emoprep.stages.demo.deam_scale import write_deam_scale_tree
 
 HERE = Path(__file__).resolve().parent
+
+
+def get_stage(name):
+    return builtin_catalog()[name]
 
 
 def _process(args):

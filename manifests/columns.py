@@ -25,3 +25,9 @@ IMAGE_FILE_COLUMNS: dict[str, ColumnKind] = {
 DYNAMIC_VA_COLUMNS: dict[str, ColumnKind] = {
     "dyn_valence": "floats", "dyn_arousal": "floats", "dyn_t0_s": "float", "dyn_hz": "float",
     "dyn_n_frames": "int"}
+
+# The `emotion` column's 12 classes (thesis eq. 2.1): valence > 0 on the arousal/valence slope
+# bands from steep to flat, then valence <= 0 on the same bands.
+POSITIVE = ("excited", "delighted", "happy", "content", "relaxed", "calm")
+NEGATIVE = ("tired", "bored", "depressed", "frustrated", "angry", "tense")
+EMOTIONS = POSITIVE + NEGATIVE

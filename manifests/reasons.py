@@ -8,25 +8,15 @@ so a misspelt code fails at import, and a type checker rejects a bare string whe
 """
 from __future__ import annotations
 
-from typing import NewType
+from emoprep.pipeline.reasons import ENGINE_CODES, ReasonCode, define
 
-ReasonCode = NewType("ReasonCode", str)
-
-# code -> meaning, in the order defined below (the report and the README list them so).
-REJECT_CODES: dict[ReasonCode, str] = {}
+# code -> meaning, in the order defined (the report and the README list them so): the
+# engine's own codes first (emoprep.pipeline.reasons), then those of the built-in stages.
+REJECT_CODES: dict[ReasonCode, str] = dict(ENGINE_CODES)
 
 
 def _code(code: str, meaning: str) -> ReasonCode:
-    if code in REJECT_CODES:
-        raise ValueError(f"reason code {code!r} defined twice")
-    REJECT_CODES[ReasonCode(code)] = meaning
-    return ReasonCode(code)
-
-
-def reason_code(code: str) -> ReasonCode:
-    """A code that is not one of the constants below, for plugin stages; the runner warns
-    about codes that are not listed here."""
-    return ReasonCode(code)
+    return define(REJECT_CODES, code, meaning)
 
 
 def describe(code: str) -> str:
@@ -34,20 +24,7 @@ def describe(code: str) -> str:
     return REJECT_CODES.get(ReasonCode(code), "undocumented reason code")
 
 
-# --- any stage (the engine)
-INTERNAL_ERROR = _code(
-    "internal-error",
-    "the stage raised an exception on this item (a bug or an unforeseen input); message has the error")
-WORKER_CRASHED = _code(
-    "worker-crashed",
-    "the worker process died twice while processing this item (e.g. a decoder segfault, out of memory)")
-ITEM_TIMEOUT = _code(
-    "timeout",
-    "the item ran past the time limit (--item-timeout; e.g. a read that never returns on a stalled mount); "
-    "its worker was stopped and the run went on")
-NO_OUTPUT = _code(
-    "no-output",
-    "the stage returned neither an output nor a reason for this item (a stage bug)")
+# --- any stage
 DUPLICATE_ID = _code(
     "duplicate-id",
     "the same sample id appears more than once with different content")

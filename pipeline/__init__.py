@@ -7,8 +7,8 @@ It knows nothing about audio or images. A stage author needs only what is re-exp
 """
 from __future__ import annotations
 
+from emoprep.pipeline.catalog import register
 from emoprep.pipeline.context import ItemContext, StageContext
-from emoprep.pipeline.registry import register
 from emoprep.pipeline.stage import NoParams, Outcome, PlannedItems, Reject, Stage, WorkItem, runtime
 
 __version__ = "0.1.0"

@@ -17,11 +17,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from emoprep.manifests.reasons import ReasonCode
 from emoprep.pipeline.columns import with_kinds
 from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.lazy import pa, pd
 from emoprep.pipeline.ledger import ItemRecord, Ledger
+from emoprep.pipeline.reasons import ReasonCode
 from emoprep.pipeline.stage import AnyStage, Reject
 from emoprep.pipeline.values import natural_key
 

@@ -53,15 +53,16 @@ class StageContext(ItemContext[P]):
     _manifests: UpstreamManifests
     _log: Callable[..., None] | None
     hasher: FileHasher
-    # False on real data (emoprep run without --allow-random-init): a model stage refuses to
-    # plan random-init weights where a published checkpoint exists (it says how to get it).
-    allow_random_init: bool
+    # The run's StageCatalog (emoprep.pipeline.catalog), for a stage that reads another recipe
+    # (the report's comparison); None when a test drives one stage alone. Typed Any: the
+    # catalog module imports the stage protocol, which imports this module.
+    catalog: Any
 
     def __init__(self, *, manifests: UpstreamManifests | Mapping[str, pd.DataFrame] | None = None,
                  hasher: FileHasher | None = None, log: Callable[..., None] | None = None,
-                 allow_random_init: bool = True, **kw: Any):
+                 catalog: Any = None, **kw: Any):
         super().__init__(**kw)
-        object.__setattr__(self, "allow_random_init", allow_random_init)
+        object.__setattr__(self, "catalog", catalog)
         if not isinstance(manifests, UpstreamManifests):
             manifests = InMemoryManifests(dict(manifests or {}))
         object.__setattr__(self, "_manifests", manifests)

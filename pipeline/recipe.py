@@ -1,52 +1,51 @@
 """Recipes: TOML files that choose stages and set their parameters.
 
 A recipe has a `[recipe]` table (`name`, `description`, `targets`, optional `extends`) and one
-table per stage whose keys are fields of that stage's `Params` dataclass. Shipped recipes live
-in `stages/recipes/`; a user file may `extends = "thesis-v3"` and override any parameter.
+table per stage whose keys are fields of that stage's `Params` dataclass. A recipe is read
+against a stage catalog (`emoprep.pipeline.catalog`), which also holds the shipped recipes;
+a user file may `extends = "thesis-v3"` and override any parameter.
 `--set STAGE.KEY=VALUE` overrides one parameter on the command line. Unknown stages or keys
 are configuration errors that name the key (and suggest the closest known one).
 """
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from emoprep.pipeline.catalog import StageCatalog, suggest
 from emoprep.pipeline.errors import ConfigError
+from emoprep.pipeline.stage import AnyStage
 
 DEFAULT_RECIPE = "thesis-v3"
 
 
 @dataclass
 class Recipe:
+    """Targets and per-stage parameters, with the catalog of stages they were checked against."""
+
     name: str
     description: str = ""
     targets: list[str] = field(default_factory=list)
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
     origin: str = ""
+    catalog: StageCatalog = field(kw_only=True, repr=False, compare=False)
 
-    def params_for(self, stage: Any) -> Any:
+    def stage(self, name: str) -> AnyStage:
+        """The catalog's stage `name` (KeyError naming the known ones)."""
+        return self.catalog[name]
+
+    def params_for(self, stage: AnyStage) -> Any:
         """The stage's Params filled from this recipe (defaults for keys not given)."""
         return build_params(stage.Params, self.sections.get(stage.name, {}), stage.name)
 
 
-def shipped_recipes() -> dict[str, str]:
-    """name -> TOML text of the recipes shipped in the package."""
-    out = {}
-    for entry in resources.files("emoprep.stages").joinpath("recipes").iterdir():
-        if entry.name.endswith(".toml"):
-            out[entry.name[: -len(".toml")]] = entry.read_text(encoding="utf-8")
-    return out
-
-
-def _read_recipe_source(name_or_file: str) -> tuple[dict[str, Any], str]:
-    shipped = shipped_recipes()
+def _read_recipe_source(name_or_file: str, catalog: StageCatalog) -> tuple[dict[str, Any], str]:
+    shipped = catalog.shipped_recipes()
     if name_or_file in shipped:
         text, origin = shipped[name_or_file], f"recipe {name_or_file} (shipped)"
     else:
@@ -62,28 +61,27 @@ def _read_recipe_source(name_or_file: str) -> tuple[dict[str, Any], str]:
         raise ConfigError(f"{origin}: invalid TOML: {exc}") from None
 
 
-def load_recipe(name_or_file: str | None = None, sets: list[str] | None = None,
+def load_recipe(name_or_file: str | None = None, sets: list[str] | None = None, *, catalog: StageCatalog,
                 _seen: tuple[str, ...] = ()) -> Recipe:
-    """Load a shipped recipe by name or a TOML file, follow `extends`, apply `--set`s."""
-    from emoprep.pipeline.registry import all_stages
-
+    """Load a shipped recipe by name or a TOML file, follow `extends`, apply `--set`s; every
+    stage and parameter is checked against `catalog`."""
     name_or_file = name_or_file or DEFAULT_RECIPE
     if name_or_file in _seen:
         raise ConfigError(f"recipe {name_or_file!r} extends itself (chain: {' -> '.join(_seen)})")
-    data, origin = _read_recipe_source(name_or_file)
+    data, origin = _read_recipe_source(name_or_file, catalog)
     head = data.pop("recipe", {})
     unknown_head = set(head) - {"name", "description", "targets", "extends"}
     if unknown_head:
         raise ConfigError(f"{origin}: unknown key(s) in [recipe]: {', '.join(sorted(unknown_head))}")
     if "extends" in head:
-        base = load_recipe(head["extends"], None, (*_seen, name_or_file))
+        base = load_recipe(head["extends"], None, catalog=catalog, _seen=(*_seen, name_or_file))
     else:
-        base = Recipe(name=head.get("name", Path(name_or_file).stem))
-    stages = all_stages()
+        base = Recipe(name=head.get("name", Path(name_or_file).stem), catalog=catalog)
+    stages = catalog
     sections = {k: dict(v) for k, v in base.sections.items()}
     for section, values in data.items():
         if section not in stages:
-            raise ConfigError(f"{origin}: unknown stage [{section}]{_suggest(section, stages)}")
+            raise ConfigError(f"{origin}: unknown stage [{section}]{suggest(section, stages)}")
         if not isinstance(values, dict):
             raise ConfigError(f"{origin}: [{section}] must be a table of parameters")
         sections.setdefault(section, {}).update(values)
@@ -93,10 +91,11 @@ def load_recipe(name_or_file: str | None = None, sets: list[str] | None = None,
         targets=list(head.get("targets", base.targets)),
         sections=sections,
         origin=origin,
+        catalog=catalog,
     )
     for target in recipe.targets:
         if target not in stages:
-            raise ConfigError(f"{origin}: unknown target stage {target!r}{_suggest(target, stages)}")
+            raise ConfigError(f"{origin}: unknown target stage {target!r}{suggest(target, stages)}")
     for assignment in sets or []:
         apply_set(recipe, assignment)
     # Validate every section now, so a typo fails before any work starts.
@@ -107,25 +106,17 @@ def load_recipe(name_or_file: str | None = None, sets: list[str] | None = None,
 
 def apply_set(recipe: Recipe, assignment: str) -> None:
     """Apply one `STAGE.KEY=VALUE`; VALUE is read as a TOML value, else as a plain string."""
-    from emoprep.pipeline.registry import all_stages
-
     if "=" not in assignment or "." not in assignment.split("=", 1)[0]:
         raise ConfigError(f"--set {assignment!r}: expected STAGE.KEY=VALUE, e.g. spectrogram.keep_fullres=true")
     lhs, raw = assignment.split("=", 1)
     stage, key = lhs.strip().split(".", 1)
-    stages = all_stages()
-    if stage not in stages:
-        raise ConfigError(f"--set {assignment!r}: unknown stage {stage!r}{_suggest(stage, stages)}")
+    if stage not in recipe.catalog:
+        raise ConfigError(f"--set {assignment!r}: unknown stage {stage!r}{suggest(stage, recipe.catalog)}")
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw  # e.g. a bare path: --set deam.root=/data/DEAM
     recipe.sections.setdefault(stage, {})[key.strip()] = value
-
-
-def _suggest(word: str, choices: Any) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def build_params(params_cls: type, values: dict[str, Any], stage: str) -> Any:
@@ -135,7 +126,7 @@ def build_params(params_cls: type, values: dict[str, Any], stage: str) -> Any:
     kwargs = {}
     for key, value in values.items():
         if key not in fields:
-            raise ConfigError(f"unknown parameter {stage}.{key}{_suggest(key, fields)}; "
+            raise ConfigError(f"unknown parameter {stage}.{key}{suggest(key, fields)}; "
                               f"known: {', '.join(sorted(fields)) or '(none)'}")
         kwargs[key] = coerce(value, hints[key], f"{stage}.{key}")
     try:

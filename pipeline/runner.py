@@ -20,7 +20,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from emoprep.manifests.reasons import INTERNAL_ERROR, ITEM_TIMEOUT, NO_OUTPUT, REJECT_CODES, WORKER_CRASHED
 from emoprep.pipeline import __version__
 from emoprep.pipeline.assemble import assemble, finish_manifest
 from emoprep.pipeline.atomic import sweep_temp_files
@@ -35,8 +34,8 @@ from emoprep.pipeline.lazy import pa, pd
 from emoprep.pipeline.ledger import LEDGER, ItemRecord, Ledger, outputs_intact
 from emoprep.pipeline.memory import release_memory
 from emoprep.pipeline.progress import ProgressSink
+from emoprep.pipeline.reasons import INTERNAL_ERROR, ITEM_TIMEOUT, NO_OUTPUT, WORKER_CRASHED
 from emoprep.pipeline.recipe import Recipe
-from emoprep.pipeline.registry import get_stage
 from emoprep.pipeline.runlog import RunLog
 from emoprep.pipeline.stage import AnyStage, WorkItem
 from emoprep.pipeline.store import MANIFEST, REJECTS, Published, StageDir, rejects_to_table, write_table
@@ -112,9 +111,8 @@ def resolve_device(device: str) -> str:
 class Runner:
     def __init__(self, recipe: Recipe, out_root: Path, data_root: Path | None = None,
                  device: str = "auto", log: RunLog | None = None, device_slots: list[str] | None = None,
-                 allow_random_init: bool = True, item_timeout: float | None = DEFAULT_ITEM_TIMEOUT):
+                 item_timeout: float | None = DEFAULT_ITEM_TIMEOUT):
         self.recipe = recipe
-        self.allow_random_init = allow_random_init
         self.item_timeout = item_timeout
         self.out_root = out_root.resolve()
         self.data_root = data_root.resolve() if data_root else None
@@ -149,7 +147,7 @@ class Runner:
             if state.get(name) == "visiting":
                 raise ConfigError(f"stage cycle: {' -> '.join((*chain, name))}")
             try:
-                stage = get_stage(name)
+                stage = self.recipe.stage(name)
             except KeyError as exc:
                 raise ConfigError(str(exc.args[0])) from None
             state[name] = "visiting"
@@ -198,7 +196,7 @@ class Runner:
             stage=stage.name, params=params, out_root=self.out_root, out_dir=out_dir,
             input_dirs={i: planned[i].sdir.path for i in inputs if i in planned},
             roots=dict(self.roots), device=self.device if stage.uses_device else "cpu",
-            manifests=manifests, hasher=self.hasher, log=self.log.say, allow_random_init=self.allow_random_init)
+            manifests=manifests, hasher=self.hasher, log=self.log.say, catalog=self.recipe.catalog)
 
     # ------------------------------------------------------------ running
     def run(self, target: str | None, executor: Executor, force: bool = False,
@@ -264,9 +262,9 @@ class Runner:
         df, rejects = finish_manifest(ps.stage, ctx, df, built.rejects)
         table = self._final_table(ps, df)
         reasons = Counter(str(r.reason) for r in rejects)
-        undocumented = sorted(set(reasons) - set(REJECT_CODES))
+        undocumented = sorted(set(reasons) - set(self.recipe.catalog.reasons))
         if undocumented:
-            self.log.warn(f"{ps.name}: reject reasons not listed in manifests/reasons.py: {undocumented}")
+            self.log.warn(f"{ps.name}: reject reasons documented nowhere (a book of reason codes): {undocumented}")
         counts = {"items": n_items, "rows": table.num_rows, "rejects": len(rejects),
                   "reasons": dict(sorted(reasons.items())), "counters": dict(sorted(counters.items()))}
         if max_reject_ratio is not None and n_items and len(rejects) / n_items > max_reject_ratio:
@@ -325,7 +323,7 @@ class Runner:
         buffer: list[ItemRecord] = []
         last = time.time()
         try:
-            for item, result in ex.map_unordered(ps.name, todo(), ctx.item_context()):
+            for item, result in ex.map_unordered(ps.stage, todo(), ctx.item_context()):
                 buffer.append(self._record(ps.name, item, result))
                 if progress is not None and task is not None:
                     progress.advance(task)

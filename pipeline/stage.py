@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from emoprep.manifests.reasons import ReasonCode
 from emoprep.pipeline.columns import ColumnKind
 from emoprep.pipeline.lazy import pd
+from emoprep.pipeline.reasons import ReasonCode
 
 if TYPE_CHECKING:
     from emoprep.pipeline.context import ItemContext, StageContext

@@ -1,4 +1,4 @@
-"""Every built-in stage, listed by hand: the registry loads exactly these.
+"""Every built-in stage, listed by hand, and the catalog they make with the shipped recipes.
 
 A module under `stages/` that is not named here is not a stage (the shared toolkit in
 `common/`, the demo-data generators in `demo/`, a family's parsers and helpers). Listing the
@@ -9,8 +9,12 @@ this list is cheap.
 """
 from __future__ import annotations
 
+from functools import cache
+from importlib import resources
 from typing import Any
 
+from emoprep.manifests.reasons import REJECT_CODES
+from emoprep.pipeline.catalog import StageCatalog
 from emoprep.pipeline.stage import Stage
 from emoprep.stages.deam.stage import Deam
 from emoprep.stages.features import Features
@@ -37,3 +41,9 @@ BUILTIN_STAGES: tuple[type[Stage[Any]], ...] = (
     Tokens,
     Report,
 )
+
+
+@cache
+def builtin_catalog() -> StageCatalog:
+    """The built-in stages, the recipes shipped in `stages/recipes/` and their reason codes."""
+    return StageCatalog(BUILTIN_STAGES, [resources.files("emoprep.stages").joinpath("recipes")], REJECT_CODES)

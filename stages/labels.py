@@ -16,6 +16,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from emoprep.manifests.columns import NEGATIVE, POSITIVE
 from emoprep.manifests.reasons import DUPLICATE_ID, MISSING_VA, VA_OUT_OF_RANGE
 from emoprep.pipeline.atomic import atomic_write_json
 from emoprep.pipeline.context import StageContext
@@ -28,9 +29,6 @@ Candidate = tuple[str, dict[Hashable, Any], float, float]
 # (min, max) per dimension ("valence", "arousal"), per modality (minmax) or declared scale (fixed).
 Bounds = dict[int | str, dict[str, tuple[float, ...]]]
 
-POSITIVE = ("excited", "delighted", "happy", "content", "relaxed", "calm")
-NEGATIVE = ("tired", "bored", "depressed", "frustrated", "angry", "tense")
-EMOTIONS = POSITIVE + NEGATIVE
 
 
 def _band(slope: float) -> int:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 import emoprep
-from emoprep.pipeline.commands import set_args
+from emoprep.commands import set_args
 from emoprep.pipeline.errors import ConfigError
-from emoprep.pipeline.recipe import load_recipe
+from tests.helpers.catalog import recipe as load_recipe
 
 
 def test_run_status_validate_from_python(demo_data, tmp_path):

@@ -53,10 +53,10 @@ def test_wheel_contains_the_package_and_imports_without_the_source_tree(tmp_path
     assert res.returncode == 0, res.stderr
     code = (f"import sys; sys.path[:0] = [{str(target)!r}, {sysconfig.get_paths()['purelib']!r}]; "
             "import emoprep, emoprep.pipeline.stage, emoprep.stages.deam, emoprep.manifests.reader, "
-            "emoprep.pipeline.cli; assert callable(emoprep.run) and callable(emoprep.status); "
-            "from emoprep.pipeline.recipe import shipped_recipes; "
+            "emoprep.cli; assert callable(emoprep.run) and callable(emoprep.status); "
+            "from emoprep.stages.catalog import builtin_catalog; "
             "assert emoprep.pipeline.stage.__file__.startswith(sys.path[0]), emoprep.pipeline.stage.__file__; "
-            "assert 'thesis-v3' in shipped_recipes(); print('ok')")
+            "assert 'thesis-v3' in builtin_catalog().shipped_recipes(); print('ok')")
     res = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
 

@@ -53,7 +53,7 @@ def check_names(source: StoreSource) -> None:
 
 
 def emotion_names(source: StoreSource) -> list[str]:
-    from emoprep.stages.labels import EMOTIONS
+    from emoprep.manifests.columns import EMOTIONS
 
     present = {str(e) for e in source.rows.get("emotion", pd.Series(dtype=object)).dropna()}
     return [*EMOTIONS, *sorted(present - set(EMOTIONS))]

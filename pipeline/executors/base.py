@@ -1,6 +1,6 @@
 """The executor interface: where per-item work runs. One interface, one file per back end.
 
-`map_unordered(stage_name, items, ctx)` yields `(item, Outcome | BaseException)` as items
+`map_unordered(stage, items, ctx)` yields `(item, Outcome | BaseException)` as items
 finish, in any order (the store sorts later, so order never reaches the outputs). Work is
 submitted in a bounded window, so memory does not grow with the number of items. A worker
 that dies takes only its in-flight items with it: they are retried once, then reported as
@@ -17,8 +17,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Generic, TypeVar
 
 from emoprep.pipeline.context import ItemContext
-from emoprep.pipeline.registry import get_stage
-from emoprep.pipeline.stage import Outcome, WorkItem
+from emoprep.pipeline.stage import AnyStage, Outcome, WorkItem
 
 # What an executor reports per item: the stage's Outcome, or the exception it raised.
 ItemResult = tuple[WorkItem, Outcome | BaseException]
@@ -55,9 +54,9 @@ class Executor(ABC):
         return 0
 
     @abstractmethod
-    def map_unordered(self, stage_name: str, items: Iterable[WorkItem],
+    def map_unordered(self, stage: AnyStage, items: Iterable[WorkItem],
                       ctx: ItemContext[Any]) -> Iterator[ItemResult]:
-        """Run `stage_name`'s `process` on every item; yield results as they finish."""
+        """Run `stage.process` on every item; yield results as they finish."""
 
     def release(self) -> None:  # noqa: B027 - optional hook, most back ends hold nothing
         """Hand back what idle workers hold after a stage (default: nothing to do)."""
@@ -96,9 +95,10 @@ def _inputs_of(item: WorkItem, limit: int = 3) -> str:
     return f"; input: {', '.join(found[:limit])}{more}" if found else ""
 
 
-def process_item(stage_name: str, item: WorkItem, ctx: ItemContext[Any]) -> Outcome:
-    """Module-level entry point for workers: look the stage up by name and run it."""
-    return get_stage(stage_name).process(item, ctx)
+def process_item(stage: AnyStage, item: WorkItem, ctx: ItemContext[Any]) -> Outcome:
+    """Module-level entry point for workers: the stage object travels with the item (its
+    class is imported by name where it is unpickled), so no registry is consulted."""
+    return stage.process(item, ctx)
 
 
 @dataclass

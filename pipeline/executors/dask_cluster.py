@@ -29,8 +29,7 @@ from typing import TYPE_CHECKING, Any
 from emoprep.pipeline.context import ItemContext
 from emoprep.pipeline.executors.base import Executor, ItemResult, process_item, run_windowed
 from emoprep.pipeline.memory import release_memory
-from emoprep.pipeline.registry import get_stage
-from emoprep.pipeline.stage import Outcome, WorkItem
+from emoprep.pipeline.stage import AnyStage, Outcome, WorkItem
 
 if TYPE_CHECKING:  # distributed is imported when a DaskExecutor is made
     from distributed import Client, Future
@@ -81,10 +80,10 @@ def mark_attempt(marks: Path, key: str) -> None:
         raise AttemptLost(f"task {key} started before on a worker that died") from None
 
 
-def process_item_on_worker(stage_name: str, item: WorkItem, ctx: ItemContext[Any], marks: str, key: str) -> Outcome:
+def process_item_on_worker(stage: AnyStage, item: WorkItem, ctx: ItemContext[Any], marks: str, key: str) -> Outcome:
     undo_nanny_malloc_trim()
     mark_attempt(Path(marks), key)
-    return process_item(stage_name, item, ctx)
+    return process_item(stage, item, ctx)
 
 
 class DaskExecutor(Executor):
@@ -118,7 +117,7 @@ class DaskExecutor(Executor):
         infos = self.client.scheduler_info().get("workers", {}).values()
         return sum(1 for w in infos if w.get("resources", {}).get("GPU", 0) >= 1)
 
-    def map_unordered(self, stage_name: str, items: Iterable[WorkItem],
+    def map_unordered(self, stage: AnyStage, items: Iterable[WorkItem],
                       ctx: ItemContext[Any]) -> Iterator[ItemResult]:
         from distributed import wait
         from distributed.scheduler import KilledWorker
@@ -128,13 +127,13 @@ class DaskExecutor(Executor):
 
         # A model stage holds one GPU per task: each GPU worker builds its model once (the
         # stage caches it per process) and gets whole shards, never a slice of a batch.
-        gpu = get_stage(stage_name).uses_device and ctx.device == "cuda" and self.gpu_workers > 0
+        gpu = stage.uses_device and ctx.device == "cuda" and self.gpu_workers > 0
         resources = {"GPU": 1} if gpu else None
         window = self.gpu_workers if gpu else self.workers
 
         def submit(item: WorkItem, attempt: int) -> Future[Outcome]:
-            key = f"{stage_name}-{run_id}-{attempt}-{item.key}"
-            return self.client.submit(process_item_on_worker, stage_name, item, ctx, str(marks), key, pure=False,
+            key = f"{stage.name}-{run_id}-{attempt}-{item.key}"
+            return self.client.submit(process_item_on_worker, stage, item, ctx, str(marks), key, pure=False,
                                       resources=resources, key=key)
 
         def wait_any(futures: list[Future[Outcome]], seconds: float | None) -> Iterable[Future[Outcome]]:

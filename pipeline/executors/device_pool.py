@@ -21,7 +21,7 @@ from typing import Any
 
 from emoprep.pipeline.context import ItemContext
 from emoprep.pipeline.executors.base import Executor, ItemResult, process_item, run_windowed
-from emoprep.pipeline.stage import Outcome, WorkItem
+from emoprep.pipeline.stage import AnyStage, Outcome, WorkItem
 
 SHARDS_IN_FLIGHT_PER_DEVICE = 2
 
@@ -68,7 +68,7 @@ class DevicePoolExecutor(Executor):
                 pool.shutdown(wait=False, cancel_futures=True)
                 del self._pools[device]
 
-    def map_unordered(self, stage_name: str, items: Iterable[WorkItem],
+    def map_unordered(self, stage: AnyStage, items: Iterable[WorkItem],
                       ctx: ItemContext[Any]) -> Iterator[ItemResult]:
         load = dict.fromkeys(self.devices, 0)
         device_of: dict[Future[Outcome], str] = {}
@@ -76,10 +76,10 @@ class DevicePoolExecutor(Executor):
         def submit(item: WorkItem, attempt: int) -> Future[Outcome]:
             device = min(self.devices, key=lambda d: (load[d], self.devices.index(d)))
             try:
-                fut = self._pool(device).submit(process_item, stage_name, item, ctx)
+                fut = self._pool(device).submit(process_item, stage, item, ctx)
             except BrokenProcessPool:
                 self._restart_broken()
-                fut = self._pool(device).submit(process_item, stage_name, item, ctx)
+                fut = self._pool(device).submit(process_item, stage, item, ctx)
             load[device] += 1
             device_of[fut] = device
             return fut

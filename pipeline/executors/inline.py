@@ -6,8 +6,7 @@ from typing import Any
 
 from emoprep.pipeline.context import ItemContext
 from emoprep.pipeline.executors.base import Executor, ItemResult
-from emoprep.pipeline.registry import get_stage
-from emoprep.pipeline.stage import WorkItem
+from emoprep.pipeline.stage import AnyStage, WorkItem
 
 
 class InlineExecutor(Executor):
@@ -19,9 +18,8 @@ class InlineExecutor(Executor):
     def workers(self) -> int:
         return 1
 
-    def map_unordered(self, stage_name: str, items: Iterable[WorkItem],
+    def map_unordered(self, stage: AnyStage, items: Iterable[WorkItem],
                       ctx: ItemContext[Any]) -> Iterator[ItemResult]:
-        stage = get_stage(stage_name)
         for item in items:
             try:
                 yield item, stage.process(item, ctx)

@@ -13,7 +13,7 @@ from typing import Any
 
 from emoprep.pipeline.context import ItemContext
 from emoprep.pipeline.executors.base import Executor, ItemResult, Timeouts, process_item, run_windowed
-from emoprep.pipeline.stage import Outcome, WorkItem
+from emoprep.pipeline.stage import AnyStage, Outcome, WorkItem
 
 _started: Any = None  # in a worker: the queue it reports item starts to (item time limits)
 
@@ -29,13 +29,13 @@ def _init_worker(started: Any = None) -> None:
         sys.modules["torch"].set_num_threads(1)
 
 
-def _run_item(token: int, stage_name: str, item: WorkItem, ctx: ItemContext[Any]) -> Outcome:
+def _run_item(token: int, stage: AnyStage, item: WorkItem, ctx: ItemContext[Any]) -> Outcome:
     """process_item, after telling the parent that submission `token` really started: a time
     limit counts from here, not from when the item was queued (a pool still spawning its
     workers under load must not time items out)."""
     if _started is not None:
         _started.put(token)
-    return process_item(stage_name, item, ctx)
+    return process_item(stage, item, ctx)
 
 
 class ProcessPoolExecutorBackend(Executor):
@@ -67,7 +67,7 @@ class ProcessPoolExecutorBackend(Executor):
         self._pool = None
         self._started = None  # a killed worker may have left it mid-message: the next pool gets a new one
 
-    def map_unordered(self, stage_name: str, items: Iterable[WorkItem],
+    def map_unordered(self, stage: AnyStage, items: Iterable[WorkItem],
                       ctx: ItemContext[Any]) -> Iterator[ItemResult]:
         token_of: dict[Future[Outcome], int] = {}
         started: set[int] = set()
@@ -75,10 +75,10 @@ class ProcessPoolExecutorBackend(Executor):
         def submit(item: WorkItem, attempt: int) -> Future[Outcome]:
             token = next(self._tokens)
             try:
-                fut = self._get_pool().submit(_run_item, token, stage_name, item, ctx)
+                fut = self._get_pool().submit(_run_item, token, stage, item, ctx)
             except BrokenProcessPool:
                 self._restart()
-                fut = self._get_pool().submit(_run_item, token, stage_name, item, ctx)
+                fut = self._get_pool().submit(_run_item, token, stage, item, ctx)
             token_of[fut] = token
             return fut
 

@@ -27,10 +27,10 @@ from emoprep.manifests.reasons import (
     PATH_OUTSIDE_ROOT,
     TRUNCATED_AUDIO,
     UNREADABLE_AUDIO,
-    ReasonCode,
 )
 from emoprep.pipeline.atomic import atomic_path
 from emoprep.pipeline.lazy import np
+from emoprep.pipeline.reasons import ReasonCode
 from emoprep.pipeline.values import error_text
 
 ZIP_SEP = "::"

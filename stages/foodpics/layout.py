@@ -115,25 +115,46 @@ def candidate_folders(data_root: Path) -> list[list[Path]]:
 
 
 def locate_foodpics_root(params: FoodPicsParams, data_root: Path | None, hasher: FileHasher | None = None) -> Path:
-    """The FoodPics folder: `foodpics.root` when set, else the one folder under `data_root`
-    (itself, a subfolder or one wrapper level down) that has the layout."""
+    """The FoodPics folder: under `foodpics.root` (itself or one wrapper level down, as zips
+    nest it) when set, else under `data_root` (itself, a subfolder or one wrapper level down)."""
     if params.root:
         root = Path(params.root).expanduser()
-        problem = layout_problem(root, params, hasher)
-        if problem:
-            raise ConfigError(f"foodpics.root = {root}: {problem}; expected {LAYOUT}")
-        return root
+        if not root.is_dir():
+            raise ConfigError(f"foodpics.root = {root}: not a folder; expected {LAYOUT}")
+        found = _search(root, params, hasher, levels=2, setting=f"foodpics.root = {root}")
+        if found is None:
+            raise ConfigError(f"foodpics.root = {root}: {_why_not(root, params, hasher)}; expected {LAYOUT}")
+        return found
     if data_root is None:
         raise ConfigError(f"FoodPics: no --data-root and no foodpics.root; expected {LAYOUT}")
     data_root = Path(data_root)
     if not data_root.is_dir():
         raise ConfigError(f"--data-root {data_root} is not a folder")
-    for level in candidate_folders(data_root):
+    found = _search(data_root, params, hasher, levels=3, setting=f"--data-root {data_root}")
+    if found is None:
+        raise ConfigError(f"no FoodPics folder under {data_root}: expected {LAYOUT}; "
+                          f"or name it with --set foodpics.root=DIR")
+    return found
+
+
+def _search(start: Path, params: FoodPicsParams, hasher: FileHasher | None, levels: int, setting: str) -> Path | None:
+    """The one folder with the layout at the shallowest depth under `start` (None: none)."""
+    for level in candidate_folders(start)[:levels]:
         found = [d for d in level if layout_problem(d, params, hasher) is None]
         if len(found) == 1:
             return found[0]
         if found:
-            raise ConfigError(f"several FoodPics folders under {data_root}: "
+            raise ConfigError(f"several FoodPics folders under {setting}: "
                               f"{[str(d) for d in found]}; choose one with --set foodpics.root=DIR")
-    raise ConfigError(f"no FoodPics folder under {data_root}: expected {LAYOUT}; "
-                      f"or name it with --set foodpics.root=DIR")
+    return None
+
+
+def _why_not(root: Path, params: FoodPicsParams, hasher: FileHasher | None) -> str:
+    """Why neither `root` nor its subfolders are a FoodPics root, pointing at deeper images."""
+    problem = layout_problem(root, params, hasher) or "no FoodPics layout"
+    if "no numbered images" in problem:
+        deeper = sorted({p.parent for p in root.rglob("*") if p.is_file() and image_number(p.name) is not None})
+        if deeper:
+            return (f"no numbered images (0001.jpg …) in {root} or one folder down; found some deeper, "
+                    f"in {deeper[0]}: set foodpics.root to the folder holding the ratings sheet")
+    return problem

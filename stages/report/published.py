@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from emoprep.pipeline.catalog import StageCatalog
 from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.lazy import np, pd
 from emoprep.pipeline.recipe import load_recipe, params_as_dict
-from emoprep.pipeline.registry import get_stage
 from emoprep.stages.deam.audit import fix_plan
 from emoprep.stages.report.run_view import RunView
 from emoprep.stages.segments.spans import chunk_spans_samples, chunk_va, float_frames, frame_times_ms, pair_frames
@@ -129,16 +129,19 @@ def split_leakage(view: RunView) -> dict[str, Any] | None:
             "by_split": {str(k): int(v) for k, v in sharing["split"].value_counts().sort_index().items()}}
 
 
-def comparison(view: RunView, compare_with: str) -> dict[str, Any] | None:
-    """The "as published vs corrected" numbers, or None without `compare_with`."""
+def comparison(view: RunView, compare_with: str, catalog: StageCatalog | None) -> dict[str, Any] | None:
+    """The "as published vs corrected" numbers, or None without `compare_with`; the recipe
+    named there is read against `catalog` (the run's stages)."""
     if not compare_with:
         return None
     try:
-        recipe = load_recipe(compare_with)
+        if catalog is None:
+            raise ConfigError(f"no stage catalog to read recipe {compare_with!r} with")
+        recipe = load_recipe(compare_with, catalog=catalog)
     except ConfigError as exc:
         return {"corrected_recipe": compare_with, "error": str(exc), "parameters": [], "static_va": None,
                 "chunks": None, "split": None}
-    corrected = {name: params_as_dict(recipe.params_for(get_stage(name)), include_runtime=False)
+    corrected = {name: params_as_dict(recipe.params_for(recipe.stage(name)), include_runtime=False)
                  for name in view.stages if name in recipe.sections or name in ("deam", "chunks", "split")}
     return {"corrected_recipe": recipe.name, "error": None,
             "parameters": param_differences(view, corrected),

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from emoprep.pipeline.atomic import TMP_PREFIX, atomic_write_bytes
+from emoprep.pipeline.catalog import StageCatalog
 from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.lazy import pd
@@ -108,7 +109,8 @@ class Report(Stage[ReportParams]):
 
     def run(self, ctx: StageContext[ReportParams]) -> Outcome:
         start = {name: ctx.rel(path) for name, path in sorted(ctx.input_dirs.items())}
-        files = build_files(ctx.out_root, upstream_closure(ctx.out_root, start), ctx.params, timings=False)
+        files = build_files(ctx.out_root, upstream_closure(ctx.out_root, start), ctx.params, timings=False,
+                            catalog=ctx.catalog)
         for name, data in sorted(files.items()):
             atomic_write_bytes(ctx.out_dir / name, data)
         n_figs = sum(1 for n in files if n.endswith(".png"))
@@ -130,8 +132,9 @@ class PlotInputs:
     duration_markers: list[tuple[float, str]]
 
 
-def build_numbers(view: RunView, params: ReportParams) -> tuple[ReportNumbers, PlotInputs]:
-    """(report.json content without `figures`, plot inputs)."""
+def build_numbers(view: RunView, params: ReportParams,
+                  catalog: StageCatalog | None = None) -> tuple[ReportNumbers, PlotInputs]:
+    """(report.json content without `figures`, plot inputs); `catalog` reads `compare_with`."""
     label_stage, labels = rn.label_frame(view)
     splits = rn.split_section(view, labels)
     emotions = rn.emotion_counts(labels, splits["names"])
@@ -147,7 +150,7 @@ def build_numbers(view: RunView, params: ReportParams) -> tuple[ReportNumbers, P
         "rejects": rn.reject_summary(view, params.examples_per_reason),
         "audit": rn.audits(view), "weights": rn.weights(view),
         "deviations": list(params.deviations),
-        "published": published.comparison(view, params.compare_with),
+        "published": published.comparison(view, params.compare_with, catalog),
         "thesis_counts": published.thesis_counts(view) if params.thesis_counts else [],
     }
     audit_stage = r["audit"][0]["stage"] if r["audit"] else None
@@ -210,11 +213,12 @@ def dumps(obj: object) -> bytes:
     return (json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
 
 
-def build_files(out_root: Path, dirs: dict[str, str], params: ReportParams, timings: bool) -> dict[str, bytes]:
+def build_files(out_root: Path, dirs: dict[str, str], params: ReportParams, timings: bool,
+                catalog: StageCatalog | None = None) -> dict[str, bytes]:
     """Every file of the report (name -> bytes). Without `timings` the result depends only
     on the contents of the stage folders in `dirs`."""
     view = load_view(out_root, dirs)
-    numbers, inputs = build_numbers(view, params)
+    numbers, inputs = build_numbers(view, params, catalog)
     pngs = draw_figures(numbers, inputs, params)
     r: ReportJson = {
         **numbers,
@@ -269,7 +273,7 @@ def report_params(out_root: Path, current: dict[str, str]) -> ReportParams:
     return params
 
 
-def build_report(out_root: Path) -> Path:
+def build_report(out_root: Path, catalog: StageCatalog | None = None) -> Path:
     """`emoprep report`: re-render `<out>/report/` from every current stage, with run
     timings. Raises ConfigError (exit 2) when there is nothing to report."""
     out_root = Path(out_root)
@@ -281,7 +285,7 @@ def build_report(out_root: Path) -> Path:
     if all(read_done(out_root / rel) is None for rel in dirs.values()):
         raise ConfigError(f"nothing to report in {out_root}: manifests/_current.json names stage folders "
                           "that hold no _DONE.json (removed?); re-run `emoprep run`")
-    files = build_files(out_root, dirs, report_params(out_root, current), timings=True)
+    files = build_files(out_root, dirs, report_params(out_root, current), timings=True, catalog=catalog)
     dest = out_root / "report"
     publish(dest, files)
     return dest / "index.html"

@@ -70,7 +70,7 @@ def describe_values(x: pd.Series) -> Stats:
 
 def emotion_classes(present: list[str] | None = None) -> list[str]:
     """The thesis's 12 classes in its order (eq. 2.1), then any other label found."""
-    from emoprep.stages.labels import EMOTIONS
+    from emoprep.manifests.columns import EMOTIONS
 
     extra = sorted(set(present or []) - set(EMOTIONS))
     return list(EMOTIONS) + extra

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from emoprep.manifests.reasons import BAD_IMAGE_MODE, BAD_IMAGE_SIZE, MISSING_FILE, UNREADABLE_IMAGE, ReasonCode
+from emoprep.manifests.reasons import BAD_IMAGE_MODE, BAD_IMAGE_SIZE, MISSING_FILE, UNREADABLE_IMAGE
 from emoprep.pipeline.lazy import np
+from emoprep.pipeline.reasons import ReasonCode
 
 # Digests of inputs that cannot be read.
 MISSING, UNREADABLE = "missing", "unreadable"

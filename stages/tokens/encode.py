@@ -13,19 +13,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from emoprep.manifests.reasons import ReasonCode
 from emoprep.manifests.token_store.objects import write_object
 from emoprep.pipeline.context import ItemContext
 from emoprep.pipeline.filehash import hash_file
 from emoprep.pipeline.fingerprint import library_version
 from emoprep.pipeline.lazy import np
+from emoprep.pipeline.reasons import ReasonCode
 from emoprep.pipeline.stage import Reject
 from emoprep.stages.common.audio_io import AudioError
 from emoprep.stages.common.audio_source import song_sha256, view_dataset
 from emoprep.stages.tokens import weights
 from emoprep.stages.tokens.decode import MISSING, UNREADABLE, Batch, InputShard, Item, collate_inputs
 from emoprep.stages.tokens.families import LoadedModel, family_of
-from emoprep.stages.tokens.params import TokensParams, weights_dir_for
+from emoprep.stages.tokens.params import TokensParams
+from emoprep.stages.tokens.resolve import weights_dir_for
 from emoprep.stages.tokens.vit import DEFAULT_PREPROCESSING
 
 

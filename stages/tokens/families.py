@@ -20,9 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emoprep.manifests.reasons import NON_FINITE_TOKENS, ReasonCode
+from emoprep.manifests.reasons import NON_FINITE_TOKENS
 from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.lazy import np
+from emoprep.pipeline.reasons import ReasonCode
 from emoprep.stages.tokens import encodec, vit, weights
 from emoprep.stages.tokens.decode import Decoded, decode_image
 from emoprep.stages.tokens.encodec import LoadedEncodec

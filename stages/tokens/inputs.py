@@ -17,12 +17,12 @@ from emoprep.manifests.reasons import (
     MODALITY_MISMATCH,
     NO_IMAGE,
     UNLABELLED,
-    ReasonCode,
 )
 from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.lazy import pd
 from emoprep.pipeline.paths import output_file
+from emoprep.pipeline.reasons import ReasonCode
 from emoprep.pipeline.stage import Reject
 from emoprep.pipeline.values import cell, natural_key
 from emoprep.stages.common.audio_source import VIEW_COLUMNS, is_view, view_dataset

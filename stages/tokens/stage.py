@@ -67,15 +67,8 @@ from emoprep.stages.tokens.encode import failures_as_rejects, object_config, sam
 from emoprep.stages.tokens.families import FAMILIES, family_of
 from emoprep.stages.tokens.index_rows import index_rows, store_rows
 from emoprep.stages.tokens.inputs import inside_output_root, match_labels, payload_sample, source_rows, without_image
-from emoprep.stages.tokens.params import (
-    TokensParams,
-    assignment,
-    check_params,
-    identity_of,
-    preprocessing_of,
-    tokenizer_names,
-    weights_dir_for,
-)
+from emoprep.stages.tokens.params import TokensParams, assignment, tokenizer_names
+from emoprep.stages.tokens.resolve import check_params, identity_of, preprocessing_of, weights_dir_for
 
 UNMATCHED_KEY = "unmatched"  # the work item that carries the rejects found while planning
 T = TypeVar("T")
@@ -111,7 +104,7 @@ class Tokens(Stage[TokensParams]):
         for tok in tokenizer_names(p):
             fam = family_of(tok)
             source = fam.locate(tok, weights_dir_for(p, tok), p)
-            if not source.pretrained and source.wanted and not ctx.allow_random_init:
+            if not source.pretrained and source.wanted and not p.allow_random_init:
                 raise ConfigError(f"tokens: {weights.missing_weights_message(tok, source.wanted)}")
             if not source.pretrained:
                 fam.warn(tok, p)

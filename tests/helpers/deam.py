@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emoprep.pipeline.registry import get_stage
 from emoprep.stages.demo.deam import write_deam_demo
 from emoprep.stages.demo.deam_files import SONG_LEVEL, STATIC_1
+from tests.helpers.catalog import stage as get_stage
 from tests.helpers.stage_run import StageRun, run_stage
 
 

@@ -20,9 +20,9 @@ import pandas as pd
 
 from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.recipe import params_as_dict
-from emoprep.pipeline.registry import get_stage
 from emoprep.stages.labels import emotion_class
 from emoprep.stages.report.stage import Report, ReportParams
+from tests.helpers.catalog import stage as get_stage
 
 UNKNOWN = "mystery"  # a stage name no module registers
 EMOPREP = Path(sys.executable).with_name("emoprep")

@@ -11,8 +11,8 @@ import pandas as pd
 from emoprep.pipeline.assemble import finish_manifest
 from emoprep.pipeline.atomic import canonical_json
 from emoprep.pipeline.context import StageContext
-from emoprep.pipeline.registry import get_stage
 from emoprep.pipeline.stage import Outcome, Reject, Stage, WorkItem
+from emoprep.stages.catalog import builtin_catalog
 
 P = TypeVar("P")
 
@@ -33,11 +33,11 @@ class StageRun:
 def run_stage(name: str, out_root: Path, *, params: Any = None, roots: dict[str, Path] | None = None,
               manifests: dict[str, pd.DataFrame] | None = None) -> StageRun:
     """Drive the registered stage `name` as the runner will: plan → process each item → finalize."""
-    stage = get_stage(name)
+    stage = builtin_catalog()[name]
     params = params if params is not None else stage.Params()
     ctx: StageContext[Any] = StageContext(stage=name, params=params, out_root=out_root,
                                           out_dir=out_root / name / "fp", manifests=manifests or {},
-                                          roots=roots or {})
+                                          roots=roots or {}, catalog=builtin_catalog())
     return run_in_context(stage, ctx)
 
 

@@ -157,22 +157,15 @@ def fake_upstream_stages(n_songs: int = 11, chunks: int = 2, n_images: int = 4,
     return {"labels": FakeLabels(), "fake-pngs": FakePngs()}
 
 
-def install_fake_upstream(setitem: Any, **kw: Any) -> None:
-    """Register the stand-ins: `setitem(registry, name, stage)` (pytest's
-    `monkeypatch.setitem` in tests; a plain assignment in a subprocess)."""
-    from emoprep.pipeline import registry as stage_mod
-
-    stage_mod.load_builtin_stages()  # the real ones first, so the stand-ins are what stays visible
-    for name, st in fake_upstream_stages(**kw).items():
-        setitem(stage_mod._REGISTRY, name, st)
-
-
-def tiny_recipe(split_seed: int = 0, shard_size: int = 8, **tokens: Any) -> Any:
-    """tokens (tiny ViT) over `fake-pngs`; split by hash with the seed given (so a new seed
-    moves sources even in strata too small for the quota method to cut)."""
+def tiny_recipe(split_seed: int = 0, shard_size: int = 8, no_png: tuple[str, ...] = (), **tokens: Any) -> Any:
+    """tokens (tiny ViT) over `fake-pngs`, with the stand-in `labels` and `fake-pngs` in the
+    recipe's catalog; split by hash with the seed given (so a new seed moves sources even in
+    strata too small for the quota method to cut)."""
     from emoprep.pipeline.recipe import Recipe
+    from emoprep.stages.catalog import builtin_catalog
 
-    return Recipe(name="t", targets=["tokens"], sections={
+    catalog = builtin_catalog().with_stages(fake_upstream_stages(no_png=no_png).values())
+    return Recipe(name="t", targets=["tokens"], catalog=catalog, sections={
         "split": {"seed": split_seed, "method": "hash"},
         "tokens": {"tokenizer": "vit-tiny-test", "sources": ["fake-pngs"], "shard_size": shard_size,
                    "num_workers": 0, **tokens}})

@@ -12,11 +12,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from emoprep.manifests.reasons import reason_code
 from emoprep.pipeline.atomic import atomic_path
+from emoprep.pipeline.catalog import register
 from emoprep.pipeline.context import ItemContext, StageContext
 from emoprep.pipeline.errors import ConfigError
-from emoprep.pipeline.registry import register
+from emoprep.pipeline.reasons import reason_code
 from emoprep.pipeline.stage import Outcome, Stage, WorkItem, runtime
 from emoprep.stages.common.naming import safe_name
 

@@ -17,13 +17,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-import tests.helpers.toy_stages  # noqa: F401  (registers the toy stages in this process)
 from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.executors.inline import InlineExecutor
 from emoprep.pipeline.executors.process_pool import ProcessPoolExecutorBackend
 from emoprep.pipeline.lock import EXCL_NAME, STALE_AFTER_S, OutputLock
-from emoprep.pipeline.recipe import load_recipe
 from emoprep.pipeline.runner import Runner
+from tests.helpers.catalog import recipe, toy_catalog
 from tests.helpers.paths import REPO, TOY_RECIPE, pythonpath_with_repo
 from tests.helpers.treecmp import diff, done_but_incomplete, snapshot, temp_files
 
@@ -40,7 +39,7 @@ def make_data(root: Path, n: int = 10, bad: bool = True) -> Path:
 
 
 def runner(out: Path, data: Path, sets=()) -> Runner:
-    return Runner(load_recipe(str(TOY_RECIPE), list(sets)), out, data, "cpu")
+    return Runner(recipe(str(TOY_RECIPE), list(sets), toy_catalog()), out, data, "cpu")
 
 
 def run(out: Path, data: Path, sets=(), executor=None, force=False, target=None):
@@ -107,11 +106,11 @@ def test_fingerprints_ignore_paths_and_process(tmp_path, data):
     a = {p.name: p.fp for p in runner(tmp_path / "out1", data).plan()}
     b = {p.name: p.fp for p in runner(tmp_path / "out2", other).plan()}
     assert a == b
-    repo, recipe, out3, data3 = str(REPO), str(TOY_RECIPE), str(tmp_path / "out3"), str(other)
-    code = (f"import json,sys; sys.path.insert(0, {repo!r}); import tests.helpers.toy_stages; "
-            "from emoprep.pipeline.recipe import load_recipe; from emoprep.pipeline.runner import Runner; "
+    repo, toy, out3, data3 = str(REPO), str(TOY_RECIPE), str(tmp_path / "out3"), str(other)
+    code = (f"import json,sys; sys.path.insert(0, {repo!r}); "
+            "from tests.helpers.catalog import recipe, toy_catalog; from emoprep.pipeline.runner import Runner; "
             "from pathlib import Path; "
-            f"r = Runner(load_recipe({recipe!r}), Path({out3!r}), Path({data3!r}), 'cpu'); "
+            f"r = Runner(recipe({toy!r}, catalog=toy_catalog()), Path({out3!r}), Path({data3!r}), 'cpu'); "
             "print(json.dumps({p.name: p.fp for p in r.plan()}))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=tmp_path, env={**os.environ, "PYTHONHASHSEED": "123"})
@@ -181,7 +180,7 @@ def test_the_pool_keeps_no_result_it_has_handed_over(tmp_path):
 
     from emoprep.pipeline.context import ItemContext
     from emoprep.pipeline.stage import WorkItem
-    from tests.helpers.toy_stages import SquareParams
+    from tests.helpers.toy_stages import Square, SquareParams
 
     out_dir = tmp_path / "square"
     ctx = ItemContext(stage="square", params=SquareParams(), out_root=tmp_path, out_dir=out_dir)
@@ -189,7 +188,7 @@ def test_the_pool_keeps_no_result_it_has_handed_over(tmp_path):
     ex = ProcessPoolExecutorBackend(2)
     refs: list[weakref.ref[object]] = []
     try:
-        for item, result in ex.map_unordered("square", items, ctx):
+        for item, result in ex.map_unordered(Square(), items, ctx):
             assert not isinstance(result, BaseException), result
             refs.append(weakref.ref(result))
             del item, result
@@ -209,9 +208,9 @@ class StopAfter(InlineExecutor):
         self.n = n
         self.seen: list[str] = []
 
-    def map_unordered(self, stage_name, items, ctx):
-        for item, result in super().map_unordered(stage_name, items, ctx):
-            if stage_name == "square":
+    def map_unordered(self, stage, items, ctx):
+        for item, result in super().map_unordered(stage, items, ctx):
+            if stage.name == "square":
                 if self.n is not None and len(self.seen) == self.n:
                     raise KeyboardInterrupt
                 self.seen.append(item.key)
@@ -407,19 +406,19 @@ def test_wrong_data_root_is_exit_2_with_the_expected_layout(tmp_path):
 
 def test_recipe_errors_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match=r"unknown parameter square\.pwoer \(did you mean 'power'\?\)"):
-        load_recipe(str(TOY_RECIPE), ["square.pwoer=3"])
+        recipe(str(TOY_RECIPE), ["square.pwoer=3"], catalog=toy_catalog())
     with pytest.raises(ConfigError, match="unknown stage"):
-        load_recipe(str(TOY_RECIPE), ["sqare.power=3"])
+        recipe(str(TOY_RECIPE), ["sqare.power=3"], catalog=toy_catalog())
     with pytest.raises(ConfigError, match="expected an integer"):
-        load_recipe(str(TOY_RECIPE), ["square.power=2.5"])
+        recipe(str(TOY_RECIPE), ["square.power=2.5"], catalog=toy_catalog())
     with pytest.raises(ConfigError, match=r"STAGE\.KEY=VALUE"):
-        load_recipe(str(TOY_RECIPE), ["power=3"])
+        recipe(str(TOY_RECIPE), ["power=3"], catalog=toy_catalog())
     child = tmp_path / "child.toml"
     child.write_text(f'[recipe]\nextends = "{TOY_RECIPE}"\nname = "child"\n[total]\noffset = 7\n[bogus]\nx = 1\n')
     with pytest.raises(ConfigError, match=r"unknown stage \[bogus\]"):
-        load_recipe(str(child))
+        recipe(str(child), catalog=toy_catalog())
     child.write_text(f'[recipe]\nextends = "{TOY_RECIPE}"\nname = "child"\n[total]\noffset = 7\n')
-    rec = load_recipe(str(child), ["toy.root=/some/where"])
+    rec = recipe(str(child), ["toy.root=/some/where"], catalog=toy_catalog())
     assert rec.targets == ["total"] and rec.sections["square"] == {"power": 2}
     assert rec.sections["total"] == {"offset": 7} and rec.sections["toy"] == {"root": "/some/where"}
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from emoprep.manifests.columns import EMOTIONS
 from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.recipe import build_params
-from emoprep.stages.labels import EMOTIONS, Labels, emotion_class, minmax_to_unit
+from emoprep.stages.labels import Labels, emotion_class, minmax_to_unit
 
 
 @pytest.mark.parametrize(("v", "a", "expected"), [

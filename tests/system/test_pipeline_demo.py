@@ -135,7 +135,7 @@ def test_an_up_to_date_run_imports_no_model_or_array_library(clean_run, demo):
     module), the FoodPics ratings sheet is recognised from the run's stat-keyed cache without
     parsing it, and the stage modules bind the array libraries lazily (`pipeline/lazy.py`)."""
     out, _ = clean_run
-    code = ("import sys\nfrom emoprep.pipeline.cli import main\n"
+    code = ("import sys\nfrom emoprep.cli import main\n"
             f"sys.argv = ['emoprep', *{run_args(out, demo)!r}]\n"
             "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
             "print(sorted(m for m in ('torch', 'transformers', 'librosa', 'openpyxl',\n"
@@ -183,7 +183,7 @@ def test_fingerprints_name_exactly_the_libraries_the_stages_import(demo, tmp_pat
     imports is named by a stage it built."""
     out = tmp_path / "out"
     args = ["run", "--data-root", str(demo), "--out", str(out), "-q", "--executor", "inline", "--stage", "spectrogram"]
-    code = ("import sys\nfrom emoprep.pipeline.cli import main\n"
+    code = ("import sys\nfrom emoprep.cli import main\n"
             f"sys.argv = ['emoprep', *{args!r}]\n"
             "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
             f"print(sorted(d for d, m in {COMPUTE_LIBRARIES!r}.items() if m in sys.modules))")

@@ -110,9 +110,9 @@ def _opening_list(text: str) -> tuple[str, list[str]]:
 def test_seed_recipe_opens_with_its_differences_and_reports_them(recipe):
     """The list the recipe file opens with is, sentence for sentence, [report] deviations (so
     the dataset card and the report page carry it)."""
-    from emoprep.pipeline.recipe import shipped_recipes
+    from emoprep.stages.catalog import builtin_catalog
 
-    text = shipped_recipes()[recipe]
+    text = builtin_catalog().shipped_recipes()[recipe]
     title, items = _opening_list(text)
     assert title == f"# Differs from the paper ({recipe.split('-')[0]}):"
     deviations = tomllib.loads(text)["report"]["deviations"]
@@ -122,8 +122,8 @@ def test_seed_recipe_opens_with_its_differences_and_reports_them(recipe):
 
 def test_every_seed_recipe_plans_on_the_demo_data(demo, out):
     """Cheap guard for the recipe files: parameters valid, DAG and data roots resolve."""
-    from emoprep.pipeline.recipe import load_recipe
     from emoprep.pipeline.runner import Runner
+    from tests.helpers.catalog import recipe as load_recipe
 
     for recipe in SEED_RECIPES:
         plan = Runner(load_recipe(recipe), out, demo, "cpu").plan()

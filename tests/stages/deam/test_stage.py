@@ -14,9 +14,9 @@ import pytest
 from emoprep.pipeline.assemble import finish_manifest
 from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.errors import ConfigError, DataError
-from emoprep.pipeline.registry import get_stage
 from emoprep.stages.deam.stage import MANIFEST_KINDS, DeamParams
 from emoprep.stages.demo.deam_files import DYNAMIC_DIR, SONG_LEVEL, STATIC_1
+from tests.helpers.catalog import stage as get_stage
 from tests.helpers.deam import ingest, mini_tree, mp3, write_csv
 from tests.helpers.stage_run import assert_accounted, run_stage
 

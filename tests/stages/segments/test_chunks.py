@@ -10,11 +10,11 @@ import pytest
 import soundfile as sf
 
 from emoprep.pipeline.errors import ConfigError
-from emoprep.pipeline.registry import get_stage
 from emoprep.stages.common.audio_source import read_views
 from emoprep.stages.demo.deam_files import DYNAMIC_DIR, SongSpec, dynamic_frames
 from emoprep.stages.segments.chunks import CHUNKS_KINDS
 from emoprep.stages.segments.spans import chunk_spans
+from tests.helpers.catalog import stage as get_stage
 from tests.helpers.deam import ingest, mp3, write_csv
 from tests.helpers.segments import CHUNK_N, arrow_types, declared_types, expected_chunks
 from tests.helpers.stage_run import assert_accounted, run_stage

@@ -7,9 +7,9 @@ import pytest
 import soundfile as sf
 
 from emoprep.pipeline.errors import ConfigError
-from emoprep.pipeline.registry import get_stage
 from emoprep.stages.common.audio_source import read_views
 from emoprep.stages.segments.clips import CLIPS_KINDS
+from tests.helpers.catalog import stage as get_stage
 from tests.helpers.segments import CLIP_N, arrow_types, declared_types
 from tests.helpers.stage_run import assert_accounted, run_stage
 

@@ -19,7 +19,7 @@ from emoprep.manifests.token_store.reader import load_index, read_store_json
 from emoprep.pipeline.errors import ConfigError
 from emoprep.stages.common.naming import safe_name
 from emoprep.stages.tokens import encodec, vit, weights
-from emoprep.stages.tokens.params import weights_dir_for
+from emoprep.stages.tokens.resolve import weights_dir_for
 from emoprep.stages.tokens.stage import Tokens, objects_dir, store_dir
 from tests.helpers.token_fixtures import (
     V12_TINY,
@@ -384,9 +384,9 @@ def test_random_init_is_loud_and_recorded_per_tokenizer(v12, caplog):
 
 
 def test_thesis_v12_recipe_configures_both_tokenizers_in_one_tokens_stage():
-    from emoprep.pipeline.recipe import load_recipe
+    from tests.helpers.catalog import recipe
 
-    rec = load_recipe("thesis-v12")
+    rec = recipe("thesis-v12")
     p = rec.params_for(Tokens())
     assert rec.targets == ["tokens", "report"]  # the tokens of both modalities, then the report
     assert p.tokenizers == {"clips": "encodec-24khz", "images": "vit-patch28-h2048"}
@@ -397,13 +397,14 @@ def test_thesis_v12_recipe_configures_both_tokenizers_in_one_tokens_stage():
 
 # ---- through the real runner: validate and the readers ------------------------------------------
 
-def _fake_v12_upstream(monkeypatch, n_songs=5, n_images=4, clip_s=0.5):
-    """`labels` (clip + image label rows), `fake-clips` (FLACs), `fake-images` (PNGs)."""
+def _fake_v12_upstream(n_songs=5, n_images=4, clip_s=0.5):
+    """The built-in catalog with stand-ins: `labels` (clip + image label rows), `fake-clips`
+    (FLACs), `fake-images` (PNGs)."""
     from PIL import Image
 
-    from emoprep.pipeline import registry as stage_mod
     from emoprep.pipeline.atomic import atomic_path
     from emoprep.pipeline.stage import NoParams, Outcome, Stage, WorkItem
+    from emoprep.stages.catalog import builtin_catalog
 
     class FakeLabels(Stage[NoParams]):
         name = "labels"
@@ -443,9 +444,7 @@ def _fake_v12_upstream(monkeypatch, n_songs=5, n_images=4, clip_s=0.5):
         name = "fake-images"
         modality = 0
 
-    stage_mod.load_builtin_stages()
-    for st in (FakeLabels(), FakeClips(), FakeImages()):
-        monkeypatch.setitem(stage_mod._REGISTRY, st.name, st)
+    return builtin_catalog().with_stages([FakeLabels(), FakeClips(), FakeImages()])
 
 
 def test_runner_builds_both_stores_that_validate_and_read_as_thesis_tokens(tmp_path, monkeypatch):
@@ -456,8 +455,7 @@ def test_runner_builds_both_stores_that_validate_and_read_as_thesis_tokens(tmp_p
     from emoprep.pipeline.recipe import Recipe
     from emoprep.pipeline.runner import Runner
 
-    _fake_v12_upstream(monkeypatch)
-    recipe = Recipe(name="t12", targets=["tokens"], sections={
+    recipe = Recipe(name="t12", targets=["tokens"], catalog=_fake_v12_upstream(), sections={
         "split": {"seed": 0, "method": "hash"},
         "tokens": {"sources": ["fake-clips", "fake-images"], "shard_size": 3, "num_workers": 0,
                    "tokenizers": {"fake-clips": TINY, "fake-images": TINY_VIT}}})

@@ -17,7 +17,6 @@ from emoprep.stages.tokens import vit, weights
 from emoprep.stages.tokens.stage import Tokens
 from tests.helpers.paths import REPO
 from tests.helpers.token_fixtures import (
-    install_fake_upstream,
     resplit,
     run_tokens,
     save_tiny_vit_checkpoint,
@@ -140,7 +139,6 @@ def test_runner_builds_a_valid_store_and_skips_it_next_time(tmp_path, monkeypatc
     from emoprep.pipeline.executors.inline import InlineExecutor
     from emoprep.pipeline.runner import Runner
 
-    install_fake_upstream(monkeypatch.setitem)
     recipe = tiny_recipe()
     outs = {}
     for name in ("a", "b"):
@@ -174,7 +172,6 @@ def test_one_process_per_gpu_slot_gives_the_inline_bytes(tmp_path, monkeypatch):
     from emoprep.pipeline.runner import Runner
     from emoprep.stages.tokens import encode
 
-    install_fake_upstream(monkeypatch.setitem)
     recipe = tiny_recipe()
     Runner(recipe, tmp_path / "inline", None, "cpu").run("tokens", InlineExecutor())
 
@@ -213,7 +210,6 @@ def test_runner_new_split_seed_relinks_tokens_and_the_hf_view_follows(tmp_path, 
     from emoprep.manifests.hf_view import hf_parquet_view
     from emoprep.manifests.validate import validate
 
-    install_fake_upstream(monkeypatch.setitem)
     out = tmp_path / "out"
     first = _run(tiny_recipe(split_seed=0), out)
     assert first["tokens"].status == "ran" and sum(forward_calls) == 26
@@ -247,10 +243,9 @@ def test_runner_labelled_ids_without_images_are_tokens_rejects(tmp_path, monkeyp
     from emoprep.manifests.validate import validate
 
     no_png = ("deam:4:1", "foodpics:0003")
-    install_fake_upstream(monkeypatch.setitem, no_png=no_png)
     out = tmp_path / "out"
     # labels here do not read fake-pngs, so the two ids are labelled and split but have no image
-    summary = _run(tiny_recipe(), out)
+    summary = _run(tiny_recipe(no_png=no_png), out)
     split = pd.read_parquet(out / "manifests/split.parquet")
     assert len(split) == 26 and summary["tokens"].rows == 24 and summary["tokens"].rejects == 2
     assert summary["tokens"].rows + summary["tokens"].rejects == len(split)
@@ -270,12 +265,11 @@ _KILLABLE = r"""
 import sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
-from tests.helpers.token_fixtures import install_fake_upstream, tiny_recipe
+from tests.helpers.token_fixtures import tiny_recipe
 from emoprep.pipeline.executors.inline import InlineExecutor
 from emoprep.pipeline.runner import Runner
 from emoprep.stages.tokens import vit
 
-install_fake_upstream(lambda registry, name, stage: registry.__setitem__(name, stage))
 real = vit.forward_tokens
 
 def slow(*args, **kw):  # time to be killed in the middle of the tokens stage
@@ -301,7 +295,6 @@ def test_sigkill_during_tokens_then_resume_is_byte_identical(tmp_path, monkeypat
 
     from tests.helpers.treecmp import diff, snapshot, temp_files
 
-    install_fake_upstream(monkeypatch.setitem)
     recipe = tiny_recipe(shard_size=4, batch_size=2)
     _run(recipe, tmp_path / "clean")
     assert sum(forward_calls) == 26

@@ -1,9 +1,11 @@
 """The `emoprep` command line (typer). Exit codes: 0 ok, 1 data/validation, 2 usage/config."""
 from __future__ import annotations
 
+import inspect
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -13,6 +15,8 @@ from emoprep.pipeline.errors import ConfigError, EmoprepError
 
 if TYPE_CHECKING:
     from emoprep.pipeline.runner import PlannedStage, StageSummary
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 app = typer.Typer(
     name="emoprep",
@@ -30,6 +34,35 @@ RECIPE_HELP = "A shipped recipe (thesis-v3, thesis-v12, ...) or a TOML file."
 SET_HELP = "Override one recipe parameter, e.g. [cyan]--set spectrogram.keep_fullres=true[/] (repeatable)."
 DATA_HELP = ("Folder searched for each dataset the recipe needs: one holding MEMD_audio/ is DEAM, "
              "one holding the FoodPics ratings sheet and images is FoodPics.")
+
+
+def command(name: str | None = None) -> Callable[[F], F]:
+    """`app.command`, with the docstring's paragraphs reflowed: rich keeps a docstring's line
+    breaks, which made ragged lines in `--help` at any terminal width."""
+    def decorate(fn: F) -> F:
+        paragraphs = inspect.cleandoc(fn.__doc__ or "").split("\n\n")
+        app.command(name, help="\n\n".join(" ".join(p.split()) for p in paragraphs))(fn)
+        return fn
+    return decorate
+
+
+def without_flag_types(cmd: Any) -> Any:
+    """Show no `<bool>` type after on/off flags (typer prints every option's type)."""
+    for param in cmd.params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    make_help_option = cmd.get_help_option
+
+    def help_option(ctx: Any) -> Any:
+        option = make_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    cmd.get_help_option = help_option
+    for sub in getattr(cmd, "commands", {}).values():
+        without_flag_types(sub)
+    return cmd
 
 
 Executor = Literal["local", "inline", "dask"]
@@ -60,7 +93,7 @@ def _fail(exc: EmoprepError) -> NoReturn:
     raise typer.Exit(exc.exit_code)
 
 
-@app.command()
+@command()
 def run(
     stage: str | None = typer.Option(None, "--stage", help="Run the DAG up to and including this stage."),
     recipe: str | None = typer.Option(None, "--recipe", help=RECIPE_HELP),
@@ -88,7 +121,7 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings, errors and the summary."),
 ) -> None:
     """Run the recipe's DAG (or up to [cyan]--stage[/]); up-to-date stages are skipped and say why."""
-    from emoprep.pipeline import commands
+    from emoprep import commands
     from emoprep.pipeline.runlog import RunLog
 
     out_root = out_root.resolve()
@@ -116,7 +149,7 @@ def run(
         raise typer.Exit(130) from None
 
 
-@app.command()
+@command()
 def status(
     recipe: str | None = typer.Option(None, "--recipe", help=RECIPE_HELP),
     stage: str | None = typer.Option(None, "--stage", help="Only the DAG up to this stage."),
@@ -130,7 +163,7 @@ def status(
     Exits 1 when any stage is not done (as `dvc status` scripts expect), 0 when all are.
     Without flags, judges what the runs into [cyan]--out[/] built, with their recipe, data
     root and --set values (recorded in run.json); a flag overrides its part."""
-    from emoprep.pipeline import commands
+    from emoprep import commands
 
     out_root = out_root.resolve()
     try:
@@ -147,7 +180,7 @@ def status(
         raise typer.Exit(1)
 
 
-@app.command()
+@command()
 def validate(
     out_root: Path = typer.Option(Path("emoprep-out"), "--out", help=OUT_HELP),
     require_pretrained: bool = typer.Option(
@@ -174,13 +207,14 @@ def validate(
         raise typer.Exit(1)
 
 
-@app.command()
+@command()
 def report(
     out_root: Path = typer.Option(Path("emoprep-out"), "--out", help=OUT_HELP),
     no_wait: bool = typer.Option(False, "--no-wait", help="Exit 2 instead of waiting when a run holds --out."),
 ) -> None:
     """(Re)build [cyan]report/[/] (index.html with plots, report.json, DATASET.md) from every
     finished stage, with run timings; prints where it is."""
+    from emoprep.composition import stage_catalog
     from emoprep.pipeline.lock import OutputLock
     from emoprep.stages.report.stage import build_report
 
@@ -190,7 +224,7 @@ def report(
             raise ConfigError(f"nothing to report: {out_root} holds no manifests/; "
                               f"run `emoprep run --out {out_root}` first")
         with OutputLock(out_root, wait=not no_wait, on_wait=lambda m: err.print(f"[yellow]{m}[/]")):
-            index = build_report(out_root)
+            index = build_report(out_root, stage_catalog())
     except EmoprepError as exc:
         _fail(exc)
     out.print(f"report: {index}", highlight=False, soft_wrap=True)
@@ -198,7 +232,7 @@ def report(
               f"dataset card: {index.parent / 'DATASET.md'})", highlight=False, soft_wrap=True)
 
 
-@app.command("export")
+@command("export")
 def export_cmd(
     dest: Path = typer.Argument(..., help="Folder to write (new, empty, or an earlier export)."),
     fmt: ExportFormat = typer.Option(..., "--format", help="hf (a Hugging Face dataset folder) or webdataset "
@@ -249,7 +283,7 @@ def export_cmd(
         _fail(exc)
 
 
-@app.command("demo-data")
+@command("demo-data")
 def demo_data(directory: Path = typer.Argument(..., help="Folder to write the demo dataset into.")) -> None:
     """Write the small deterministic demo dataset (DEAM + FoodPics layouts, with their quirks)."""
     from emoprep.stages.demo.dataset import write_demo_data
@@ -258,17 +292,17 @@ def demo_data(directory: Path = typer.Argument(..., help="Folder to write the de
     out.print(f"demo dataset written to {directory}: {info}")
 
 
-@app.command()
+@command()
 def stages() -> None:
     """List the stages, their inputs and parameters (defaults)."""
     import dataclasses
 
-    from emoprep.pipeline.registry import all_stages
+    from emoprep.composition import stage_catalog
 
     table = Table(title="stages")
     for col in ("stage", "inputs", "parameters (default)"):
         table.add_column(col)
-    for name, st in sorted(all_stages().items()):
+    for name, st in sorted(stage_catalog().items()):
         params = st.Params()
         desc = ", ".join(
             f"{f.name}={getattr(params, f.name)!r}{'*' if f.metadata.get('runtime') else ''}"
@@ -278,14 +312,16 @@ def stages() -> None:
     out.print("* runtime knob: does not change outputs, not part of the fingerprint")
 
 
-@app.command()
+@command()
 def recipes(show: str | None = typer.Option(None, "--show", help="Print one recipe's resolved parameters.")) -> None:
     """List the shipped recipes, or show one with every parameter resolved."""
-    from emoprep.pipeline.recipe import load_recipe, params_as_dict, shipped_recipes
+    from emoprep.composition import stage_catalog
+    from emoprep.pipeline.recipe import load_recipe, params_as_dict
 
+    catalog = stage_catalog()
     try:
         if show:
-            rec = load_recipe(show)
+            rec = load_recipe(show, catalog=catalog)
             out.print(f"[bold]{rec.name}[/]: {rec.description}\ntargets: {', '.join(rec.targets)}")
             from emoprep.pipeline.runner import Runner
             for name, _stage, params, inputs in Runner(rec, Path()).stage_order():
@@ -293,8 +329,8 @@ def recipes(show: str | None = typer.Option(None, "--show", help="Print one reci
                 for k, v in params_as_dict(params).items():
                     out.print(f"{k} = {v!r}", highlight=False)
             return
-        for name in sorted(shipped_recipes()):
-            rec = load_recipe(name)
+        for name in sorted(catalog.shipped_recipes()):
+            rec = load_recipe(name, catalog=catalog)
             out.print(f"[bold]{name}[/]: {rec.description}  (targets: {', '.join(rec.targets)})")
     except EmoprepError as exc:
         _fail(exc)
@@ -328,7 +364,7 @@ def _print_summary(summaries: list[StageSummary], out_root: Path) -> None:
 
 def main() -> None:
     try:
-        app()
+        without_flag_types(typer.main.get_command(app))(prog_name="emoprep")
     except ConfigError as exc:  # raised before typer could map it
         _fail(exc)
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from emoprep.composition import ensure_demo_data, is_demo_data, set_random_init_policy, stage_catalog
 from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.progress import RunProgress
 
@@ -25,13 +26,11 @@ if TYPE_CHECKING:
 
 def load(recipe: str | None, sets: list[str]) -> Recipe:
     from emoprep.pipeline.recipe import load_recipe
-    return load_recipe(recipe, sets)
+    return load_recipe(recipe, sets, catalog=stage_catalog())
 
 
 def dataset_roots_configured(recipe: Recipe) -> bool:
-    from emoprep.pipeline.registry import all_stages
-    return any(recipe.sections.get(name, {}).get("root") for name, st in all_stages().items()
-               if st.datasets)
+    return any(recipe.sections.get(name, {}).get("root") for name, st in recipe.catalog.items() if st.datasets)
 
 
 def data_root_for_run(recipe: Recipe, data_root: Path | None, out_root: Path, log: RunLog) -> Path | None:
@@ -42,17 +41,10 @@ def data_root_for_run(recipe: Recipe, data_root: Path | None, out_root: Path, lo
         return data_root.resolve()
     if dataset_roots_configured(recipe):
         return None
-    from emoprep.stages.demo.dataset import ensure_demo_data
     demo = out_root / "demo-data"
     log.say(f"No data configured (--data-root / DATA=...): using the embedded demo dataset in {demo}")
     ensure_demo_data(demo)
     return demo
-
-
-def is_demo_data(root: Path | None) -> bool:
-    """The embedded demo dataset (random-init tokens are fine there); anything else is real data."""
-    from emoprep.stages.demo.dataset import MARKER
-    return root is not None and (root / MARKER).is_file()
 
 
 def recipe_ref(recipe: str | None) -> str | None:
@@ -108,8 +100,8 @@ def plan_run(recipe: str | None, sets: list[str], out_root: Path, data_root: Pat
     root = data_root if data_root else demo
     if root is not None and not root.is_dir():
         raise ConfigError(f"--data-root {root}: no such folder (run without --dry-run to create the demo data)")
-    runner = Runner(rec, out_root, root, device, log, allow_random_init=allow_random_init or is_demo_data(root))
-    return rec, runner.plan(stage)
+    set_random_init_policy(rec, allow_random_init or is_demo_data(root))
+    return rec, Runner(rec, out_root, root, device, log).plan(stage)
 
 
 def run_dag(recipe: str | None, sets: list[str], out_root: Path, data_root: Path | None = None,
@@ -135,8 +127,8 @@ def run_dag(recipe: str | None, sets: list[str], out_root: Path, data_root: Path
             root = data_root_for_run(rec, data_root, out_root, log)
             record_run(out_root, RunRecord(recipe_ref(recipe), str(root) if root else None, tuple(sets), device,
                                            (stage,) if stage else tuple(rec.targets)))
+            set_random_init_policy(rec, allow_random_init or is_demo_data(root))
             runner = Runner(rec, out_root, root, device, log,
-                            allow_random_init=allow_random_init or is_demo_data(root),
                             item_timeout=DEFAULT_ITEM_TIMEOUT if item_timeout is None else item_timeout)
             ex = make_executor(executor, workers or os.cpu_count() or 1, scheduler)
             log.event("run-start", recipe=rec.name, stage=stage, argv=sys.argv)
