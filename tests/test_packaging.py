@@ -13,19 +13,21 @@ from pathlib import Path
 
 from tests.helpers.paths import REPO
 
-SOURCE_DIRS = ("pipeline", "stages", "manifests")
+SOURCE_DIRS = ("api", "pipeline", "stages", "manifests")
 
 
 def _modules() -> dict[str, Path]:
     """Dotted name -> file, for every module under the source folders, and `emoprep` itself
     (api/__init__.py: the Python API is the package root)."""
-    out = {"emoprep": REPO / "api" / "__init__.py"}
+    out = {}
     for top in SOURCE_DIRS:
         for path in sorted((REPO / top).rglob("*.py")):
             parts = path.relative_to(REPO).with_suffix("").parts
-            if parts[-1] == "__init__":
+            if parts[0] == "api":  # api/ is the package root: api/cli.py is emoprep.cli
+                parts = parts[1:]
+            if parts and parts[-1] == "__init__":
                 parts = parts[:-1]
-            out["emoprep." + ".".join(parts)] = path
+            out[".".join(("emoprep", *parts))] = path
     return out
 
 
