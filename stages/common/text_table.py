@@ -7,6 +7,7 @@ reads those; each parser keeps its own columns, rules and problem messages.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import math
 import re
@@ -28,13 +29,15 @@ Row = tuple[int, list[str]]     # (1-based line number in the file, cells)
 def decode(data: bytes, encodings: Sequence[str] = ("utf-8-sig",), fallback: str = "cp1252") -> tuple[str, str]:
     """(text, encoding): the first of `encodings` that decodes `data` strictly, else `fallback`
     with undecodable bytes replaced, so a table never fails on its encoding. `utf-8-sig`
-    takes UTF-8 with or without a BOM."""
+    takes UTF-8 with or without a BOM; a UTF-8 BOM before text in another encoding (an
+    export that mixes them) is dropped too, not read as `ï»¿` in front of the first header."""
+    body = data.removeprefix(codecs.BOM_UTF8)
     for encoding in encodings:
         try:
-            return data.decode(encoding), encoding
+            return (data if encoding == "utf-8-sig" else body).decode(encoding), encoding
         except UnicodeDecodeError:
             continue
-    return data.decode(fallback, errors="replace"), fallback
+    return body.decode(fallback, errors="replace"), fallback
 
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")

@@ -39,6 +39,12 @@ def test_decode_falls_back_in_order_and_never_fails():
     assert decode(b"a\x81b", ("utf-8-sig", "cp1252"), "latin-1") == ("a\x81b", "latin-1")
 
 
+def test_a_utf8_bom_in_front_of_another_encoding_is_dropped():
+    data = b"\xef\xbb\xbfmusicId,title\n1," + "Süß".encode("cp1252") + b"\n"
+    assert decode(data) == ("musicId,title\n1,Süß\n", "cp1252")
+    assert decode(data, ("utf-8-sig", "cp1252"), "latin-1")[0].startswith("musicId")
+
+
 # ---- rows ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("ending", ["\n", "\r\n", "\r"])
 def test_line_endings_give_the_same_rows_and_line_numbers(ending):
