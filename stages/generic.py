@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import math
 import re
 from collections.abc import Mapping
@@ -56,6 +55,7 @@ from emoprep.stages.common.audio_io import AudioError, probe
 from emoprep.stages.common.dataset_files import resolve_in_root
 from emoprep.stages.common.image_io import DEFAULT_MAX_PIXELS, ImageTooLarge, UndecodableImage, decode_image
 from emoprep.stages.common.naming import nfc
+from emoprep.stages.common.text_table import decode, read_rows
 
 TABLE_EXTS = (".csv", ".tsv")
 BAD_ID_CHARS = re.compile(r"[/\\:\x00-\x1f\x7f]")
@@ -66,23 +66,13 @@ LABEL_KINDS: dict[str, ColumnKind] = {"valence_raw": "float", "arousal_raw": "fl
 
 # ---- the table ---------------------------------------------------------------------------------
 def decode_table(data: bytes) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
+    return decode(data)[0]
 
 
 def read_table(text: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """(header, [(line, cells)]) of a CSV/TSV; the delimiter is the most frequent of `,`
     `;` tab in the header line. Cells are NFC, stripped."""
-    first = next((ln for ln in text.splitlines() if ln.strip()), "")
-    delim = max((",", ";", "\t"), key=first.count) if first else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
-    rows = []
-    for row in reader:
-        cells = [nfc(c).strip() for c in row]
-        if any(cells):
-            rows.append((reader.line_num, cells))
+    rows = [(line, [nfc(c) for c in cells]) for line, cells in read_rows(text)]
     if not rows:
         return [], []
     return rows[0][1], rows[1:]

@@ -7,7 +7,6 @@ DEAM header raises `AnnotationFormatError`.
 """
 from __future__ import annotations
 
-import csv
 import math
 import os
 import re
@@ -16,68 +15,23 @@ from pathlib import Path
 from typing import Any
 
 from emoprep.pipeline.lazy import np, pd
+from emoprep.stages.common.text_table import cell_at, column_name, decode, parse_id, ragged, read_rows, text_cell
 
 
 class AnnotationFormatError(ValueError):
     """An annotation file whose header is not a DEAM header."""
 
 
-def _text(src: str | os.PathLike[str] | bytes) -> str:
+def _rows(src: str | os.PathLike[str] | bytes, name: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number, stripped cells) of each non-blank row; a file the csv module cannot
+    read raises AnnotationFormatError naming it."""
     data = src if isinstance(src, bytes) else Path(src).read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
-
-
-_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
-
-
-def _lines(text: str) -> Iterator[str]:
-    """The lines of `text` with their endings (LF, CRLF or CR, as `open(newline="")` gives
-    them to the csv module), without copying the text (io.StringIO holds 4 bytes a char)."""
-    return (m.group(0) for m in _LINE.finditer(text))
-
-
-def _iter_csv_rows(text: str, name: str = "CSV") -> Iterator[tuple[int, list[str]]]:
-    """(line number, stripped cells) for each non-blank row, one row at a time (a 10× DEAM
-    dynamic CSV as lists of cells would take over a GB); the delimiter is sniffed from the
-    header among , ; and tab (CRLF, quotes and padding are handled by the csv module).
-    A file the csv module cannot read (a field over its 128 KiB limit: a stray quote that
-    swallows the rest of the file) raises AnnotationFormatError naming it."""
-    first = next((ln for ln in _lines(text) if ln.strip()), "")
-    delim = max((",", ";", "\t"), key=first.count) if first else ","
-    reader = csv.reader(_lines(text), delimiter=delim)
-    try:
-        for row in reader:
-            cells = [c.strip() for c in row]
-            if any(cells):
-                yield reader.line_num, cells
-    except csv.Error as exc:
-        raise AnnotationFormatError(f"{name}: not readable as CSV near line {reader.line_num} ({exc})") from None
-
-
-def _csv_rows(text: str, name: str = "CSV") -> list[tuple[int, list[str]]]:
-    return list(_iter_csv_rows(text, name))
-
-
-def normalise_column(name: str) -> str:
-    """`' valence_ max_mean'` → `valence_max_mean`: lower case, no whitespace anywhere."""
-    return re.sub(r"\s+", "", name.replace("\ufeff", "")).lower()
+    text, _ = decode(data)
+    return read_rows(text, on_error=lambda line, exc: AnnotationFormatError(
+        f"{name}: not readable as CSV near line {line} ({exc})"))
 
 
 _ID_NAMES = ("song_id", "songid", "id")
-# Ids above 2**53 cannot be told apart once read as floats (and overflow int64 columns).
-MAX_ID = 2 ** 53
-
-
-def _parse_id(cell: str) -> int | None:
-    """`12`, `12.0` → 12; None for anything that is not a whole number in [0, MAX_ID)."""
-    try:
-        value = float(cell)
-    except ValueError:
-        return None
-    return int(value) if math.isfinite(value) and 0 <= value < MAX_ID and value == int(value) else None
 
 
 def _to_float(cell: str) -> float:
@@ -95,10 +49,10 @@ def parse_static_csv(src: str | os.PathLike[str] | bytes, name: str = "static CS
     the 2015 file's min/max columns), `source_line`. Cells that are not numbers become NaN;
     lines without an integer id are skipped. Both are listed in `df.attrs["problems"]`.
     Raises AnnotationFormatError when the header lacks song_id / valence_mean / arousal_mean."""
-    rows = _csv_rows(_text(src), name)
+    rows = list(_rows(src, name))
     if not rows:
         raise AnnotationFormatError(f"{name}: empty file")
-    header = [normalise_column(c) for c in rows[0][1]]
+    header = [column_name(c) for c in rows[0][1]]
     header = ["song_id" if h in _ID_NAMES else h for h in header]
     missing = [c for c in ("song_id", "valence_mean", "arousal_mean") if c not in header]
     if missing:
@@ -107,12 +61,12 @@ def parse_static_csv(src: str | os.PathLike[str] | bytes, name: str = "static CS
     value_cols = [(i, h) for i, h in enumerate(header) if i != id_col and h]
     records, problems = [], []
     for line, cells in rows[1:]:
-        sid = _parse_id(cells[id_col]) if id_col < len(cells) else None
+        sid = parse_id(cell_at(cells, id_col))
         if sid is None:
             problems.append(f"{name}:{line}: no integer song id, line skipped")
             continue
         if len(cells) != len(header):
-            problems.append(f"{name}:{line}: {len(cells)} cells for {len(header)} columns")
+            problems.append(f"{name}:{line}: {ragged(cells, len(header))}")
         rec: dict[str, Any] = {"song_id": sid}
         for i, col in value_cols:
             cell = cells[i] if i < len(cells) else ""
@@ -136,11 +90,11 @@ def read_dynamic_rows(src: str | os.PathLike[str] | bytes, name: str,
     times (ms) and an iterator of (song_id, frames) read one line at a time; missing trailing
     cells are NaN. Raises AnnotationFormatError on an unknown header; bad lines are appended
     to `problems` as they are read."""
-    rows = _iter_csv_rows(_text(src), name)
+    rows = _rows(src, name)
     first = next(rows, None)
     if first is None:
         raise AnnotationFormatError(f"{name}: empty file")
-    header = [normalise_column(c) for c in first[1]]
+    header = [column_name(c) for c in first[1]]
     while header and not header[-1]:
         header.pop()  # a trailing delimiter on the header line
     if not header or header[0] not in _ID_NAMES:
@@ -157,7 +111,7 @@ def read_dynamic_rows(src: str | os.PathLike[str] | bytes, name: str,
 def _dynamic_values(rows: Iterable[tuple[int, list[str]]], n: int, name: str,
                     problems: list[str]) -> Iterator[tuple[int, np.ndarray]]:
     for line, cells in rows:
-        sid = _parse_id(cells[0])
+        sid = parse_id(cells[0])
         if sid is None:
             problems.append(f"{name}:{line}: no integer song id, line skipped")
             continue
@@ -219,8 +173,8 @@ def parse_metadata_csv(src: str | os.PathLike[str] | bytes, name: str = "metadat
     year = m.group(1) if m else None
     records = []
     try:
-        rows = _csv_rows(_text(src), name)
-        header = [normalise_column(c) for c in rows[0][1]] if rows else []
+        rows = list(_rows(src, name))
+        header = [column_name(c) for c in rows[0][1]] if rows else []
         id_col = next((i for i, h in enumerate(header) if h in _ID_NAMES), None)
         if id_col is None:
             problems.append(f"{name}: no song_id/Id/id column, file skipped")
@@ -231,14 +185,13 @@ def parse_metadata_csv(src: str | os.PathLike[str] | bytes, name: str = "metadat
 
         picks = {"artist": col("artist"), "title": col(*_META_TITLE), "genre": col("genre")}
         for line, cells in rows[1:]:
-            sid = _parse_id(cells[id_col]) if id_col is not None and id_col < len(cells) else None
+            sid = parse_id(cell_at(cells, id_col))
             if sid is None:
                 problems.append(f"{name}:{line}: no integer id, line skipped")
                 continue
             rec = {"song_id": sid, "metadata_year": year}
             for key, i in picks.items():
-                value = " ".join(cells[i].split()) if i is not None and i < len(cells) else ""
-                rec[key] = value or None
+                rec[key] = text_cell(cell_at(cells, i))
             records.append(rec)
     except Exception as exc:  # noqa: BLE001 - metadata must never stop the run
         problems.append(f"{name}: unreadable ({type(exc).__name__}: {exc})")

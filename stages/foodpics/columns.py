@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from emoprep.pipeline.errors import ConfigError
+from emoprep.stages.common.text_table import is_blank, parse_number, squash
 from emoprep.stages.foodpics.params import FoodPicsParams
-from emoprep.stages.foodpics.sheet import Sheet, category_text, is_blank, parse_number, squash
+from emoprep.stages.foodpics.sheet import Sheet, category_text
 
 
 class RatingRecord(TypedDict):

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import TypedDict
 
+from emoprep.stages.common.text_table import squash
 from emoprep.stages.foodpics.columns import RatingRecord
 from emoprep.stages.foodpics.params import FoodPicsParams
-from emoprep.stages.foodpics.sheet import squash
 
 
 class ImageFile(TypedDict):

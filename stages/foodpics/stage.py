@@ -78,6 +78,7 @@ from emoprep.pipeline.values import error_text
 from emoprep.stages.common.dataset_files import resolve_in_root
 from emoprep.stages.common.image_io import ImageTooLarge, UndecodableImage, decode_image
 from emoprep.stages.common.naming import nfc
+from emoprep.stages.common.text_table import HEADER_SEARCH_ROWS, is_blank, parse_id
 from emoprep.stages.foodpics.columns import Columns, RatingRecord, cell_at, map_columns, rating_record
 from emoprep.stages.foodpics.layout import LAYOUT, find_sheet, locate_foodpics_root, scan_images
 from emoprep.stages.foodpics.manifest_row import kept_row, manifest_kinds
@@ -90,7 +91,7 @@ from emoprep.stages.foodpics.rules import (
     out_of_range,
     va_problem,
 )
-from emoprep.stages.foodpics.sheet import HEADER_SEARCH_ROWS, Sheet, is_blank, parse_image_no, read_sheet
+from emoprep.stages.foodpics.sheet import Sheet, read_sheet
 
 
 class FoodPics(Stage[FoodPicsParams]):
@@ -154,7 +155,7 @@ class FoodPics(Stage[FoodPicsParams]):
             if all(is_blank(c) for c in row):
                 continue
             raw_id = cell_at(row, cols.id)
-            number = parse_image_no(raw_id)
+            number = parse_id(raw_id)
             if number is None:
                 bad.append(WorkItem(f"foodpics:sheet-row-{sheet_row}", {
                     "kind": "bad-id", "sheet": sheet.path.name, "sheet_row": sheet_row,

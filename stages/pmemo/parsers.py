@@ -21,13 +21,12 @@ use), never raises on bad lines; only a file whose header is not a PMEmo header 
 from __future__ import annotations
 
 import csv
-import io
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from emoprep.pipeline.lazy import np
+from emoprep.stages.common.text_table import cell_at, decode, parse_id, ragged, read_rows, squash
 
 T0_S = 15.0   # the first dynamic frame (PMEmo discards the first 15 s)
 HZ = 2.0      # dynamic frames per second
@@ -35,7 +34,6 @@ FRAME_TOLERANCE_S = 0.01  # a frameTime this close to the 2 Hz grid is on it
 # PMEmo's choruses last under a minute; a frameTime beyond an hour is a broken cell, and
 # honouring it would allocate a frame array as long as the number says.
 MAX_FRAME_TIME_S = 3600.0
-MAX_ID = 2 ** 53  # larger ids cannot be told apart once read as floats
 
 METADATA_NUMERIC = {"duration": "song_duration_s", "chorusstarttime": "chorus_start_s",
                     "chorusendtime": "chorus_end_s"}
@@ -49,46 +47,16 @@ class PmemoFormatError(ValueError):
 def decode_text(data: bytes) -> str:
     """UTF-8 (with or without BOM), else GB18030 (PMEmo's titles are often Chinese), else
     cp1252 with replacement: a metadata file never fails on its encoding."""
-    for enc in ("utf-8-sig", "gb18030"):
-        try:
-            return data.decode(enc)
-        except UnicodeDecodeError:
-            continue
-    return data.decode("cp1252", errors="replace")
-
-
-def squash(name: str) -> str:
-    """Header key: lower case letters and digits only (`Arousal(mean)` → `arousalmean`)."""
-    return re.sub(r"[^0-9a-z]+", "", name.replace("\ufeff", "").lower())
-
-
-def csv_rows(text: str, strip: bool = True) -> list[tuple[int, list[str]]]:
-    """(line number, cells) of every non-blank row (CRLF and quotes handled); cells are
-    stripped unless `strip` is False. Raises csv.Error for a field over the csv module's
-    limit (a stray quote swallowing the rest of the file)."""
-    reader = csv.reader(io.StringIO(text, newline=""))
-    return [(reader.line_num, [c.strip() for c in row] if strip else list(row))
-            for row in reader if any(c.strip() for c in row)]
+    return decode(data, ("utf-8-sig", "gb18030"))[0]
 
 
 def _annotation_rows(text: str, name: str) -> list[tuple[int, list[str]]]:
-    """`csv_rows` for an annotation file: unreadable CSV is a PmemoFormatError naming it."""
-    try:
-        rows = csv_rows(text)
-    except csv.Error as exc:
-        raise PmemoFormatError(f"{name}: not readable as CSV ({exc})") from None
+    """The non-blank rows of an annotation file: unreadable CSV is a PmemoFormatError naming it."""
+    rows = list(read_rows(text, ",", on_error=lambda _, exc: PmemoFormatError(
+        f"{name}: not readable as CSV ({exc})")))
     if not rows:
         raise PmemoFormatError(f"{name}: empty file")
     return rows
-
-
-def parse_id(cell: str) -> int | None:
-    """`12`, `12.0` → 12; anything else (empty, negative, fractional, text, ≥ MAX_ID) → None."""
-    try:
-        value = float(cell)
-    except ValueError:
-        return None
-    return int(value) if math.isfinite(value) and 0 <= value < MAX_ID and value == int(value) else None
 
 
 def parse_float(cell: str | None) -> float:
@@ -142,12 +110,12 @@ def parse_static(text: str, name: str, kind: str = "mean") -> StaticTable:
     cols = _columns(rows[0][1], wanted, name)
     out = StaticTable()
     for line, cells in rows[1:]:
-        sid = parse_id(_cell(cells, cols["musicId"]))
+        sid = parse_id(cell_at(cells, cols["musicId"], ""))
         if sid is None:
-            out.problems.append(f"{name} line {line}: musicId {_cell(cells, cols['musicId'])!r} is not an id")
+            out.problems.append(f"{name} line {line}: musicId {cell_at(cells, cols['musicId'], '')!r} is not an id")
             continue
-        rec = {"valence": parse_float(_cell(cells, cols[f"Valence({kind})"])),
-               "arousal": parse_float(_cell(cells, cols[f"Arousal({kind})"]))}
+        rec = {"valence": parse_float(cell_at(cells, cols[f"Valence({kind})"], "")),
+               "arousal": parse_float(cell_at(cells, cols[f"Arousal({kind})"], ""))}
         _merge(out, sid, rec, f"{name} line {line}")
     return out
 
@@ -165,10 +133,6 @@ def _merge(table: StaticTable, sid: int, rec: dict[str, float], where: str) -> N
 
 def _same(a: dict[str, float], b: dict[str, float]) -> bool:
     return all((math.isnan(a[k]) and math.isnan(b[k])) or a[k] == b[k] for k in a)
-
-
-def _cell(cells: list[str], index: int) -> str:
-    return cells[index] if index < len(cells) else ""
 
 
 @dataclass
@@ -206,15 +170,16 @@ def parse_dynamic(text: str, name: str) -> DynamicTable:
     frames: dict[int, dict[int, tuple[float, float]]] = {}
     out = DynamicTable()
     for line, cells in rows[1:]:
-        sid = parse_id(_cell(cells, cols["musicId"]))
-        t = parse_float(_cell(cells, cols["frameTime"]))
+        sid = parse_id(cell_at(cells, cols["musicId"], ""))
+        t = parse_float(cell_at(cells, cols["frameTime"], ""))
         k = frame_index(t)
         if sid is None or k is None:
             what = "musicId" if sid is None else "frameTime"
             why = "an id" if sid is None else f"on the {HZ:g} Hz grid from {T0_S:g} s to {MAX_FRAME_TIME_S:g} s"
-            out.problems.append(f"{name} line {line}: {what} {_cell(cells, cols[what])!r} is not {why}")
+            out.problems.append(f"{name} line {line}: {what} {cell_at(cells, cols[what], '')!r} is not {why}")
             continue
-        va = (parse_float(_cell(cells, cols["Valence(mean)"])), parse_float(_cell(cells, cols["Arousal(mean)"])))
+        va = (parse_float(cell_at(cells, cols["Valence(mean)"], "")),
+              parse_float(cell_at(cells, cols["Arousal(mean)"], "")))
         song = frames.setdefault(sid, {})
         if k in song and not _same_pair(song[k], va):
             out.conflicts.setdefault(sid, f"two rows for musicId {sid} at frameTime {t:g} s disagree "
@@ -250,7 +215,7 @@ def parse_metadata(text: str, name: str = "metadata.csv") -> MetadataTable:
     cells as written). A short row leaves its missing columns empty."""
     out = MetadataTable()
     try:
-        rows = csv_rows(text, strip=False)
+        rows = list(read_rows(text, ",", strip=False))
     except csv.Error as exc:
         out.problems.append(f"{name}: not readable as CSV ({exc})")
         return out
@@ -294,9 +259,9 @@ def _align(cells: list[str], n: int, first_text: int, last_text: int) -> tuple[l
     if len(cells) == n:
         return list(cells), None
     if len(cells) < n:
-        return [*cells, *([None] * (n - len(cells)))], f"{len(cells)} cells for {n} columns"
+        return [*cells, *([None] * (n - len(cells)))], ragged(cells, n)
     tail = n - 1 - last_text
     aligned: list[str | None] = [*cells[:first_text], *([None] * (last_text - first_text + 1)),
                                  *(cells[len(cells) - tail:] if tail else [])]
-    return aligned, (f"{len(cells)} cells for {n} columns (an unquoted comma); text columns "
+    return aligned, (f"{ragged(cells, n)} (an unquoted comma); text columns "
                      "left empty")

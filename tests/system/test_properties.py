@@ -46,13 +46,14 @@ from emoprep.manifests.validate import validate
 from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.errors import ConfigError, DataError
 from emoprep.pipeline.stage import Reject, Stage, WorkItem
+from emoprep.stages.common.text_table import MAX_ID, column_name, parse_id, parse_number
 from emoprep.stages.deam import parsers as deam_csv
 from emoprep.stages.deam.annotations import load_annotations
 from emoprep.stages.deam.layout import DYNAMIC_FILES, STATIC_FILES, audio_song_id, find_layout
 from emoprep.stages.deam.stage import Deam, DeamParams, SongAnnotation
 from emoprep.stages.foodpics.columns import RatingRecord, map_columns
 from emoprep.stages.foodpics.params import THESIS_AROUSAL, THESIS_VALENCE, FoodPicsParams
-from emoprep.stages.foodpics.sheet import MAX_IMAGE_NO, Sheet, category_text, parse_image_no, parse_number, read_sheet
+from emoprep.stages.foodpics.sheet import Sheet, category_text, read_sheet
 from emoprep.stages.foodpics.stage import FoodPics
 from emoprep.stages.generic import Generic, GenericParams, decode_table, read_table
 from emoprep.stages.pmemo import parsers as pmemo_csv
@@ -214,7 +215,7 @@ def test_deam_static_round_trip(table, wide, pad, ending, bom):
     text = render([header, *[[c.rjust(pad) for c in r] for r in rows]], ", ", [ending], bom)
     df = deam_csv.parse_static_csv(text.encode("utf-8"), "static.csv")
     assert df["song_id"].tolist() == list(table) and df.attrs["problems"] == []
-    names = [deam_csv.normalise_column(h) for h in header[1:]]
+    names = [column_name(h) for h in header[1:]]
     for (_, got), vals in zip(df.iterrows(), table.values(), strict=True):
         assert [got[n] for n in names] == [float(v) for v in vals[: len(names)]]
 
@@ -399,8 +400,8 @@ def test_pmemo_round_trip(songs, ending, bom):
 def test_foodpics_cells_parse_to_finite_numbers_or_none(cell):
     x = parse_number(cell)
     assert x is None or (isinstance(x, float) and math.isfinite(x))
-    n = parse_image_no(cell)
-    assert n is None or (isinstance(n, int) and 0 <= n < MAX_IMAGE_NO)
+    n = parse_id(cell)
+    assert n is None or (isinstance(n, int) and 0 <= n < MAX_ID)
     c = category_text(cell)
     assert c is None or (isinstance(c, str) and c == c.strip() and c)
 

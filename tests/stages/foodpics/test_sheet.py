@@ -1,33 +1,15 @@
-"""Reading the ratings sheet: cell parsers, CSV dialects and encodings, comment and footer rows."""
+"""Reading the ratings sheet: CSV dialects and encodings, comment and footer rows."""
 from __future__ import annotations
 
 import pytest
 
 from emoprep.stages.demo import foodpics as demo
-from emoprep.stages.foodpics.sheet import parse_image_no, parse_number
 from tests.helpers.foodpics import (
     RATING_COLS,
     jpeg,
     make_ctx,
     run,
 )
-
-
-@pytest.mark.parametrize(("cell", "value"), [
-    (6.5, 6.5), (7, 7.0), ("6,5", 6.5), (" 6.25 ", 6.25), ("1.234,5", 1234.5), ("1,234.5", 1234.5),
-    ("-2", -2.0), ("", None), ("n/a", None), ("-", None), (None, None), (float("nan"), None),
-    ("inf", None), (True, None), ("6,5,1", None), ("1e2", 100.0),
-])
-def test_parse_number(cell, value):
-    assert parse_number(cell) == value
-
-
-@pytest.mark.parametrize(("cell", "value"), [
-    (12, 12), (12.0, 12), ("0012", 12), (" 7 ", 7), ("12,0", 12), (12.5, None), ("4a", None),
-    (-3, None), ("", None), (None, None),
-])
-def test_parse_image_no(cell, value):
-    assert parse_image_no(cell) == value
 
 
 @pytest.mark.parametrize(("sep", "decimal_comma", "bom", "newline"), [
