@@ -31,17 +31,14 @@ from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.lazy import pd
 from emoprep.pipeline.stage import Outcome, Stage
-from emoprep.stages.report import card as report_card
-from emoprep.stages.report import models, published
-from emoprep.stages.report import page as report_html
-from emoprep.stages.report import plots as rp
-from emoprep.stages.report import stats as rn
-from emoprep.stages.report.canvas import style, to_png
+from emoprep.stages.report import published
 from emoprep.stages.report.json_values import num
 from emoprep.stages.report.run_view import RunView, current_stages, load_view, read_done, upstream_closure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+    from emoprep.stages.report.models import ReportJson, Timings
 
 # (key, title, caption): every figure the report may draw, in page order.
 FIGURES: tuple[tuple[str, str, str], ...] = (
@@ -84,9 +81,10 @@ class ReportParams:
 
 class Report(Stage[ReportParams]):
     name = "report"
-    version = "3"  # 3: deviations from the papers, the static fix's reasons
+    version = "4"  # 4: generated schema (pydantic), page and card from templates, card YAML by huggingface_hub
+    # 3: deviations from the papers, the static fix's reasons
     # 2: reason meanings point at manifests/reasons.py; the card imports from emoprep.manifests
-    libraries = ("matplotlib", "numpy", "pandas", "pyarrow")
+    libraries = ("huggingface_hub", "jinja2", "matplotlib", "numpy", "pandas", "pyarrow", "pydantic", "pyyaml")
     description = "HTML report, report.json, dataset card and recipe of everything upstream"
     parallel = False
     Params = ReportParams
@@ -128,8 +126,11 @@ class PlotInputs:
     duration_markers: list[tuple[float, str]]
 
 
-def build_numbers(view: RunView, params: ReportParams) -> tuple[models.ReportJson, PlotInputs]:
+def build_numbers(view: RunView, params: ReportParams) -> tuple[ReportJson, PlotInputs]:
     """(report.json content without `figures` and `warnings`, plot inputs)."""
+    from emoprep.stages.report import models
+    from emoprep.stages.report import stats as rn
+
     label_stage, labels = rn.label_frame(view)
     splits = rn.split_section(view, labels)
     emotions = rn.emotion_counts(labels, splits.names)
@@ -166,8 +167,11 @@ def duration_markers(view: RunView) -> list[tuple[float, str]]:
     return out
 
 
-def draw_figures(r: models.ReportJson, inputs: PlotInputs, params: ReportParams) -> dict[str, bytes]:
+def draw_figures(r: ReportJson, inputs: PlotInputs, params: ReportParams) -> dict[str, bytes]:
     """key -> PNG bytes for every figure whose data exists."""
+    from emoprep.stages.report import plots as rp
+    from emoprep.stages.report.canvas import style, to_png
+
     builders: dict[str, Callable[[], Figure | None]] = {
         "stage_counts": lambda: rp.stage_counts_plot(r.stages),
         "va_scatter": lambda: rp.va_scatter(inputs.labels, params.hexbin_above),
@@ -188,8 +192,10 @@ def draw_figures(r: models.ReportJson, inputs: PlotInputs, params: ReportParams)
     return out
 
 
-def timings_of(view: RunView) -> models.Timings:
+def timings_of(view: RunView) -> Timings:
     """Per stage: what `_DONE.json` "run" recorded for the run that built it."""
+    from emoprep.stages.report import models
+
     rows: list[models.StageTiming] = []
     for name, st in view.stages.items():
         run = st.done.get("run") or {}
@@ -198,7 +204,7 @@ def timings_of(view: RunView) -> models.Timings:
             "executor": run.get("executor"), "workers": num(run.get("workers"))}))
     total = sum(float(t.seconds or 0) for t in rows)
     return models.Timings(stages=rows, total_seconds=round(total, 3),
-                   note="seconds each stage took in the run that built its folder (_DONE.json 'run')")
+                          note="seconds each stage took in the run that built its folder (_DONE.json 'run')")
 
 
 def dumps(obj: object) -> bytes:
@@ -208,6 +214,8 @@ def dumps(obj: object) -> bytes:
 def build_files(out_root: Path, dirs: dict[str, str], params: ReportParams, timings: bool) -> dict[str, bytes]:
     """Every file of the report (name -> bytes). Without `timings` the result depends only
     on the contents of the stage folders in `dirs`."""
+    from emoprep.stages.report import card, models, page
+
     view = load_view(out_root, dirs)
     numbers, inputs = build_numbers(view, params)
     pngs = draw_figures(numbers, inputs, params)
@@ -220,9 +228,9 @@ def build_files(out_root: Path, dirs: dict[str, str], params: ReportParams, timi
         "report.json": dumps(data),
         "report.schema.json": dumps(models.schema()),
         "SCHEMA.md": models.schema_markdown().encode("utf-8"),
-        "DATASET.md": report_card.dataset_card(data).encode("utf-8"),
-        "recipe.toml": report_card.recipe_toml(data).encode("utf-8"),
-        "index.html": report_html.render(data, pngs, tim).encode("utf-8"),
+        "DATASET.md": card.dataset_card(data).encode("utf-8"),
+        "recipe.toml": card.recipe_toml(data).encode("utf-8"),
+        "index.html": page.render(data, pngs, tim).encode("utf-8"),
     })
     if tim is not None:
         files["timings.json"] = dumps(tim)

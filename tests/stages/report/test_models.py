@@ -64,3 +64,15 @@ def test_validate_checks_the_published_report_json(tmp_path):
     published.write_text(json.dumps(r))
     [check] = [c for c in validate(root).checks if c.name == "report-json"]
     assert check.status == "fail" and "rejects.total" in check.detail
+
+
+def test_loading_the_stage_catalog_imports_neither_pydantic_nor_jinja2():
+    """Every command loads the stage list: the report's models and templates wait until a report is built."""
+    import subprocess
+    import sys
+
+    code = ("import sys, emoprep.stages.catalog; "
+            "print([m for m in ('pydantic', 'jinja2', 'yaml', 'matplotlib') if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
