@@ -23,6 +23,7 @@ Checks, each reported with pass / fail / warn / skip and the offending ids or sh
                      manifest at all (its labels and split counts would include it)
 - `split-disjoint`   no source (song) in two splits
 - `weights`          random-init tokens: a warning, or a failure with `require_pretrained`
+- `report-json`      `report/report.json`, when there is one, follows its schema
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from emoprep.manifests.token_store.reader import load_index
 from emoprep.manifests.validate_manifests import (
     check_coverage,
     check_labels,
+    check_report_json,
     check_stage_manifests,
     check_weights,
     read_manifest,
@@ -59,6 +61,7 @@ def validate(out_root: str | Path, require_pretrained: bool = False) -> Validati
     current = _current(out_root)
     if current:
         check_stage_manifests(report, out_root, current)
+        check_report_json(report, out_root)
     if current and "tokens" not in current:
         report.checks.append(Check("token-index", SKIP, "no token store in this output (the recipe ends before "
                                                        "tokens); stage manifests checked above"))

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from emoprep.manifests.token_store.layout import RANDOM_INIT_BY_DESIGN
-from emoprep.manifests.validate_report import FAIL, SKIP, WARN, Check, ValidationReport
+from emoprep.manifests.validate_report import FAIL, PASS, SKIP, WARN, Check, ValidationReport
 
 SOURCE_MODALITY = {"deam": 1, "pmemo": 1, "foodpics": 0}
 RANDOM_INIT = "random-init"
@@ -56,6 +56,24 @@ def check_stage_manifests(report: ValidationReport, out_root: Path, current: dic
     report.add("stage-unique-ids", dup_ids, "sample ids unique within each stage", "{n} duplicate ids")
     report.add("output-files", missing_files, "every output file a manifest names exists",
                "{n} manifest rows name a missing file")
+
+
+def check_report_json(report: ValidationReport, out_root: Path) -> None:
+    """`report/report.json`, when the recipe wrote one, follows its schema (the report's
+    pydantic models, which also write report.schema.json)."""
+    import json
+
+    from emoprep.manifests.report_json import check_report
+
+    path = out_root / "report" / "report.json"
+    if not path.is_file():
+        return
+    try:
+        check_report(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        report.checks.append(Check("report-json", FAIL, f"report/report.json does not follow its schema: {exc}"))
+        return
+    report.checks.append(Check("report-json", PASS, "report/report.json follows report/report.schema.json"))
 
 
 def read_manifest(out_root: Path, name: str) -> pd.DataFrame | None:

@@ -46,6 +46,9 @@ def test_wheel_contains_the_package_and_imports_without_the_source_tree(tmp_path
     assert "emoprep/__init__.py" in names and "emoprep/py.typed" in names  # api/ is the package root
     assert {"emoprep/pipeline/py.typed", "emoprep/stages/py.typed", "emoprep/manifests/py.typed"} <= names
     assert any(n.startswith("emoprep/stages/recipes/") and n.endswith(".toml") for n in names)
+    templates = {f"emoprep/stages/report/templates/{t}" for t in
+                 ("index.html.j2", "DATASET.md.j2", "sources.yaml", "report.css", "image_check.js")}
+    assert templates <= names, sorted(templates - names)
     assert not any(n.startswith(("api/", "pipeline/", "stages/", "manifests/", "tests/")) for n in names)
     # Installed into a folder of its own; -S: no site processing, so the editable install's
     # links are not on sys.path, only that folder and the third-party site-packages.
@@ -58,7 +61,10 @@ def test_wheel_contains_the_package_and_imports_without_the_source_tree(tmp_path
             "emoprep.cli; assert callable(emoprep.run) and callable(emoprep.status); "
             "from emoprep.stages.catalog import builtin_catalog; "
             "assert emoprep.pipeline.stage.__file__.startswith(sys.path[0]), emoprep.pipeline.stage.__file__; "
-            "assert 'thesis-v3' in builtin_catalog().shipped_recipes(); print('ok')")
+            "assert 'thesis-v3' in builtin_catalog().shipped_recipes(); "
+            "from emoprep.stages.report.page import environment; from emoprep.stages.report.card import sources; "
+            "assert environment(True).get_template('index.html.j2').filename.startswith(sys.path[0]); "
+            "assert 'deam' in sources()['sources']; print('ok')")
     res = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
 
@@ -74,7 +80,7 @@ def test_no_top_level_pipeline_module_is_installed() -> None:
 def test_pyproject_lists_every_package_folder() -> None:
     listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     folders = {name for name, path in _modules().items() if path.name == "__init__.py"}
-    assert folders | {"emoprep.stages.recipes"} == listed
+    assert folders | {"emoprep.stages.recipes", "emoprep.stages.report.templates"} == listed  # + data folders
 
 
 def test_every_module_imports_from_its_own_file_through_the_install() -> None:

@@ -1,20 +1,20 @@
 """The dataset card (`README.md`) of a Hugging Face export: YAML `configs` (which files make
-which split of which config) and `dataset_info` (the Features and split sizes), then a short
-text on what the configs hold and how to load them. `datasets.load_dataset(DEST, name=…)`
+which split of which config) and `dataset_info` (the Features and split sizes), written by
+`emoprep.manifests.cards` (the report's card uses the same writer), then a short text on what
+the configs hold and how to load them. `datasets.load_dataset(DEST, name=…)`
 reads the YAML; the Hub renders the rest.
 """
 from __future__ import annotations
 
 from typing import Any
 
+from emoprep.manifests.cards import card_text
 from emoprep.manifests.export.hf_dataset import features
 from emoprep.manifests.export.source import StoreSource
 
 
 def card_files(sources: list[StoreSource], parts: dict[tuple[str, str], list[str]],
                sizes: dict[str, int]) -> dict[str, bytes]:
-    import yaml
-
     header: dict[str, Any] = {"configs": [], "dataset_info": [],
                               "tags": ["emotion", "valence-arousal", "affective-computing", "tokens", "emoprep"]}
     for src in sources:
@@ -30,8 +30,7 @@ def card_files(sources: list[StoreSource], parts: dict[tuple[str, str], list[str
             "config_name": src.tokenizer, "features": features(src)._to_yaml_list(), "splits": split_info,
             "download_size": sum(s["num_bytes"] for s in split_info),
             "dataset_size": sum(s["num_bytes"] for s in split_info)})
-    text = ["---", yaml.safe_dump(header, sort_keys=False, allow_unicode=True).rstrip(), "---", "",
-            "# emoprep token export", "",
+    text = ["", "# emoprep token export", "",
             ("Emotion-annotated samples (valence/arousal in [-1, 1], an emotion class) with their tokens, "
             "one config per token store. Written by `emoprep export --format hf`."), "",
             "| config | modality | arrays | weights | samples per split |", "|---|---|---|---|---|"]
@@ -52,4 +51,4 @@ def card_files(sources: list[StoreSource], parts: dict[tuple[str, str], list[str
              ("float16 arrays come back as float32 from the NumPy and torch formats (exactly); "
              '`with_format("arrow")` keeps float16. `emotion` and `modality` are class labels '
              "(`ds.features[\"emotion\"].names`)."), ""]
-    return {"README.md": "\n".join(text).encode()}
+    return {"README.md": card_text(header, "\n".join(text)).encode()}

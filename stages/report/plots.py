@@ -11,9 +11,9 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
+from emoprep.manifests.report_json import Audit, ChunksPerSong, Durations, Emotions, Rejects, StageRow
 from emoprep.pipeline.lazy import np, npt, pd
 from emoprep.stages.report.canvas import colours, integer_axis, new_figure, point_style, solid_legend
-from emoprep.stages.report.shapes import Audit, ChunksPerSong, Durations, Emotions, Rejects, StageRow
 from emoprep.stages.report.stats import modality_name
 
 if TYPE_CHECKING:
@@ -136,12 +136,12 @@ def va_by_category(df: pd.DataFrame | None, column: str | None, max_panels: int 
 
 # ---------------------------------------------------------------- counts
 
-def emotion_counts_plot(ec: Emotions, split_rows: dict[str, int]) -> Figure | None:
+def emotion_counts_plot(ec: Emotions) -> Figure | None:
     """Bars of each class per split, one row of panels per modality."""
-    counts = ec.get("counts") or {}
+    counts = ec.counts
     if not counts:
         return None
-    classes = ec["classes"]
+    classes = ec.classes
     mods = list(counts)
     fig = new_figure(9.0, 3.0 * len(mods) + 0.6)
     axes = fig.subplots(len(mods), 1, squeeze=False)[:, 0]
@@ -177,9 +177,9 @@ def duration_hist(durations: dict[str, Durations], markers: Sequence[tuple[float
     ax: Axes
     for ax, name in zip(axes, names, strict=True):
         d = durations[name]
-        counts = np.asarray(d["histogram"]["counts"], dtype=float)
-        edges = np.asarray(d["histogram"]["edges_s"], dtype=float)
-        ax.stairs(counts, edges, fill=True, color="tab:blue", alpha=0.8, label=f"{d['n']:,} songs")
+        counts = np.asarray(d.histogram.counts, dtype=float)
+        edges = np.asarray(d.histogram.edges_s, dtype=float)
+        ax.stairs(counts, edges, fill=True, color="tab:blue", alpha=0.8, label=f"{d.n:,} songs")
         nz = counts[counts > 0]
         if len(nz) and nz.max() / nz.min() > 50:
             ax.set_yscale("log")
@@ -191,8 +191,8 @@ def duration_hist(durations: dict[str, Durations], markers: Sequence[tuple[float
             ax.axvline(x, color=c, ls="--", lw=1, label=label)
         ax.set_xlabel("duration (s)")
         ax.legend(loc="best")
-        ax.set_title(f"{name}: audio durations (min {d['min_s']:.1f} s, median {d['median_s']:.1f} s, "
-                     f"max {d['max_s']:.1f} s)")
+        ax.set_title(f"{name}: audio durations (min {d.min_s:.1f} s, median {d.median_s:.1f} s, "
+                     f"max {d.max_s:.1f} s)")
     return fig
 
 
@@ -206,15 +206,15 @@ def chunks_hist(cps: dict[str, ChunksPerSong]) -> Figure | None:
     ax: Axes
     for ax, name in zip(axes, names, strict=True):
         c = cps[name]
-        ks = [int(k) for k in c["histogram"]]
-        vs = [c["histogram"][str(k)] for k in ks]
+        ks = [int(k) for k in c.histogram]
+        vs = [c.histogram[str(k)] for k in ks]
         bars = ax.bar(ks, vs, color=["tab:red" if k == 0 else "tab:blue" for k in ks], width=0.7)
         ax.bar_label(bars, padding=1, fontsize=7)
         ax.set_xticks(range(max(ks) + 1) if max(ks) <= 30 else ax.get_xticks())
         ax.set_xlabel("chunks per song (red: songs that gave none)")
         ax.set_ylabel("songs")
         integer_axis(ax.yaxis)
-        ax.set_title(f"{name}: {c['chunks']:,} chunks from {c['songs']:,} songs")
+        ax.set_title(f"{name}: {c.chunks:,} chunks from {c.songs:,} songs")
         ax.margins(y=0.15)
     return fig
 
@@ -223,21 +223,21 @@ def stage_counts_plot(stages: list[StageRow]) -> Figure | None:
     """Kept rows and rejects per stage (DAG order, top to bottom), log scale, numbers shown."""
     if not stages:
         return None
-    names = [s["name"] for s in stages]
+    names = [s.name for s in stages]
     y = np.arange(len(names))
     fig = new_figure(8.0, 0.5 * len(names) + 1.4)
     ax = fig.subplots()
     bars_of: tuple[tuple[float, Literal["rows", "rejects"], str, str], ...] = (
         (-0.2, "rows", "tab:blue", "kept (manifest rows)"), (0.2, "rejects", "tab:red", "rejected"))
     for off, key, c, label in bars_of:
-        vals = [s[key] or 0 for s in stages]
+        vals = [getattr(s, key) or 0 for s in stages]
         bars = ax.barh(y + off, [v if v > 0 else np.nan for v in vals], 0.38, color=c, label=label)
         ax.bar_label(bars, labels=[f"{v:,}" if v else "0" for v in vals], padding=2, fontsize=7)
     ax.set_yticks(y)
     ax.set_yticklabels(names)
     ax.invert_yaxis()
     ax.set_xscale("log")
-    top = max([s["rows"] or 0 for s in stages] + [s["rejects"] or 0 for s in stages] + [1])
+    top = max([s.rows or 0 for s in stages] + [s.rejects or 0 for s in stages] + [1])
     ax.set_xlim(0.8, top * 4)
     ax.set_xlabel("samples (log scale)")
     ax.set_title("Per-stage counts (inputs = kept + rejected)")
@@ -247,29 +247,29 @@ def stage_counts_plot(stages: list[StageRow]) -> Figure | None:
 
 def rejects_plot(rejects: Rejects, stage_order: Sequence[str]) -> Figure | None:
     """Rejects per reason code, stacked by the stage that rejected."""
-    rows = rejects.get("by_reason") or []
+    rows = rejects.by_reason
     if not rows:
         return None
-    stages = [s for s in stage_order if any(s in r["by_stage"] for r in rows)]
-    stages += sorted({s for r in rows for s in r["by_stage"]} - set(stages))
+    stages = [s for s in stage_order if any(s in r.by_stage for r in rows)]
+    stages += sorted({s for r in rows for s in r.by_stage} - set(stages))
     pal = dict(zip(stages, colours("tab10", len(stages)), strict=True))
     y = np.arange(len(rows))
     fig = new_figure(8.0, 0.42 * len(rows) + 1.4)
     ax = fig.subplots()
     left = np.zeros(len(rows))
     for s in stages:
-        vals = np.array([r["by_stage"].get(s, 0) for r in rows], dtype=float)
+        vals = np.array([r.by_stage.get(s, 0) for r in rows], dtype=float)
         ax.barh(y, vals, 0.6, left=left, color=pal[s], label=s)
         left += vals
     for yi, total in zip(y, left, strict=True):
         ax.text(total, float(yi), f" {int(total):,}", va="center", fontsize=8)
     ax.set_yticks(y)
-    ax.set_yticklabels([r["reason"] for r in rows])
+    ax.set_yticklabels([r.reason for r in rows])
     ax.invert_yaxis()
     ax.set_xlim(0, left.max() * 1.15 + 0.5)
     ax.set_xlabel("rejected inputs")
     integer_axis(ax.xaxis)
-    ax.set_title(f"Rejects by reason ({rejects['total']:,} in all; colour: stage)")
+    ax.set_title(f"Rejects by reason ({rejects.total:,} in all; colour: stage)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), title="stage", frameon=False)
     return fig
 
@@ -287,7 +287,7 @@ def audit_plot(songs: pd.DataFrame | None, audit: Audit) -> Figure | None:
     dynamic valence (blue) and dynamic arousal (orange). A straight block follows blue, a
     crossed one orange; r values are the audit's (all annotated songs)."""
     need = {"song_id", "static_valence_file", "dyn_valence", "dyn_arousal"}
-    blocks = [b for b in audit.get("blocks") or [] if b.get("kind") in ("standard", "given")]
+    blocks = [b for b in audit.blocks if b.get("kind") in ("standard", "given")]
     if songs is None or not need <= set(songs.columns) or not blocks:
         return None
     s = pd.DataFrame({"song_id": pd.to_numeric(songs["song_id"], errors="coerce"),

@@ -1,5 +1,5 @@
 """`report`: the dataset at a glance (SPEC §8) — `report/index.html`, PNG plots,
-`report.json` (schema: `json_schema.py`), a dataset card `DATASET.md`, `recipe.toml`.
+`report.json` (schema: `models.py`), a dataset card `DATASET.md`, `recipe.toml`.
 
 Two ways to build it, one builder:
 
@@ -32,19 +32,14 @@ from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.lazy import pd
 from emoprep.pipeline.stage import Outcome, Stage
-from emoprep.stages.report import card as report_card
-from emoprep.stages.report import page as report_html
-from emoprep.stages.report import plots as rp
 from emoprep.stages.report import published
-from emoprep.stages.report import stats as rn
-from emoprep.stages.report.canvas import style, to_png
-from emoprep.stages.report.json_schema import FORMAT, SCHEMA, VERSION, schema_markdown
 from emoprep.stages.report.json_values import num
 from emoprep.stages.report.run_view import RunView, current_stages, load_view, read_done, upstream_closure
-from emoprep.stages.report.shapes import PageFigure, ReportJson, ReportNumbers, StageTiming, Timings
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+    from emoprep.manifests.report_json import ReportJson, Timings
 
 # (key, title, caption): every figure the report may draw, in page order.
 FIGURES: tuple[tuple[str, str, str], ...] = (
@@ -87,9 +82,10 @@ class ReportParams:
 
 class Report(Stage[ReportParams]):
     name = "report"
-    version = "3"  # 3: deviations from the papers, the static fix's reasons
+    version = "4"  # 4: generated schema (pydantic), page and card from templates, card YAML by huggingface_hub
+    # 3: deviations from the papers, the static fix's reasons
     # 2: reason meanings point at manifests/reasons.py; the card imports from emoprep.manifests
-    libraries = ("matplotlib", "numpy", "pandas", "pyarrow")
+    libraries = ("huggingface_hub", "jinja2", "matplotlib", "numpy", "pandas", "pyarrow", "pydantic", "pyyaml")
     description = "HTML report, report.json, dataset card and recipe of everything upstream"
     parallel = False
     Params = ReportParams
@@ -133,27 +129,28 @@ class PlotInputs:
 
 
 def build_numbers(view: RunView, params: ReportParams,
-                  catalog: StageCatalog | None = None) -> tuple[ReportNumbers, PlotInputs]:
-    """(report.json content without `figures`, plot inputs); `catalog` reads `compare_with`."""
+                  catalog: StageCatalog | None = None) -> tuple[ReportJson, PlotInputs]:
+    """(report.json content without `figures` and `warnings`, plot inputs); `catalog` reads
+    `compare_with`."""
+    from emoprep.manifests import report_json as models
+    from emoprep.stages.report import stats as rn
+
     label_stage, labels = rn.label_frame(view)
     splits = rn.split_section(view, labels)
-    emotions = rn.emotion_counts(labels, splits["names"])
+    emotions = rn.emotion_counts(labels, splits.names)
     column, cat_stage, cats = rn.category_frame(view, labels)
-    r: ReportNumbers = {
-        "format": FORMAT, "version": VERSION, "title": params.title,
-        "stages": rn.stage_rows(view),
-        "labels": {"stage": label_stage, "by_modality": rn.label_summary(labels)},
-        "normalisation": rn.normalisation(view),
-        "emotions": emotions, "splits": splits,
-        "categories": {"column": column, "stage": cat_stage, "by_category": rn.category_summary(cats)},
+    r = models.ReportJson.model_validate({
+        "format": models.FORMAT, "version": models.VERSION, "title": params.title, "stages": rn.stage_rows(view),
+        "labels": models.Labels(stage=label_stage, by_modality=rn.label_summary(labels)),
+        "normalisation": rn.normalisation(view), "emotions": emotions, "splits": splits,
+        "categories": models.Categories(column=column, stage=cat_stage, by_category=rn.category_summary(cats)),
         "durations": rn.durations(view), "chunks_per_song": rn.chunks_per_song(view),
         "rejects": rn.reject_summary(view, params.examples_per_reason),
-        "audit": rn.audits(view), "weights": rn.weights(view),
-        "deviations": list(params.deviations),
+        "audit": rn.audits(view), "weights": rn.weights(view), "deviations": list(params.deviations),
         "published": published.comparison(view, params.compare_with, catalog),
         "thesis_counts": published.thesis_counts(view) if params.thesis_counts else [],
-    }
-    audit_stage = r["audit"][0]["stage"] if r["audit"] else None
+        "figures": [], "warnings": []})
+    audit_stage = r.audit[0].stage if r.audit else None
     plot_inputs = PlotInputs(labels=labels, categories=cats, category_column=column,
                              audit_songs=view.manifest(audit_stage) if audit_stage else None,
                              duration_markers=duration_markers(view))
@@ -174,18 +171,21 @@ def duration_markers(view: RunView) -> list[tuple[float, str]]:
     return out
 
 
-def draw_figures(r: ReportNumbers, inputs: PlotInputs, params: ReportParams) -> dict[str, bytes]:
+def draw_figures(r: ReportJson, inputs: PlotInputs, params: ReportParams) -> dict[str, bytes]:
     """key -> PNG bytes for every figure whose data exists."""
+    from emoprep.stages.report import plots as rp
+    from emoprep.stages.report.canvas import style, to_png
+
     builders: dict[str, Callable[[], Figure | None]] = {
-        "stage_counts": lambda: rp.stage_counts_plot(r["stages"]),
+        "stage_counts": lambda: rp.stage_counts_plot(r.stages),
         "va_scatter": lambda: rp.va_scatter(inputs.labels, params.hexbin_above),
-        "va_by_emotion": lambda: rp.va_by_emotion(inputs.labels, r["emotions"]["classes"]),
+        "va_by_emotion": lambda: rp.va_by_emotion(inputs.labels, r.emotions.classes),
         "va_by_category": lambda: rp.va_by_category(inputs.categories, inputs.category_column),
-        "emotion_counts": lambda: rp.emotion_counts_plot(r["emotions"], r["splits"]["rows"]),
-        "durations": lambda: rp.duration_hist(r["durations"], inputs.duration_markers),
-        "chunks_per_song": lambda: rp.chunks_hist(r["chunks_per_song"]),
-        "rejects": lambda: rp.rejects_plot(r["rejects"], [s["name"] for s in r["stages"]]),
-        "audit": lambda: rp.audit_plot(inputs.audit_songs, r["audit"][0]) if r["audit"] else None,
+        "emotion_counts": lambda: rp.emotion_counts_plot(r.emotions),
+        "durations": lambda: rp.duration_hist(r.durations, inputs.duration_markers),
+        "chunks_per_song": lambda: rp.chunks_hist(r.chunks_per_song),
+        "rejects": lambda: rp.rejects_plot(r.rejects, [s.name for s in r.stages]),
+        "audit": lambda: rp.audit_plot(inputs.audit_songs, r.audit[0]) if r.audit else None,
     }
     out = {}
     with style():
@@ -198,15 +198,17 @@ def draw_figures(r: ReportNumbers, inputs: PlotInputs, params: ReportParams) -> 
 
 def timings_of(view: RunView) -> Timings:
     """Per stage: what `_DONE.json` "run" recorded for the run that built it."""
-    rows: list[StageTiming] = []
+    from emoprep.manifests import report_json as models
+
+    rows: list[models.StageTiming] = []
     for name, st in view.stages.items():
         run = st.done.get("run") or {}
-        rows.append({"name": name, "seconds": num(run.get("seconds"), 3),
-                     "resumed_items": num(run.get("resumed_items")), "executor": run.get("executor"),
-                     "workers": num(run.get("workers"))})
-    total = sum(float(t["seconds"] or 0) for t in rows)
-    return {"stages": rows, "total_seconds": round(total, 3),
-            "note": "seconds each stage took in the run that built its folder (_DONE.json 'run')"}
+        rows.append(models.StageTiming.model_validate({
+            "name": name, "seconds": num(run.get("seconds"), 3), "resumed_items": num(run.get("resumed_items")),
+            "executor": run.get("executor"), "workers": num(run.get("workers"))}))
+    total = sum(float(t.seconds or 0) for t in rows)
+    return models.Timings(stages=rows, total_seconds=round(total, 3),
+                          note="seconds each stage took in the run that built its folder (_DONE.json 'run')")
 
 
 def dumps(obj: object) -> bytes:
@@ -217,25 +219,23 @@ def build_files(out_root: Path, dirs: dict[str, str], params: ReportParams, timi
                 catalog: StageCatalog | None = None) -> dict[str, bytes]:
     """Every file of the report (name -> bytes). Without `timings` the result depends only
     on the contents of the stage folders in `dirs`."""
+    from emoprep.stages.report import card, models, page
+
     view = load_view(out_root, dirs)
     numbers, inputs = build_numbers(view, params, catalog)
     pngs = draw_figures(numbers, inputs, params)
-    r: ReportJson = {
-        **numbers,
-        "figures": [{"file": f"{k}.png", "title": t, "caption": c} for k, t, c in FIGURES if k in pngs],
-        "warnings": sorted(set(view.warnings)),
-    }
-    figs: dict[str, PageFigure] = {k: {"file": f"{k}.png", "title": t, "caption": c, "png": pngs[k]}
-                                   for k, t, c in FIGURES if k in pngs}
-    tim = timings_of(view) if timings else None
+    figures = [models.FigureEntry(file=f"{k}.png", title=t, caption=c) for k, t, c in FIGURES if k in pngs]
+    r = numbers.model_copy(update={"figures": figures, "warnings": sorted(set(view.warnings))})
+    tim = timings_of(view).model_dump(mode="json") if timings else None
+    data = r.model_dump(mode="json")
     files = {f"{k}.png": png for k, png in pngs.items()}
     files.update({
-        "report.json": dumps(r),
-        "report.schema.json": dumps(SCHEMA),
-        "SCHEMA.md": schema_markdown().encode("utf-8"),
-        "DATASET.md": report_card.dataset_card(r).encode("utf-8"),
-        "recipe.toml": report_card.recipe_toml(r).encode("utf-8"),
-        "index.html": report_html.render(r, figs, tim).encode("utf-8"),
+        "report.json": dumps(data),
+        "report.schema.json": dumps(models.schema()),
+        "SCHEMA.md": models.schema_markdown().encode("utf-8"),
+        "DATASET.md": card.dataset_card(data).encode("utf-8"),
+        "recipe.toml": card.recipe_toml(data).encode("utf-8"),
+        "index.html": page.render(data, pngs, tim).encode("utf-8"),
     })
     if tim is not None:
         files["timings.json"] = dumps(tim)

@@ -2,33 +2,18 @@
 
 Every function reads what exists and returns plain JSON values (sorted, rounded, NaN as
 null), so the same stage folders always give the same bytes. A section whose inputs are not
-there is empty ([] / {} / null), never an error. The schema is in `json_schema.py`, the
-sections' types in `shapes.py`, the number rounding in `json_values.py`.
+there is empty ([] / {} / null), never an error. The sections are the models of `models.py`
+(which also give the schema), the number rounding is in `json_values.py`.
 """
 from __future__ import annotations
 
 from collections import Counter
 from typing import Any, SupportsIndex, SupportsInt
 
+from emoprep.manifests import report_json as models
 from emoprep.pipeline.lazy import np, pd
 from emoprep.stages.report.json_values import num, plain_json
 from emoprep.stages.report.run_view import RunView, StageInfo
-from emoprep.stages.report.shapes import (
-    Audit,
-    Bound,
-    CategoryRow,
-    ChunksPerSong,
-    Durations,
-    Emotions,
-    ModalitySummary,
-    Normalisation,
-    ReasonRow,
-    Rejects,
-    Splits,
-    StageRow,
-    Stats,
-    Weights,
-)
 
 MODALITY_NAMES = {0: "image", 1: "audio"}
 RANDOM_INIT = "random-init"  # SPEC §6: what a tokenizer records without pretrained weights
@@ -59,13 +44,12 @@ def dataset_of(sample_id: str) -> str:
     return str(sample_id).split(":", 1)[0]
 
 
-def describe_values(x: pd.Series) -> Stats:
+def describe_values(x: pd.Series) -> models.Stats:
     v = pd.to_numeric(x, errors="coerce").to_numpy(dtype=float)
     v = v[np.isfinite(v)]
     if not len(v):
-        return {"n": 0, "min": None, "max": None, "mean": None, "std": None}
-    return {"n": len(v), "min": num(v.min()), "max": num(v.max()), "mean": num(v.mean()),
-            "std": num(v.std(ddof=0))}
+        return models.Stats(n=0, min=None, max=None, mean=None, std=None)
+    return models.Stats(n=len(v), min=num(v.min()), max=num(v.max()), mean=num(v.mean()), std=num(v.std(ddof=0)))
 
 
 def emotion_classes(present: list[str] | None = None) -> list[str]:
@@ -78,43 +62,41 @@ def emotion_classes(present: list[str] | None = None) -> list[str]:
 
 # ---------------------------------------------------------------- stages and rejects
 
-def stage_rows(view: RunView) -> list[StageRow]:
+def stage_rows(view: RunView) -> list[models.StageRow]:
     """One row per stage in DAG order: folder, fingerprint, inputs, counts, parameters."""
-    out: list[StageRow] = []
+    out: list[models.StageRow] = []
     for name, st in view.stages.items():
         c = st.counts
         comp = st.components
-        out.append({
-            "name": name, "dir": st.dir, "fingerprint": st.fingerprint,
-            "version": str(comp.get("version", "")), "inputs": sorted(st.inputs),
-            "items": num(c.get("items", 0)), "rows": num(c.get("rows", 0)), "rejects": num(c.get("rejects", 0)),
-            "reasons": {str(k): num(v) for k, v in sorted((c.get("reasons") or {}).items())},
-            "counters": {str(k): num(v) for k, v in sorted((c.get("counters") or {}).items())},
-            "params": plain_json(st.params), "libraries": plain_json(comp.get("libraries") or {}),
-            "extra": plain_json(comp.get("extra") or {}),
-        })
+        out.append(models.StageRow(
+            name=name, dir=st.dir, fingerprint=st.fingerprint, version=str(comp.get("version", "")),
+            inputs=sorted(st.inputs), items=num(c.get("items", 0)), rows=num(c.get("rows", 0)),
+            rejects=num(c.get("rejects", 0)),
+            reasons={str(k): num(v) for k, v in sorted((c.get("reasons") or {}).items())},
+            counters={str(k): num(v) for k, v in sorted((c.get("counters") or {}).items())},
+            params=plain_json(st.params), libraries=plain_json(comp.get("libraries") or {}),
+            extra=plain_json(comp.get("extra") or {})))
     return out
 
 
-def reject_summary(view: RunView, examples: int = 3) -> Rejects:
+def reject_summary(view: RunView, examples: int = 3) -> models.Rejects:
     """Rejects grouped by reason code (most frequent first): meaning, count per stage and
     the first `examples` sample ids with their messages."""
     from emoprep.manifests.reasons import REJECT_CODES
 
     df = view.rejects()
-    by_reason: list[ReasonRow] = []
+    by_reason: list[models.ReasonRow] = []
     counts = Counter(df["reason"]) if len(df) else Counter()
     for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
         sub = df[df["reason"] == reason]
-        by_reason.append({
-            "reason": reason, "count": int(n),
-            "meaning": REJECT_CODES.get(reason, "undocumented reason code (not in manifests/reasons.py)"),
-            "documented": reason in REJECT_CODES,
-            "by_stage": {s: int(k) for s, k in sorted(Counter(sub["stage"]).items())},
-            "examples": [{"sample_id": r.sample_id, "stage": r.stage, "message": r.message}
-                         for r in sub.head(examples).itertuples()],
-        })
-    return {"total": len(df), "by_reason": by_reason}
+        by_reason.append(models.ReasonRow(
+            reason=reason, count=int(n),
+            meaning=REJECT_CODES.get(reason, "undocumented reason code (not in manifests/reasons.py)"),
+            documented=reason in REJECT_CODES,
+            by_stage={s: int(k) for s, k in sorted(Counter(sub["stage"]).items())},
+            examples=[models.RejectExample(sample_id=str(r.sample_id), stage=str(r.stage), message=str(r.message))
+                      for r in sub.head(examples).itertuples()]))
+    return models.Rejects(total=len(df), by_reason=by_reason)
 
 
 # ---------------------------------------------------------------- labels
@@ -147,20 +129,19 @@ def label_frame(view: RunView) -> tuple[str | None, pd.DataFrame | None]:
     return name, df
 
 
-def label_summary(df: pd.DataFrame | None) -> dict[str, ModalitySummary]:
+def label_summary(df: pd.DataFrame | None) -> dict[str, models.ModalitySummary]:
     """Per modality: samples, source items (songs/images), datasets, VA statistics."""
     if df is None or not len(df):
         return {}
-    out: dict[str, ModalitySummary] = {}
+    out: dict[str, models.ModalitySummary] = {}
     for m, g in df.groupby("modality", sort=True):
-        out[modality_name(m)] = {
-            "modality": as_int(m), "samples": len(g),
-            "sources": int(g["source_id"].nunique()) if "source_id" in g else None,
-            "datasets": {k: int(v) for k, v in sorted(Counter(g["dataset"]).items())},
-            "valence": describe_values(g["valence"]), "arousal": describe_values(g["arousal"]),
-            "valence_raw": describe_values(g["valence_raw"]) if "valence_raw" in g else None,
-            "arousal_raw": describe_values(g["arousal_raw"]) if "arousal_raw" in g else None,
-        }
+        out[modality_name(m)] = models.ModalitySummary(
+            modality=as_int(m), samples=len(g),
+            sources=int(g["source_id"].nunique()) if "source_id" in g else None,
+            datasets={k: int(v) for k, v in sorted(Counter(g["dataset"]).items())},
+            valence=describe_values(g["valence"]), arousal=describe_values(g["arousal"]),
+            valence_raw=describe_values(g["valence_raw"]) if "valence_raw" in g else None,
+            arousal_raw=describe_values(g["arousal_raw"]) if "arousal_raw" in g else None)
     return out
 
 
@@ -173,10 +154,10 @@ def split_names(df: pd.DataFrame | None, summary: dict[str, Any] | None) -> list
     return names + [s for s in present if s not in names]
 
 
-def emotion_counts(df: pd.DataFrame | None, splits: list[str]) -> Emotions:
+def emotion_counts(df: pd.DataFrame | None, splits: list[str]) -> models.Emotions:
     """Counts of each emotion class per modality and split (zeros included)."""
     if df is None or "emotion" not in df:
-        return {"classes": emotion_classes(), "counts": {}}
+        return models.Emotions(classes=emotion_classes(), counts={})
     classes = emotion_classes(sorted(set(df["emotion"].dropna().astype(str))))
     split_col = df["split"].astype(str) if "split" in df else pd.Series(NO_SPLIT, index=df.index)
     counts: dict[str, dict[str, dict[str, int]]] = {}
@@ -186,44 +167,43 @@ def emotion_counts(df: pd.DataFrame | None, splits: list[str]) -> Emotions:
             c = Counter(g.loc[split_col[g.index] == s, "emotion"].astype(str))
             per[s] = {k: int(c.get(k, 0)) for k in classes}
         counts[modality_name(m)] = per
-    return {"classes": classes, "counts": counts}
+    return models.Emotions(classes=classes, counts=counts)
 
 
-def split_section(view: RunView, df: pd.DataFrame | None) -> Splits:
+def split_section(view: RunView, df: pd.DataFrame | None) -> models.Splits:
     """Rows and source items per split and modality, plus the split stage's own summary."""
     summary = view.json_file("split", "split_summary.json") if "split" in view.stages else None
     names = split_names(df, summary)
-    out: Splits = {"names": names, "rows": {}, "sources": {}, "by_modality": {},
-                   "ratios": plain_json((summary or {}).get("ratios")),
-                   "method": (summary or {}).get("method"), "seed": num((summary or {}).get("seed")),
-                   "strata": plain_json((summary or {}).get("strata") or [])}
+    out = models.Splits(names=names, rows={}, sources={}, by_modality={},
+                        ratios=plain_json((summary or {}).get("ratios")), method=(summary or {}).get("method"),
+                        seed=num((summary or {}).get("seed")), strata=plain_json((summary or {}).get("strata") or []))
     if df is None or "split" not in df:
         return out
     s = df["split"].astype(str)
-    out["rows"] = {n: int((s == n).sum()) for n in names}
+    out.rows = {n: int((s == n).sum()) for n in names}
     if "source_id" in df:
-        out["sources"] = {n: int(df.loc[s == n, "source_id"].nunique()) for n in names}
+        out.sources = {n: int(df.loc[s == n, "source_id"].nunique()) for n in names}
     for m, g in df.groupby("modality", sort=True):
         gs = g["split"].astype(str)
-        out["by_modality"][modality_name(m)] = {n: int((gs == n).sum()) for n in names}
+        out.by_modality[modality_name(m)] = {n: int((gs == n).sum()) for n in names}
     return out
 
 
-def normalisation(view: RunView) -> list[Normalisation]:
+def normalisation(view: RunView) -> list[models.Normalisation]:
     """Each `normalisation.json` found (the labels stage's bounds per modality or source)."""
-    out: list[Normalisation] = []
+    out: list[models.Normalisation] = []
     for name in view.with_file("normalisation.json"):
         info = view.json_file(name, "normalisation.json") or {}
-        bounds: list[Bound] = []
+        bounds: list[models.Bound] = []
         for key, dims in sorted((info.get("bounds") or {}).items()):
             label = modality_name(key) if str(key).isdigit() else str(key)
             for dim in ("valence", "arousal"):
                 lo_hi = (dims or {}).get(dim)
                 if isinstance(lo_hi, (list, tuple)) and len(lo_hi) == 2:
-                    bounds.append({"group": label, "key": str(key), "dimension": dim,
-                                   "min": num(lo_hi[0]), "max": num(lo_hi[1])})
-        out.append({"stage": name, "method": info.get("method"), "bounds": bounds,
-                    "sources": plain_json(view.stages[name].params.get("sources"))})
+                    bounds.append(models.Bound(group=label, key=str(key), dimension=dim, min=num(lo_hi[0]),
+                                               max=num(lo_hi[1])))
+        out.append(models.Normalisation(stage=name, method=info.get("method"), bounds=bounds,
+                                        sources=plain_json(view.stages[name].params.get("sources"))))
     return out
 
 
@@ -256,24 +236,24 @@ def category_frame(view: RunView, labels: pd.DataFrame | None) -> tuple[str | No
     return None, None, None
 
 
-def category_summary(df: pd.DataFrame | None) -> list[CategoryRow]:
+def category_summary(df: pd.DataFrame | None) -> list[models.CategoryRow]:
     if df is None:
         return []
-    out: list[CategoryRow] = []
+    out: list[models.CategoryRow] = []
     for cat, g in df.groupby("category", sort=True):
         em = Counter(g["emotion"].astype(str)) if "emotion" in g else Counter()
-        out.append({"category": str(cat), "n": len(g),
-                    "valence_mean": num(g["valence"].mean()), "arousal_mean": num(g["arousal"].mean()),
-                    "valence_std": num(g["valence"].std(ddof=0)), "arousal_std": num(g["arousal"].std(ddof=0)),
-                    "top_emotion": (sorted(em.items(), key=lambda kv: (-kv[1], kv[0]))[0][0] if em else None)})
-    return sorted(out, key=lambda r: (-r["n"], r["category"]))
+        out.append(models.CategoryRow(
+            category=str(cat), n=len(g), valence_mean=num(g["valence"].mean()), arousal_mean=num(g["arousal"].mean()),
+            valence_std=num(g["valence"].std(ddof=0)), arousal_std=num(g["arousal"].std(ddof=0)),
+            top_emotion=(sorted(em.items(), key=lambda kv: (-kv[1], kv[0]))[0][0] if em else None)))
+    return sorted(out, key=lambda r: (-r.n, r.category))
 
 
 # ---------------------------------------------------------------- audio structure
 
-def durations(view: RunView) -> dict[str, Durations]:
+def durations(view: RunView) -> dict[str, models.Durations]:
     """Per stage whose manifest has `duration_s` (audio ingest): the distribution."""
-    out: dict[str, Durations] = {}
+    out: dict[str, models.Durations] = {}
     for name in view.stages:
         manifest = view.manifest(name) if "duration_s" in view.columns(name) else None
         if manifest is None:
@@ -282,9 +262,10 @@ def durations(view: RunView) -> dict[str, Durations]:
         if not len(v):
             continue
         counts, edges = np.histogram(v, bins=duration_bins(v))
-        out[name] = {"n": len(v), "min_s": num(v.min(), 3), "median_s": num(float(np.median(v)), 3),
-                     "max_s": num(v.max(), 3), "total_hours": num(v.sum() / 3600.0, 3),
-                     "histogram": {"edges_s": [num(e, 3) for e in edges], "counts": [int(c) for c in counts]}}
+        out[name] = models.Durations(
+            n=len(v), min_s=num(v.min(), 3), median_s=num(float(np.median(v)), 3), max_s=num(v.max(), 3),
+            total_hours=num(v.sum() / 3600.0, 3),
+            histogram=models.DurationHistogram(edges_s=[num(e, 3) for e in edges], counts=[int(c) for c in counts]))
     return out
 
 
@@ -301,10 +282,10 @@ def duration_bins(v: np.ndarray) -> np.ndarray:
     return np.unique(np.concatenate([fine, coarse]))
 
 
-def chunks_per_song(view: RunView) -> dict[str, ChunksPerSong]:
+def chunks_per_song(view: RunView) -> dict[str, models.ChunksPerSong]:
     """Per stage with `chunk_index` rows: how many chunks each source song gave (0 for
     songs of the upstream manifest that gave none)."""
-    out: dict[str, ChunksPerSong] = {}
+    out: dict[str, models.ChunksPerSong] = {}
     for name, st in view.stages.items():
         cols = view.columns(name)
         manifest = view.manifest(name) if {"chunk_index", "source_id"} <= set(cols) else None
@@ -317,29 +298,28 @@ def chunks_per_song(view: RunView) -> dict[str, ChunksPerSong]:
             if up_df is not None and "source_id" in up_df:
                 songs |= set(up_df["source_id"].astype(str))
         hist = Counter(per.get(s, 0) for s in songs)
-        out[name] = {"songs": len(songs), "chunks": int(sum(per.values())),
-                     "songs_without_chunks": int(hist.get(0, 0)),
-                     "histogram": {str(k): int(v) for k, v in sorted(hist.items())}}
+        out[name] = models.ChunksPerSong(songs=len(songs), chunks=int(sum(per.values())),
+                                         songs_without_chunks=int(hist.get(0, 0)),
+                                         histogram={str(k): int(v) for k, v in sorted(hist.items())})
     return out
 
 
 # ---------------------------------------------------------------- audit and weights
 
-def audits(view: RunView) -> list[Audit]:
+def audits(view: RunView) -> list[models.Audit]:
     """Each `audit.json` (the DEAM annotation audit): blocks, verdicts, what was fixed."""
-    out: list[Audit] = []
+    out: list[models.Audit] = []
     for name in view.with_file("audit.json"):
         a = view.json_file(name, "audit.json") or {}
-        out.append({"stage": name, "static_fix": a.get("static_fix"), "n_fixed": num(a.get("n_fixed", 0)),
-                    "fixed_song_ids": plain_json(a.get("fixed_song_ids") or []),
-                    "fixes": plain_json(a.get("fixes") or []),
-                    "n_auto_fix": num(a.get("n_auto_fix", 0)),
-                    "auto_fix_song_ids": plain_json(a.get("auto_fix_song_ids") or []),
-                    "blocks": plain_json(a.get("blocks") or []),
-                    "warnings": [str(w) for w in a.get("warnings") or []],
-                    "n_parse_problems": num(a.get("n_parse_problems", 0)),
-                    "parse_problems": [str(p) for p in (a.get("parse_problems") or [])[:20]],
-                    "zip_checks": plain_json(a.get("zip_checks") or [])})
+        out.append(models.Audit.model_validate({
+            "stage": name, "static_fix": a.get("static_fix"), "n_fixed": num(a.get("n_fixed", 0)),
+            "fixed_song_ids": plain_json(a.get("fixed_song_ids") or []), "fixes": plain_json(a.get("fixes") or []),
+            "n_auto_fix": num(a.get("n_auto_fix", 0)),
+            "auto_fix_song_ids": plain_json(a.get("auto_fix_song_ids") or []),
+            "blocks": plain_json(a.get("blocks") or []), "warnings": [str(w) for w in a.get("warnings") or []],
+            "n_parse_problems": num(a.get("n_parse_problems", 0)),
+            "parse_problems": [str(p) for p in (a.get("parse_problems") or [])[:20]],
+            "zip_checks": plain_json(a.get("zip_checks") or [])}))
     return out
 
 
@@ -356,10 +336,10 @@ def tokenizer_setups(st: StageInfo, manifest_tokenizers: list[str]) -> dict[str,
     return {}
 
 
-def weights(view: RunView) -> list[Weights]:
+def weights(view: RunView) -> list[models.Weights]:
     """Model weights per tokenizer of each tokenizing stage: identity from the fingerprint,
     and the `weights` column of its rows. `random_init` is true when either says random-init."""
-    out: list[Weights] = []
+    out: list[models.Weights] = []
     for name, st in view.stages.items():
         df = view.manifest(name) if "weights" in view.columns(name) else None
         toks = sorted(set(df["tokenizer"].astype(str))) if df is not None and "tokenizer" in df else []
@@ -374,8 +354,8 @@ def weights(view: RunView) -> list[Weights]:
             counts = Counter(rows["weights"].astype(str)) if rows is not None else Counter()
             values = {str(k): int(v) for k, v in sorted(counts.items())}
             sha = str(ident.get("sha256", "")) or None
-            out.append({"stage": name, "tokenizer": tok or None, "name": ident.get("name"), "sha256": sha,
-                        "seed": num(ident.get("seed")), "rows_by_weights": values,
-                        "random_init": sha == RANDOM_INIT or RANDOM_INIT in values,
-                        "device": setup.get("device"), "compute_dtype": setup.get("compute_dtype")})
+            out.append(models.Weights(stage=name, tokenizer=tok or None, name=ident.get("name"), sha256=sha,
+                                      seed=num(ident.get("seed")), rows_by_weights=values,
+                                      random_init=sha == RANDOM_INIT or RANDOM_INIT in values,
+                                      device=setup.get("device"), compute_dtype=setup.get("compute_dtype")))
     return out
