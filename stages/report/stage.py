@@ -219,7 +219,8 @@ def build_files(out_root: Path, dirs: dict[str, str], params: ReportParams, timi
                 catalog: StageCatalog | None = None) -> dict[str, bytes]:
     """Every file of the report (name -> bytes). Without `timings` the result depends only
     on the contents of the stage folders in `dirs`."""
-    from emoprep.stages.report import card, models, page
+    from emoprep.manifests import report_json as models
+    from emoprep.stages.report import card, page
 
     view = load_view(out_root, dirs)
     numbers, inputs = build_numbers(view, params, catalog)
