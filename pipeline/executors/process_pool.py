@@ -170,13 +170,16 @@ class ProcessPoolExecutorBackend(Executor):
 
     def map_unordered(self, stage_name: str, items: Iterable[WorkItem],
                       ctx: ItemContext[Any]) -> Iterator[ItemResult]:
-        self._job = (next(self._jobs), pickle.dumps((_JOB, stage_name, ctx)))
+        self._abandon()  # what a caller that stopped reading an earlier call left in flight
+        job = next(self._jobs)
+        self._job = (job, pickle.dumps((_JOB, stage_name, ctx)))
         timeouts = Timeouts[_Task](self.item_timeout, self._started_at, self._stop) if self.item_timeout else None
         try:
             yield from run_windowed(items, self._submit, self._wait_any, self._outcome,
                                     self.workers * ITEMS_PER_WORKER, timeouts=timeouts)
         finally:
-            self._abandon()
+            if self._job[0] == job:  # (a generator dropped late must not stop a newer call's items)
+                self._abandon()
 
     # The loop's callbacks (base.run_windowed).
 

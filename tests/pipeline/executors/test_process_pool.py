@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,8 @@ def test_a_caller_that_stops_early_leaves_a_pool_that_gives_the_right_results(lo
     try:
         first = ex.map_unordered(PROBE, [WorkItem(f"s{i}", {"sleep": 1.0}) for i in range(6)], ctx)
         next(first)
-        first.close()
+        assert isinstance(first, Generator)
+        first.close()  # what dropping it does (the runner on Ctrl-C or an error)
         t0 = time.monotonic()
         second = [WorkItem(f"n{i}", {}) for i in range(10)]
         results = run_all(ex, second, log)
@@ -125,3 +127,25 @@ def test_a_worker_killed_while_idle_is_replaced(log):
     runs = pids(log)
     assert all(len(runs[key]) == 1 for key in second)
     assert victim not in {p for key in second for p in runs[key]}
+
+
+def test_a_call_left_unread_does_not_mix_with_the_next_one(log):
+    """A caller stops reading a call without closing it and starts another (items of the first
+    still running); the first is dropped in the middle of the second: the second's results are
+    its own, every one of them, and arrive in time."""
+    ex = ProcessPoolExecutorBackend(2)
+    ex.item_timeout = 600
+    ctx = ItemContext(stage=PROBE, params=ProbeParams(str(log)), out_root=log.parent, out_dir=log.parent / PROBE)
+    try:
+        unread = [ex.map_unordered(PROBE, [WorkItem(f"s{i}", {"sleep": 1.0}) for i in range(6)], ctx)]
+        next(unread[0])
+        t0 = time.monotonic()
+        results = {}
+        for item, result in ex.map_unordered(PROBE, [WorkItem(f"n{i}", {"sleep": 0.05}) for i in range(10)], ctx):
+            results[item.key] = result
+            unread.clear()  # the first call's generator is finalised here, mid-way through this one
+        assert time.monotonic() - t0 < 60
+    finally:
+        ex.close()
+    assert sorted(results) == sorted(f"n{i}" for i in range(10))
+    assert {key: r.rows[0]["sample_id"] for key, r in results.items()} == {key: key for key in results}
