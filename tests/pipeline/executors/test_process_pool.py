@@ -148,4 +148,5 @@ def test_a_call_left_unread_does_not_mix_with_the_next_one(log):
     finally:
         ex.close()
     assert sorted(results) == sorted(f"n{i}" for i in range(10))
-    assert {key: r.rows[0]["sample_id"] for key, r in results.items()} == {key: key for key in results}
+    own = {key: r.rows[0]["sample_id"] for key, r in results.items() if isinstance(r, Outcome)}
+    assert own == {key: key for key in results}
