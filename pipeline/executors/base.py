@@ -103,12 +103,13 @@ def process_item(stage: AnyStage, item: WorkItem, ctx: ItemContext[Any]) -> Outc
 
 @dataclass
 class Timeouts(Generic[H]):
-    """How a back end stops items that run too long: `seconds` per item, counted from when
-    `started(handle)` first says the item is running; `stop(handles)` stops the workers of the
-    expired items and everything else in flight (which the loop resubmits: not their fault)."""
+    """How a back end stops items that run too long: `seconds` per item, counted from
+    `started_at(handle)`, the `time.monotonic()` at which a worker began the item (None while it
+    waits for a worker); `stop(handles)` stops the workers running those items, and only them:
+    the back end sends whatever else those workers held to other workers."""
 
     seconds: float
-    started: Callable[[H], bool]
+    started_at: Callable[[H], float | None]
     stop: Callable[[list[H]], None]
 
 
@@ -116,7 +117,7 @@ def run_windowed(items: Iterable[WorkItem], submit: Callable[[WorkItem, int], H]
                  wait_any: Callable[[list[H], float | None], Iterable[H]],
                  outcome: Callable[[H], Outcome | BaseException | None], window: int,
                  on_crash: Callable[[], None] = lambda: None,
-                 crash_loses_all: bool = False, timeouts: Timeouts[H] | None = None) -> Iterator[ItemResult]:
+                 timeouts: Timeouts[H] | None = None) -> Iterator[ItemResult]:
     """The scheduling loop shared by the pool back ends.
 
     At most `window` items in flight; results are yielded as they finish. `wait_any(handles,
@@ -124,29 +125,12 @@ def run_windowed(items: Iterable[WorkItem], submit: Callable[[WorkItem, int], H]
     the item's Outcome or exception, or None when the worker died under it. Items lost with a
     worker are retried once, one at a time with nothing else running, so an item that kills
     its worker again is reported as `WorkerCrashed` without taking neighbours down. With
-    `timeouts`, an item running longer is reported as `ItemTimedOut` and its workers replaced.
+    `timeouts`, an item running longer is reported as `ItemTimedOut` and its worker stopped.
     """
     fresh: Iterator[WorkItem] = iter(items)
     exhausted = False
     retries: deque[WorkItem] = deque()
-    requeued: deque[tuple[WorkItem, int]] = deque()  # in flight when a timeout stopped the workers
     running: dict[H, tuple[WorkItem, int]] = {}
-    since: dict[H, float] = {}
-
-    def lost(item: WorkItem, attempt: int) -> Iterator[tuple[WorkItem, BaseException]]:
-        if attempt == 0:
-            retries.append(item)
-        else:
-            yield item, WorkerCrashed(f"the worker process died twice while processing {item.key}")
-
-    def expired(limit: Timeouts[H]) -> list[H]:
-        now = time.monotonic()
-        for gone in [h for h in since if h not in running]:
-            del since[gone]
-        for handle in running:
-            if handle not in since and limit.started(handle):
-                since[handle] = now
-        return [h for h, t in since.items() if h in running and now - t > limit.seconds]
 
     while True:
         if retries:
@@ -154,9 +138,6 @@ def run_windowed(items: Iterable[WorkItem], submit: Callable[[WorkItem, int], H]
                 item = retries.popleft()
                 running[submit(item, 1)] = (item, 1)
         else:
-            while requeued and len(running) < window:
-                item, attempt = requeued.popleft()
-                running[submit(item, attempt)] = (item, attempt)
             while not exhausted and len(running) < window:
                 new = next(fresh, None)
                 if new is None:
@@ -164,33 +145,30 @@ def run_windowed(items: Iterable[WorkItem], submit: Callable[[WorkItem, int], H]
                 else:
                     running[submit(new, 0)] = (new, 0)
         if not running:
-            if exhausted and not retries and not requeued:
+            if exhausted and not retries:
                 return
             continue
-        finished = list(wait_any(list(running), POLL_S if timeouts is not None else None))
         crashed = False
-        for handle in finished:
-            since.pop(handle, None)
+        for handle in list(wait_any(list(running), POLL_S if timeouts is not None else None)):
             item, attempt = running.pop(handle)
             result = outcome(handle)
-            if result is None:
-                crashed = True
-                yield from lost(item, attempt)
-            else:
+            if result is not None:
                 yield item, result
+            elif attempt == 0:
+                crashed = True
+                retries.append(item)
+            else:
+                crashed = True
+                yield item, WorkerCrashed(f"the worker process died twice while processing {item.key}")
         if crashed:
-            if crash_loses_all:
-                for handle, (item, attempt) in list(running.items()):
-                    running.pop(handle)
-                    yield from lost(item, attempt)
             on_crash()
-        late = expired(timeouts) if timeouts is not None and running else []
-        if late and timeouts is not None:
-            timeouts.stop(late)
-            for handle in late:
-                item, _ = running.pop(handle)
-                yield item, ItemTimedOut(f"no result after {timeouts.seconds:g} s (--item-timeout); "
-                                         f"its worker was stopped and replaced{_inputs_of(item)}")
-            requeued.extend(running.values())
-            running.clear()
-            since.clear()
+        if timeouts is not None and running:
+            now = time.monotonic()
+            late = [h for h in running
+                    if (t := timeouts.started_at(h)) is not None and now - t > timeouts.seconds]
+            if late:
+                timeouts.stop(late)
+                for handle in late:
+                    item, _ = running.pop(handle)
+                    yield item, ItemTimedOut(f"no result after {timeouts.seconds:g} s (--item-timeout); "
+                                             f"its worker was stopped and replaced{_inputs_of(item)}")
