@@ -28,9 +28,10 @@ from emoprep.pipeline.assemble import finish_manifest
 from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.filehash import FileHasher
 from emoprep.stages.catalog import builtin_catalog
-from emoprep.stages.demo.deam_scale import write_deam_scale_tree
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from bench.trees.deam_scale_tree import write_deam_scale_tree  # noqa: E402
 
 
 def get_stage(name):

@@ -40,14 +40,15 @@ from typing import Any
 import psutil
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # the tree generator is bench.trees.deam_scale_tree
 OUT = HERE / "out"
 EMOPREP = Path(sys.executable).with_name("emoprep")
 
 
 def ensure_tree(n_scale: int, seed: int = 0, only_ids: list[int] | None = None, tag: str = "") -> Path:
     """The synthetic tree, built once; 10× seeds its copy 0 from the 1× tree's MP3s."""
+    from bench.trees.deam_scale_tree import write_deam_scale_tree
     from emoprep.stages.demo.deam_files import AUDIO_DIR
-    from emoprep.stages.demo.deam_scale import write_deam_scale_tree
 
     root = OUT / f"deam-scale-n{n_scale}-s{seed}{tag}"
     marker = root / "_TREE.json"
@@ -210,7 +211,7 @@ def breakdown(songs: int) -> list[str]:
 
 def first_songs_tree(songs: int) -> Path:
     """A tree of the first `songs` excerpts only (quick checks; the dask comparison)."""
-    from emoprep.stages.demo.deam_scale import scale_specs
+    from bench.trees.deam_scale_tree import scale_specs
 
     ids = [s.song_id for s in scale_specs(0) if s.kind == "excerpt"][:songs]
     return ensure_tree(1, only_ids=ids, tag=f"-first{songs}")

@@ -1,6 +1,6 @@
 """Spectrogram stage throughput: fast path vs plain librosa vs the bare FFT (SPEC §7.1).
 
-On the same N synthetic 5 s chunks (tests/riffusion_reference.synthetic_music), in one run:
+On the same N synthetic 5 s chunks (emoprep.stages.demo.signals.synthetic_music), in one run:
   (a) `riffusion_image` — the stage's fast path (float32 torch/MKL rfft of the 4,410 windowed
       samples, bins ≤ 10 kHz, sparse mel);
   (b) `riffusion_image_reference` — plain librosa: full STFT, dense 512 × 8,821 mel matrix;
@@ -36,13 +36,14 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import tests.helpers.riffusion_reference as rr
 from emoprep.pipeline.context import StageContext
+from emoprep.stages.demo.signals import MUSIC_KINDS, synthetic_music
 from emoprep.stages.spectrogram import params, riffusion
 from emoprep.stages.spectrogram import stage as sp
 
 
 def make_chunks(n: int) -> list[np.ndarray]:
-    kinds = rr.MUSIC_KINDS
-    return [rr.synthetic_music(kinds[i % len(kinds)], seed=i) for i in range(n)]
+    kinds = MUSIC_KINDS
+    return [synthetic_music(kinds[i % len(kinds)], seed=i) for i in range(n)]
 
 
 def floor_frames(audio: np.ndarray, p: params.SpectrogramParams) -> np.ndarray:

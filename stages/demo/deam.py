@@ -17,33 +17,9 @@ from typing import Any
 import numpy as np
 
 from emoprep.pipeline.atomic import atomic_write_bytes
-from emoprep.stages.demo.deam_files import (
-    AUDIO_DIR,
-    DYNAMIC_DIR,
-    SONG_LEVEL,
-    STATIC_1,
-    STATIC_2,
-    SongSpec,
-    dynamic_csvs,
-    metadata_csvs,
-    static_csv_1_2000,
-    static_csv_2015,
-)
-from emoprep.stages.demo.music import EncodeJob, encode_mp3s
-
-
-def _write_annotations(root: Path, specs: list[SongSpec], seed: int, *, crlf_1_2000: bool,
-                       padded_2015: bool) -> None:
-    static = [s for s in specs if s.static]
-    atomic_write_bytes(root / f"{SONG_LEVEL}/{STATIC_1}",
-                       static_csv_1_2000([s for s in static if s.song_id <= 2000], seed + 1, crlf=crlf_1_2000))
-    atomic_write_bytes(root / f"{SONG_LEVEL}/{STATIC_2}",
-                       static_csv_2015([s for s in static if s.song_id > 2000], seed + 2, padded=padded_2015))
-    val, aro = dynamic_csvs([s for s in specs if s.dynamic], seed + 3)
-    atomic_write_bytes(root / f"{DYNAMIC_DIR}/valence.csv", val)
-    atomic_write_bytes(root / f"{DYNAMIC_DIR}/arousal.csv", aro)
-    for name, data in metadata_csvs(specs).items():
-        atomic_write_bytes(root / f"metadata/{name}", data)
+from emoprep.stages.demo.deam_files import AUDIO_DIR, SongSpec, write_annotations
+from emoprep.stages.demo.media import junk_mp3
+from emoprep.stages.demo.music import EncodeJob, encode_mp3s, synth_music
 
 
 def _uncorrelated_pairs(n: int, rng: np.random.Generator, max_abs_r: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
@@ -95,14 +71,14 @@ def write_deam_demo(root: Path, seed: int = 0, workers: int = 2) -> dict[str, An
     root = Path(root)
     specs = demo_specs(seed)
     jobs: list[EncodeJob] = [
-        (str(root / AUDIO_DIR / f"{s.song_id}.mp3"), asdict(s), "music", seed * 100_003 + s.song_id)
+        (str(root / AUDIO_DIR / f"{s.song_id}.mp3"), asdict(s), synth_music, seed * 100_003 + s.song_id)
         for s in specs if s.audio and not s.corrupt]
     encode_mp3s(jobs, workers)
     for s in specs:
-        if s.corrupt:  # an ID3 tag followed by junk: libsndfile cannot open it
-            junk = np.random.default_rng(seed + s.song_id).bytes(4000)
-            atomic_write_bytes(root / f"{AUDIO_DIR}/{s.song_id}.mp3", b"ID3\x04\x00\x00\x00\x00\x00\x00" + junk)
-    _write_annotations(root, specs, seed, crlf_1_2000=True, padded_2015=True)
+        if s.corrupt:
+            atomic_write_bytes(root / f"{AUDIO_DIR}/{s.song_id}.mp3", junk_mp3(seed + s.song_id, 4000))
+    write_annotations(root, [s for s in specs if s.static], [s for s in specs if s.dynamic], seed,
+                      crlf_1_2000=True, padded_2015=True, metadata=specs)
     return {  # no paths: the demo data's bytes must not depend on where it was written
         "seed": seed,
         "songs": {s.song_id: asdict(s) for s in specs},

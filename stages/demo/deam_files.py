@@ -8,10 +8,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from emoprep.stages.demo.csv_numbers import fmt
+from emoprep.pipeline.atomic import atomic_write_bytes
+from emoprep.stages.demo.tables import csv_bytes, fmt
 
 AUDIO_DIR = "MEMD_audio"
 SONG_LEVEL = "annotations/annotations averaged per song/song_level"
@@ -69,21 +71,20 @@ def dynamic_frames(spec: SongSpec, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def static_csv_1_2000(specs: Iterable[SongSpec], seed: int, *, crlf: bool, padded: bool = False) -> bytes:
     """The 5-column static file (header with a space after each comma)."""
     rng = np.random.default_rng(seed)
-    lines = [STATIC_HEADER]
+    lines: list[str | list[str]] = [STATIC_HEADER]
     for s in specs:
         vs, as_ = round(rng.uniform(0.6, 2.2), 2), round(rng.uniform(0.6, 2.2), 2)
         v, a = (s.arousal, s.valence) if s.static_crossed else (s.valence, s.arousal)
         vs, as_ = (as_, vs) if s.static_crossed else (vs, as_)
         cells = [str(s.song_id), fmt(v), fmt(vs), fmt(a), fmt(as_)]
-        lines.append(",".join(c.rjust(6) for c in cells) if padded else ",".join(cells))
-    eol = "\r\n" if crlf else "\n"
-    return (eol.join(lines) + eol).encode()
+        lines.append(cells)
+    return csv_bytes(lines, eol="crlf" if crlf else "lf", pad=6 if padded else 0)
 
 
 def static_csv_2015(specs: Iterable[SongSpec], seed: int, *, crlf: bool = False, padded: bool = True) -> bytes:
     """The 13-column 2015 file, header typo `valence_ max_mean` included."""
     rng = np.random.default_rng(seed)
-    lines = ["song_id, " + ", ".join(STATIC_2015_COLS)]
+    lines: list[str | list[str]] = ["song_id, " + ", ".join(STATIC_2015_COLS)]
     for s in specs:
         v, a = (s.arousal, s.valence) if s.static_crossed else (s.valence, s.arousal)
         cells = [str(s.song_id)]
@@ -92,9 +93,8 @@ def static_csv_2015(specs: Iterable[SongSpec], seed: int, *, crlf: bool = False,
             hi, lo = round(min(9, mean + rng.uniform(0.8, 2)), 1), round(max(1, mean - rng.uniform(0.8, 2)), 1)
             cells += [fmt(mean), fmt(std), fmt(hi), fmt(round(rng.uniform(0.4, 1.5), 2)),
                       fmt(lo), fmt(round(rng.uniform(0.4, 1.5), 2))]
-        lines.append(",".join(c.rjust(7) for c in cells) if padded else ",".join(cells))
-    eol = "\r\n" if crlf else "\n"
-    return (eol.join(lines) + eol).encode()
+        lines.append(cells)
+    return csv_bytes(lines, eol="crlf" if crlf else "lf", pad=7 if padded else 0)
 
 
 def dynamic_csvs(specs: list[SongSpec], seed: int) -> tuple[bytes, bytes]:
@@ -105,13 +105,13 @@ def dynamic_csvs(specs: list[SongSpec], seed: int) -> tuple[bytes, bytes]:
     header = "song_id," + ",".join(f"sample_{FRAME_T0_MS + FRAME_STEP_MS * i}ms" for i in range(width))
     out = []
     for dim, ragged in ((0, True), (1, False)):
-        lines = [header]
+        lines: list[str | list[str]] = [header]
         for s in specs:
             cells = [fmt(x) for x in frames[s.song_id][dim]]
             if not ragged:
                 cells += [""] * (width - len(cells))
-            lines.append(",".join([str(s.song_id), *cells]))
-        out.append(("\n".join(lines) + "\n").encode())
+            lines.append([str(s.song_id), *cells])
+        out.append(csv_bytes(lines))
     return out[0], out[1]
 
 
@@ -137,5 +137,21 @@ def metadata_csvs(specs: list[SongSpec]) -> dict[str, bytes]:
     for i, s in enumerate(by_year["2015"]):
         l15.append(f"{s.song_id},{s.song_id}.mp3,Title {s.song_id},Artist {s.song_id}"
                    + ("" if i == 0 else f",Album {s.song_id},{genres[s.song_id % 7]}"))
-    return {f"metadata_{y}.csv": ("\n".join(lines) + "\n").encode()
+    return {f"metadata_{y}.csv": csv_bytes(lines)
             for y, lines in (("2013", l13), ("2014", l14), ("2015", l15))}
+
+
+def write_annotations(root: Path, static: list[SongSpec], dynamic: list[SongSpec], seed: int, *,
+                      crlf_1_2000: bool, padded_2015: bool, metadata: list[SongSpec] | None = None,
+                      release: int = 10**9) -> None:
+    """The static files (ids ≤ 2000 of each `release`-sized id range in the 5-column file, the
+    rest in the 2015 file), the dynamic files and, if given, the metadata files under `root`."""
+    atomic_write_bytes(root / SONG_LEVEL / STATIC_1, static_csv_1_2000(
+        [s for s in static if s.song_id % release <= 2000], seed + 1, crlf=crlf_1_2000))
+    atomic_write_bytes(root / SONG_LEVEL / STATIC_2, static_csv_2015(
+        [s for s in static if s.song_id % release > 2000], seed + 2, padded=padded_2015))
+    val, aro = dynamic_csvs(dynamic, seed + 3)
+    atomic_write_bytes(root / DYNAMIC_DIR / "valence.csv", val)
+    atomic_write_bytes(root / DYNAMIC_DIR / "arousal.csv", aro)
+    for name, data in (metadata_csvs(metadata) if metadata else {}).items():
+        atomic_write_bytes(root / "metadata" / name, data)

@@ -13,19 +13,18 @@ image without row. `write_foodpics_ratings_csv` writes the same table as a CSV e
 Ratings are invented on a 1–100 scale, with category means in the thesis' pattern
 (sweets: high valence and arousal; vegetables calmer; non-food low). Nothing here is real
 FoodPics data. Same seed → byte-identical files (the .xlsx zip is re-packed with fixed
-timestamps, since openpyxl stamps the save time).
+timestamps, since openpyxl stamps the save time: `tables.xlsx_bytes`).
 """
 from __future__ import annotations
 
-import io
 import random
-import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emoprep.pipeline.atomic import atomic_path, atomic_write_bytes
+from emoprep.pipeline.atomic import atomic_write_bytes
+from emoprep.stages.demo.media import encode_variant
+from emoprep.stages.demo.tables import csv_bytes, xlsx_bytes
 from emoprep.stages.foodpics.params import THESIS_AROUSAL, THESIS_VALENCE
 
 SHEET_NAME = "FoodPics_Extended_demo.xlsx"
@@ -35,8 +34,6 @@ COMMENT_ROWS = [
     ["Valence / Arousal: mean rating per rater group, demo scale 1-100"],
     [],
 ]
-FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
-FIXED_DOC_TIME = "2000-01-01T00:00:00Z"
 
 # (type, taste, processing, valence mean, arousal mean, drawing)
 CATEGORIES: dict[str, tuple[str, str | None, str | None, float, float]] = {
@@ -114,42 +111,12 @@ def demo_ratings(seed: int = 0) -> list[list[Any]]:
     return rows
 
 
-def _repack_xlsx(data: bytes) -> bytes:
-    """Zip entries with a fixed timestamp and fixed document dates: reproducible bytes."""
-    src = zipfile.ZipFile(io.BytesIO(data))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            body = src.read(info.filename)
-            if info.filename == "docProps/core.xml":
-                body = re.sub(rb"(<dcterms:(created|modified)[^>]*>)[^<]*(</dcterms:)",
-                              rb"\g<1>" + FIXED_DOC_TIME.encode() + rb"\g<3>", body)
-            fixed = zipfile.ZipInfo(info.filename, date_time=FIXED_ZIP_TIME)
-            fixed.compress_type = zipfile.ZIP_DEFLATED
-            fixed.external_attr = 0o644 << 16
-            dst.writestr(fixed, body)
-    return out.getvalue()
-
-
 def write_foodpics_ratings_xlsx(path: Path, rows: list[list[Any]] | None = None, *,
                                 seed: int = 0, comments: bool = True,
                                 header: list[str] | None = None) -> Path:
     """The ratings table as .xlsx (comment rows, then the `Image_No` header row)."""
-    from openpyxl import Workbook
-
-    wb = Workbook()
-    ws = wb.active
-    if ws is None:  # a new workbook always has one worksheet
-        raise RuntimeError("openpyxl made a workbook without a worksheet")
-    ws.title = "ratings"
-    for line in (COMMENT_ROWS if comments else []):
-        ws.append(line)
-    ws.append(header or HEADER)
-    for row in (demo_ratings(seed) if rows is None else rows):
-        ws.append(row)
-    buf = io.BytesIO()
-    wb.save(buf)
-    atomic_write_bytes(path, _repack_xlsx(buf.getvalue()))
+    table = [*(COMMENT_ROWS if comments else []), header or HEADER, *(demo_ratings(seed) if rows is None else rows)]
+    atomic_write_bytes(path, xlsx_bytes(table))
     return Path(path)
 
 
@@ -167,13 +134,9 @@ def write_foodpics_ratings_csv(path: Path, rows: list[list[Any]] | None = None, 
                                bom: bool = True, comments: bool = True,
                                header: list[str] | None = None, newline: str = "\r\n") -> Path:
     """The ratings table as a spreadsheet CSV export: BOM, comment rows, `;`, decimal commas."""
-    lines = [sep.join(_csv_cell(c, sep, decimal_comma) for c in line)
-             for line in (COMMENT_ROWS if comments else [])]
-    lines.append(sep.join(header or HEADER))
-    lines.extend(sep.join(_csv_cell(c, sep, decimal_comma) for c in row)
-                 for row in (demo_ratings(seed) if rows is None else rows))
-    text = newline.join(lines) + newline
-    atomic_write_bytes(path, ("\ufeff" if bom else "").encode() + text.encode("utf-8"))
+    table = [*(COMMENT_ROWS if comments else []), header or HEADER, *(demo_ratings(seed) if rows is None else rows)]
+    cells = [[_csv_cell(c, sep, decimal_comma) for c in row] for row in table]
+    atomic_write_bytes(path, csv_bytes(cells, sep=sep, eol=newline, bom=bom))
     return Path(path)
 
 
@@ -220,53 +183,6 @@ def draw_object(kind: str, size: tuple[int, int], rng: random.Random) -> Any:
     return im
 
 
-def _exif(orientation: int) -> bytes:
-    from PIL import Image
-
-    exif = Image.Exif()
-    exif[0x0112] = orientation
-    return exif.tobytes()
-
-
-def encode_variant(upright: Any, variant: str, rng: random.Random) -> bytes:
-    """The file bytes of a picture in the requested storage variant."""
-    import numpy as np
-    from PIL import Image
-
-    buf = io.BytesIO()
-    if variant in ("rgb", "corrupt"):
-        upright.save(buf, "JPEG", quality=90)
-    elif variant.startswith("exif"):
-        orientation = int(variant[4:])
-        # stored so that exif_transpose (6: ROTATE_270, 3: ROTATE_180, 8: ROTATE_90) shows it upright
-        inverse = {6: Image.Transpose.ROTATE_90, 3: Image.Transpose.ROTATE_180,
-                   8: Image.Transpose.ROTATE_270}[orientation]
-        upright.transpose(inverse).save(buf, "JPEG", quality=90, exif=_exif(orientation))
-    elif variant == "cmyk":
-        upright.convert("CMYK").save(buf, "JPEG", quality=90)
-    elif variant == "p":
-        upright.quantize(colors=48, dither=Image.Dither.NONE).save(buf, "PNG")
-    elif variant == "p-trns":
-        p = upright.quantize(colors=48, dither=Image.Dither.NONE)
-        white = p.getpixel((0, p.height - 1))  # a background pixel's palette index
-        p.save(buf, "PNG", transparency=white)
-    elif variant == "i16":
-        gray = np.asarray(upright.convert("L"), dtype=np.uint16)
-        noise = np.array([rng.randrange(256) for _ in range(gray.size)], dtype=np.uint16)
-        Image.fromarray(gray * 256 + noise.reshape(gray.shape)).save(buf, "PNG")
-    elif variant in ("rgba", "la"):
-        arr = np.asarray(upright)
-        alpha = np.where((arr >= 245).all(axis=2), 0, 255).astype(np.uint8)
-        rgba = Image.fromarray(np.dstack([arr, alpha]), "RGBA")
-        (rgba if variant == "rgba" else rgba.convert("LA")).save(buf, "PNG")
-    elif variant == "l":
-        upright.convert("L").save(buf, "JPEG", quality=90)
-    else:
-        raise ValueError(f"unknown demo variant {variant!r}")
-    data = buf.getvalue()
-    return data[: len(data) * 3 // 5] if variant == "corrupt" else data
-
-
 def write_foodpics_demo(root: Path, seed: int = 0) -> dict[str, Any]:
     """Write the demo FoodPics folder into `root`; return what a correct ingest must find.
 
@@ -280,9 +196,7 @@ def write_foodpics_demo(root: Path, seed: int = 0) -> dict[str, Any]:
         upright = draw_object(item.kind, _size(item.number), rng)
         if item.file is None:
             continue
-        data = encode_variant(upright, item.variant, rng)
-        with atomic_path(root / item.file) as tmp:
-            tmp.write_bytes(data)
+        atomic_write_bytes(root / item.file, encode_variant(upright, item.variant, rng))
         files[item.number] = item.file
     write_foodpics_ratings_xlsx(root / SHEET_NAME, seed=seed)
     items = demo_items()

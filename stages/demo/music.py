@@ -1,21 +1,23 @@
 """Synthetic songs for the demo trees and their MP3 files: music whose features follow its
-valence and arousal (the DEAM and PMEmo demos), a cheap tone for DEAM-scale benchmarks,
-and the process pool that encodes them. Byte-deterministic: samples are quantised to
-16 bit before MP3 encoding, so libm differences between machines do not leak into files.
+valence and arousal (the DEAM and PMEmo demos), and the process pool that encodes them.
+Byte-deterministic: samples are quantised to 16 bit before MP3 encoding, so libm
+differences between machines do not leak into files.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from emoprep.pipeline.atomic import atomic_path
+from emoprep.stages.demo.media import to_16bit_grid
 
-# (MP3 path, {"valence", "arousal", "duration_s", "sample_rate", "channels"}, "music" or
-# "cheap", seed): one song to synthesise and encode
-EncodeJob = tuple[str, dict[str, Any], str, int]
+# (MP3 path, {"valence", "arousal", "duration_s", "sample_rate", "channels"}, synthesiser
+# (a module-level function with `synth_music`'s signature, so it pickles), seed)
+EncodeJob = tuple[str, dict[str, Any], Callable[..., np.ndarray], int]
 
 
 def _harmonics(phase: np.ndarray, n_harm: int, rolloff: float) -> np.ndarray:
@@ -86,34 +88,12 @@ def synth_music(valence: float, arousal: float, duration_s: float, sample_rate: 
     return to_16bit_grid(out)
 
 
-def to_16bit_grid(x: np.ndarray) -> np.ndarray:
-    """Round to the 16-bit grid and return float32: tiny libm differences between machines
-    vanish, and the MP3 encoder gets float input (libsndfile's 16-bit stereo MP3 path is not
-    byte-deterministic from run to run; its float path is)."""
-    q = np.clip(np.round(np.asarray(x, dtype=np.float64) * 32767), -32768, 32767)
-    return (q / 32768).astype(np.float32)
-
-
-def cheap_tone(valence: float, arousal: float, duration_s: float, sample_rate: int,
-               channels: int, seed: int) -> np.ndarray:
-    """Cheap bench audio: a two-note chord pulsed at an arousal-dependent tempo (float32)."""
-    n = round(duration_s * sample_rate)
-    t = np.arange(n) / sample_rate
-    f = 110.0 * 2 ** ((seed % 24) / 12)
-    pulse = 0.5 + 0.5 * np.cos(2 * np.pi * (1 + 1.5 * (arousal - 1) / 8) * t)
-    third = 2 ** ((4 if valence >= 5 else 3) / 12)
-    x = 0.4 * pulse * (np.sin(2 * np.pi * f * t) + 0.6 * np.sin(2 * np.pi * f * third * t))
-    x = to_16bit_grid(x)
-    return to_16bit_grid(np.stack([x, 0.8 * x], axis=1)) if channels == 2 else x[:, None]
-
-
 def _encode_mp3(job: EncodeJob) -> str:
     """Worker: synthesise one song and write it as MP3 (atomic). Returns the path."""
     import soundfile as sf
 
     path, spec, synth, seed = job
-    fn = synth_music if synth == "music" else cheap_tone
-    audio = fn(spec["valence"], spec["arousal"], spec["duration_s"], spec["sample_rate"],
+    audio = synth(spec["valence"], spec["arousal"], spec["duration_s"], spec["sample_rate"],
                spec["channels"], seed)
     with atomic_path(path) as tmp:
         sf.write(tmp, audio, spec["sample_rate"], format="MP3")

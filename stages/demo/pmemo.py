@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from emoprep.pipeline.atomic import atomic_write_bytes
-from emoprep.stages.demo.csv_numbers import fmt
-from emoprep.stages.demo.music import EncodeJob, encode_mp3s
+from emoprep.stages.demo.media import junk_mp3
+from emoprep.stages.demo.music import EncodeJob, encode_mp3s, synth_music
+from emoprep.stages.demo.tables import csv_bytes, fmt
 
 AUDIO_DIR = "chorus"
 METADATA_HEADER = "musicId,fileName,title,artist,album,duration,chorus_start_time,chorus_end_time"
@@ -87,7 +88,7 @@ def static_csv(specs: list[ClipSpec], seed: int) -> tuple[bytes, bytes]:
         if s.static:
             mean.append(f"{s.music_id},{fmt(s.arousal)},{fmt(s.valence)}")
             std.append(f"{s.music_id},{fmt(round(rng.uniform(0.1, 0.3), 4))},{fmt(round(rng.uniform(0.1, 0.3), 4))}")
-    return ("\n".join(mean) + "\n").encode(), ("\n".join(std) + "\n").encode()
+    return csv_bytes(mean), csv_bytes(std)
 
 
 def dynamic_csv(specs: list[ClipSpec], seed: int) -> bytes:
@@ -100,7 +101,7 @@ def dynamic_csv(specs: list[ClipSpec], seed: int) -> bytes:
             if s.music_id == 5 and k == 3:
                 a = 1.7
             lines.append(f"{s.music_id},{fmt(t)},{fmt(a)},{fmt(v)}")
-    return ("\n".join(lines) + "\n").encode()
+    return csv_bytes(lines)
 
 
 def metadata_csv(specs: list[ClipSpec]) -> bytes:
@@ -111,7 +112,7 @@ def metadata_csv(specs: list[ClipSpec]) -> bytes:
         start = 40.0 + s.music_id
         lines.append(f"{s.music_id},{s.music_id}.mp3,{s.title},{s.artist},Album {s.music_id},"
                      f"{fmt(song)},{fmt(start)},{fmt(start + s.duration_s)}")
-    return ("\n".join(lines) + "\n").encode()
+    return csv_bytes(lines)
 
 
 def write_pmemo_demo(root: Path, seed: int = 0, workers: int = 2) -> dict[str, Any]:
@@ -121,13 +122,12 @@ def write_pmemo_demo(root: Path, seed: int = 0, workers: int = 2) -> dict[str, A
     jobs: list[EncodeJob] = [(str(root / AUDIO_DIR / f"{s.music_id}.mp3"),
              {"valence": to_deam_scale(s.valence), "arousal": to_deam_scale(s.arousal),
               "duration_s": s.duration_s, "sample_rate": 44100, "channels": s.channels},
-             "music", seed * 100_019 + s.music_id)
+             synth_music, seed * 100_019 + s.music_id)
             for s in specs if s.audio and not s.corrupt]
     encode_mp3s(jobs, workers)
     for s in specs:
-        if s.corrupt:  # an ID3 tag followed by junk: libsndfile cannot open it
-            junk = np.random.default_rng(seed + 7 * s.music_id).bytes(3000)
-            atomic_write_bytes(root / AUDIO_DIR / f"{s.music_id}.mp3", b"ID3\x04\x00\x00\x00\x00\x00\x00" + junk)
+        if s.corrupt:
+            atomic_write_bytes(root / AUDIO_DIR / f"{s.music_id}.mp3", junk_mp3(seed + 7 * s.music_id, 3000))
     mean, std = static_csv(specs, seed + 1)
     atomic_write_bytes(root / "annotations" / "static_annotations.csv", mean)
     atomic_write_bytes(root / "annotations" / "static_annotations_std.csv", std)

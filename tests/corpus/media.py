@@ -1,68 +1,38 @@
-"""Bytes of good and broken media files, written by hand where the libraries refuse.
+"""Hostile media bytes, crafted by hand where the libraries refuse; the ordinary media
+come from `emoprep.stages.demo.media` (tones, encoders, pictures in every mode).
 
-Audio: tones encoded with soundfile (MP3 / WAV / FLAC), and RIFF/WAVE and FLAC headers
-crafted with `struct` for what libsndfile will not write (0 channels, a 0 Hz or 2 GHz rate,
-2,000 channels). Images: small Pillow pictures, and PNG / JPEG headers that claim
-50,000 × 50,000 pixels over a few hundred bytes (decompression bombs that must never be
-decoded). Everything is deterministic and small; encodings are cached per process.
+RIFF/WAVE and FLAC headers crafted with `struct` for what libsndfile will not write (0
+channels, a 0 Hz or 2 GHz rate, 2,000 channels); PNG / JPEG headers that claim 50,000 ×
+50,000 pixels over a few hundred bytes (decompression bombs that must never be decoded).
+Everything is deterministic and small; encodings are cached per process.
 """
 from __future__ import annotations
 
 import functools
-import io
 import struct
 import zlib
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from PIL import Image
-
-SR = 22050  # corpus audio rate: half of DEAM's, so encoding and decoding stay cheap
-
-
-# ---------------------------------------------------------------- audio -----------
-def tone(seconds: float, freq: float = 440.0, sr: int = SR, amp: float = 0.3,
-         channels: int = 1) -> np.ndarray:
-    """A sine with a slow tremolo (so it is not constant), float32 on the 16-bit grid."""
-    t = np.arange(round(seconds * sr)) / sr
-    x = amp * np.sin(2 * np.pi * freq * t) * (0.75 + 0.25 * np.cos(2 * np.pi * 0.5 * t))
-    x = np.round(x * 32767) / 32768
-    out = np.stack([x] * channels, axis=1) if channels > 1 else x
-    return out.astype(np.float32)
-
-
-def encode(x: np.ndarray, sr: int = SR, fmt: str = "MP3", subtype: str | None = None) -> bytes:
-    import soundfile as sf
-
-    buf = io.BytesIO()
-    sf.write(buf, x, sr, format=fmt, subtype=subtype)
-    return buf.getvalue()
+from emoprep.stages.demo.media import SR, audio_bytes, encode_variant, image_bytes, picture, tone
+from emoprep.stages.demo.media import truncated as truncated  # the kinds cut files with it
 
 
 @functools.cache
-def tone_file(seconds: float, freq: float = 440.0, fmt: str = "MP3", sr: int = SR,
-              amp: float = 0.3) -> bytes:
+def tone_file(seconds: float, freq: float = 440.0, fmt: str = "MP3", sr: int = SR) -> bytes:
     """A tone encoded as MP3 / WAV / FLAC (cached: many ids share a few files)."""
-    return encode(tone(seconds, freq, sr, amp), sr, fmt)
+    return audio_bytes(tone(seconds, freq, sr), sr, fmt)
 
 
 @functools.cache
 def silent_file(seconds: float, fmt: str = "MP3", sr: int = SR) -> bytes:
-    return encode(np.zeros(round(seconds * sr), np.float32), sr, fmt)
+    return audio_bytes(np.zeros(round(seconds * sr), np.float32), sr, fmt)
 
 
 @functools.cache
 def clipped_file(seconds: float, fmt: str = "MP3", sr: int = SR) -> bytes:
     """A sine driven 4x past full scale and hard-clipped: a square-ish wave at +-1."""
-    x = np.clip(4.0 * tone(seconds, 220.0, sr, amp=1.0), -1.0, 1.0)
-    return encode(x.astype(np.float32), sr, fmt)
-
-
-def truncated(data: bytes, keep: float = 0.45) -> bytes:
-    """The first `keep` of a file (a download cut short)."""
-    return data[: int(len(data) * keep)]
+    return audio_bytes(np.clip(4.0 * tone(seconds, 220.0, sr, amp=1.0), -1.0, 1.0), sr, fmt)
 
 
 def wav_bytes(channels: int, rate: int, n_frames: int = 2000, bits: int = 16,
@@ -84,7 +54,7 @@ def float_wav_with_nan(seconds: float = 6.0, sr: int = SR) -> bytes:
     """A 32-bit float WAV whose samples are NaN from the middle on."""
     x = tone(seconds, 330.0, sr)
     x[len(x) // 2:] = np.nan
-    return encode(x, sr, "WAV", "FLOAT")
+    return audio_bytes(x, sr, "WAV", "FLOAT")
 
 
 def flac_with_rate(rate: int, seconds: float = 2.0) -> bytes:
@@ -104,24 +74,8 @@ def id3_only() -> bytes:
 
 
 # ---------------------------------------------------------------- images ----------
-def picture(size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (200, 60, 40)) -> Image.Image:
-    """An RGB object on white (a disc), as the FoodPics pictures look."""
-    from PIL import Image, ImageDraw
-
-    im = Image.new("RGB", size, (255, 255, 255))
-    w, h = size
-    ImageDraw.Draw(im).ellipse([w // 4, h // 4, 3 * w // 4, 3 * h // 4], fill=color)
-    return im
-
-
-def image_bytes(im: Image.Image, fmt: str, **kw: object) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, fmt, **kw)
-    return buf.getvalue()
-
-
 def jpeg(color: tuple[int, int, int] = (200, 60, 40), size: tuple[int, int] = (64, 48)) -> bytes:
-    return image_bytes(picture(size, color), "JPEG", quality=90)
+    return encode_variant(picture(size, color), "rgb")
 
 
 def png(color: tuple[int, int, int] = (40, 160, 60), size: tuple[int, int] = (64, 48)) -> bytes:
@@ -129,29 +83,20 @@ def png(color: tuple[int, int, int] = (40, 160, 60), size: tuple[int, int] = (64
 
 
 def cmyk_jpeg() -> bytes:
-    return image_bytes(picture((64, 48), (30, 90, 200)).convert("CMYK"), "JPEG", quality=90)
+    return encode_variant(picture((64, 48), (30, 90, 200)), "cmyk")
 
 
 def gray16_png() -> bytes:
-    from PIL import Image
-
-    ramp = (np.arange(48)[:, None] * 1300 + np.arange(64)[None, :] * 17).astype(np.uint16)
-    return image_bytes(Image.fromarray(ramp), "PNG")
+    return encode_variant(picture((64, 48), (30, 90, 200)), "i16")
 
 
 def one_pixel_png() -> bytes:
-    from PIL import Image
-
-    return image_bytes(Image.new("RGB", (1, 1), (120, 30, 200)), "PNG")
+    return image_bytes(picture((1, 1), (120, 30, 200), background=(120, 30, 200)), "PNG")
 
 
 def exif_jpeg(orientation: int) -> bytes:
     """A JPEG whose EXIF Orientation tag holds `orientation` (99: not a valid value)."""
-    from PIL import Image
-
-    exif = Image.Exif()
-    exif[0x0112] = orientation
-    return image_bytes(picture((64, 48), (220, 180, 30)), "JPEG", quality=90, exif=exif.tobytes())
+    return encode_variant(picture((64, 48), (220, 180, 30)), f"exif{orientation}")
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:

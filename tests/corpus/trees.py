@@ -18,18 +18,19 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from emoprep.pipeline.atomic import atomic_write_bytes
+from emoprep.stages.demo import foodpics as demo_foodpics
+from emoprep.stages.demo.deam_files import DYNAMIC_DIR, SONG_LEVEL, STATIC_1, STATIC_HEADER
+from emoprep.stages.demo.pmemo import METADATA_HEADER
+from emoprep.stages.demo.tables import csv_bytes, fmt
+from emoprep.stages.foodpics.params import THESIS_AROUSAL, THESIS_VALENCE
 from tests.corpus import Kind, media
 
+
 # ---------------------------------------------------------------- shared -----------
-EOLS = {"lf": ["\n"], "crlf": ["\r\n"], "mixed": ["\r\n", "\n", "\r"]}
-
-
 def write_csv(path: Path, lines: list[str], eol: str = "lf", bom: bool = False) -> None:
-    """Lines joined with the given line endings ('mixed' cycles CRLF, LF, CR)."""
-    ends = EOLS[eol]
-    text = "".join(line + ends[i % len(ends)] for i, line in enumerate(lines))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"))
+    """Lines with the given line endings ('mixed' cycles CRLF, LF, CR), after a BOM if `bom`."""
+    atomic_write_bytes(path, csv_bytes(lines, eol=eol, bom=bom))
 
 
 class Tree:
@@ -109,13 +110,8 @@ class Tree:
         return out
 
 
-def fmt(x: float) -> str:
-    return f"{x:.4f}".rstrip("0").rstrip(".")
-
-
 # ---------------------------------------------------------------- DEAM -------------
-DEAM_STATIC = "annotations/annotations averaged per song/song_level/static_annotations_averaged_songs_1_2000.csv"
-DEAM_DYNAMIC = "annotations/annotations averaged per song/dynamic (per second annotations)/{dim}.csv"
+DEAM_STATIC = f"{SONG_LEVEL}/{STATIC_1}"
 DEAM_SECONDS = 20.5          # one full 5 s chunk from 15 s (the 0.5 s tail is dropped)
 DEAM_FRAMES = 11             # 2 Hz from 15.0 s while inside the audio: 15.0 … 20.0 s
 
@@ -144,7 +140,7 @@ target_s = 46.0
 
     def __init__(self, root: Path, outside: Path):
         super().__init__(root, outside)
-        self.static_header = ["song_id", "valence_mean", "valence_std", "arousal_mean", "arousal_std"]
+        self.static_header = STATIC_HEADER.split(", ")
         self.static_rows: list[dict[str, str]] = []
         self.dynamic_rows: dict[str, list[list[str]]] = {"valence": [], "arousal": []}
         self.static_eol, self.static_bom = "crlf", False
@@ -183,7 +179,7 @@ target_s = 46.0
         write_csv(self.root / DEAM_STATIC, lines, self.static_eol, self.static_bom)
         header = "song_id," + ",".join(f"sample_{15000 + 500 * k}ms" for k in range(DEAM_FRAMES))
         for dim, rows in self.dynamic_rows.items():
-            write_csv(self.root / DEAM_DYNAMIC.format(dim=dim), [header] + [",".join(r) for r in rows],
+            write_csv(self.root / DYNAMIC_DIR / f"{dim}.csv", [header] + [",".join(r) for r in rows],
                       self.dynamic_eol, self.dynamic_bom)
 
 
@@ -245,14 +241,11 @@ hop_s = 1.0
                   ["musicId,frameTime,Arousal(mean),Valence(mean)"] + [",".join(r) for r in self.dynamic_rows],
                   self.dynamic_eol)
         write_csv(self.root / "metadata.csv",
-                  ["musicId,fileName,title,artist,album,duration,chorus_start_time,chorus_end_time",
-                   *self.metadata_lines])
+                  [METADATA_HEADER, *self.metadata_lines])
 
 
 # ---------------------------------------------------------------- FoodPics ---------
-FOODPICS_VALENCE = ("Valence_omnivore_Male", "Valence_omnivore_Female",
-                    "Valence_Vegetarian_Male", "Valence_Vegetarian_Female")
-FOODPICS_AROUSAL = tuple(c.replace("Valence", "Arousal") for c in FOODPICS_VALENCE)
+FOODPICS_VALENCE = THESIS_VALENCE
 FOODPICS_SHEET = "FoodPics_ratings.csv"
 
 
@@ -274,7 +267,7 @@ fit = "stretch"
 
     def __init__(self, root: Path, outside: Path):
         super().__init__(root, outside)
-        self.header = ["Image_No", "item", "type", "taste", "processing", *FOODPICS_VALENCE, *FOODPICS_AROUSAL]
+        self.header = list(demo_foodpics.HEADER)
         self.rows: list[dict[str, str]] = []
         self.eol, self.bom = "crlf", False
         for n in (1, 2, 3, 4):
@@ -298,17 +291,16 @@ fit = "stretch"
     def rating(n: int) -> dict[str, str]:
         """A complete food row: four rater groups, decimal commas."""
         cells = {"item": f"dish {n}", "type": "Sweets", "taste": "sweet", "processing": "processed"}
-        for k, (vc, ac) in enumerate(zip(FOODPICS_VALENCE, FOODPICS_AROUSAL, strict=True)):
+        for k, (vc, ac) in enumerate(zip(THESIS_VALENCE, THESIS_AROUSAL, strict=True)):
             cells[vc] = f"{60 + n % 9 + k},5".replace(".", ",")
             cells[ac] = f"{40 + n % 7 + k},25"
         return cells
 
     def write(self) -> None:
         self.write_files()
-        lines = ["SYNTHETIC corpus ratings (emoprep tests); not real data", "scale 1-100", "",
-                 ";".join(self.header)]
-        lines += [";".join(r.get(c, "") for c in self.header) for r in self.rows]
-        write_csv(self.root / FOODPICS_SHEET, lines, self.eol, self.bom)
+        demo_foodpics.write_foodpics_ratings_csv(  # the demo's comment rows, then the header
+            self.root / FOODPICS_SHEET, [[r.get(c, "") for c in self.header] for r in self.rows],
+            header=self.header, bom=self.bom, newline=self.eol)
 
 
 # ---------------------------------------------------------------- generic ----------

@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-import soundfile as sf
 
+from emoprep.pipeline.atomic import atomic_write_bytes
 from emoprep.stages.demo.deam import write_deam_demo
 from emoprep.stages.demo.deam_files import SONG_LEVEL, STATIC_1
+from emoprep.stages.demo.media import audio_bytes, tone
 from tests.helpers.catalog import stage as get_stage
 from tests.helpers.stage_run import StageRun, run_stage
 
@@ -39,17 +39,13 @@ def ingest(root: Path, out: Path, **params) -> StageRun:
 
 
 def mp3(path: Path, seconds: float = 2.0, sr: int = 16000, channels: int = 1, silent: bool = False) -> None:
-    t = np.arange(int(seconds * sr)) / sr
-    x = np.zeros_like(t) if silent else 0.3 * np.sin(2 * np.pi * 330 * t)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, np.stack([x] * channels, 1).astype(np.float32), sr, format="MP3")
+    """A steady 330 Hz sine (or silence) as MP3."""
+    atomic_write_bytes(path, audio_bytes(tone(seconds, 330.0, sr, 0.0 if silent else 0.3, channels, 0.0), sr))
 
 
 def write_csv(root: Path, rel: str, text: str, newline: str = "\n") -> Path:
-    p = root / rel
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_bytes(text.replace("\n", newline).encode())
-    return p
+    atomic_write_bytes(root / rel, text.replace("\n", newline).encode())
+    return root / rel
 
 
 def mini_tree(root: Path, ids=(2, 3), annotations=True) -> Path:

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from PIL import Image
 
+from emoprep.pipeline.atomic import atomic_write_bytes
 from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.stage import Reject, WorkItem
 from emoprep.stages.demo import foodpics as demo
+from emoprep.stages.demo.media import image_bytes, picture
 from emoprep.stages.foodpics.params import THESIS_AROUSAL, THESIS_VALENCE, FoodPicsParams
 from emoprep.stages.foodpics.stage import FoodPics
 from tests.helpers.stage_run import assert_accounted, run_in_context
@@ -34,8 +35,8 @@ def run(ctx: StageContext[FoodPicsParams]
 
 
 def jpeg(path: Path, color=(200, 60, 40), size=(64, 48)) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", size, color).save(path, "JPEG", quality=90)
+    """A flat picture of one colour."""
+    atomic_write_bytes(path, image_bytes(picture(size, color, background=color), "JPEG", quality=90))
     return path
 
 

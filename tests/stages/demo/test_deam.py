@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from bench.trees.deam_scale_tree import REAL_MONO_IDS, scale_specs, write_deam_scale_tree
 from emoprep.stages.demo.deam import write_deam_demo
 from emoprep.stages.demo.deam_files import DYNAMIC_DIR, SONG_LEVEL, STATIC_1, STATIC_2
-from emoprep.stages.demo.deam_scale import REAL_MONO_IDS, scale_specs, write_deam_scale_tree
 from tests.helpers.deam import demo_tree, ingest
 
 

@@ -59,7 +59,7 @@ def test_chunk_va_uses_only_frames_with_both_dimensions():
 
 
 def test_real_deam_durations_give_1744_clips_and_six_chunks_per_excerpt():
-    from emoprep.stages.demo.deam_scale import scale_specs
+    from bench.trees.deam_scale_tree import scale_specs
     specs = scale_specs(seed=0)
     fits = [s for s in specs if round(s.duration_s * 44100) <= round(46.0 * 44100)]
     assert len(fits) == 1744 and all(s.song_id <= 2000 for s in fits)

@@ -17,6 +17,7 @@ from emoprep.manifests.reasons import REJECT_CODES
 from emoprep.pipeline.context import StageContext
 from emoprep.pipeline.errors import DataError
 from emoprep.stages.common import naming
+from emoprep.stages.demo.signals import MUSIC_KINDS, synthetic_music
 from emoprep.stages.spectrogram import params, riffusion, seed001
 from emoprep.stages.spectrogram import stage as sp
 
@@ -32,7 +33,7 @@ def diff_stats(a: np.ndarray, b: np.ndarray) -> tuple[int, float]:
 
 @pytest.fixture(scope="module")
 def music() -> dict[str, np.ndarray]:
-    return {kind: rr.synthetic_music(kind, seed=i) for i, kind in enumerate(rr.MUSIC_KINDS)}
+    return {kind: synthetic_music(kind, seed=i) for i, kind in enumerate(MUSIC_KINDS)}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def fast_images(music):
 
 
 # ---------------------------------------------------------------- pixels vs riffusion
-@pytest.mark.parametrize("kind", rr.MUSIC_KINDS)
+@pytest.mark.parametrize("kind", MUSIC_KINDS)
 def test_matches_riffusion_converter(kind, music, fast_images):
     img, max_value = fast_images[kind]
     ref, ref_max = rr.image_from_float_audio(music[kind])
@@ -53,7 +54,7 @@ def test_matches_riffusion_converter(kind, music, fast_images):
     assert max_value == pytest.approx(ref_max, rel=1e-4)
 
 
-@pytest.mark.parametrize("kind", rr.MUSIC_KINDS)
+@pytest.mark.parametrize("kind", MUSIC_KINDS)
 def test_matches_librosa_reference(kind, music, fast_images):
     img, max_value = fast_images[kind]
     ref, ref_max = riffusion.riffusion_image_reference(music[kind])
@@ -74,7 +75,7 @@ def test_noiseless_tones_differ_only_by_riffusions_own_rounding(kind):
     """Without a noise floor, empty spectrum regions are float32 round-off (~1e-7 of the peak),
     which the 0.25 power lifts to a few gray levels. riffusion's float32 output then differs
     from its own formula evaluated exactly; ours must differ from it no more than that."""
-    audio = rr.synthetic_music(kind, noise_dbfs=None)
+    audio = synthetic_music(kind, noise_dbfs=None)
     img, _ = riffusion.riffusion_image(audio)
     riff, _ = rr.image_from_float_audio(audio)
     exact, _ = rr.image_from_float_audio(audio, exact=True)
@@ -121,7 +122,7 @@ def test_gain_scales_max_value_not_pixels(music):
 def test_frame_count_matches_a_centred_stft(n_samples):
     import librosa
 
-    audio = rr.synthetic_music("mix")[:n_samples]
+    audio = synthetic_music("mix")[:n_samples]
     img, _ = riffusion.riffusion_image(audio)
     expected = librosa.stft(audio, n_fft=17640, hop_length=441, win_length=4410).shape[1]
     assert img.shape == (512, expected)

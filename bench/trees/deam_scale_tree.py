@@ -1,6 +1,8 @@
 """A DEAM-scale tree for benchmarks (`bench/deam_scale.py`): the real id set, durations and
-rate mix of the DEAM download, with cheap audio (`music.cheap_tone`), copied `n_scale`
-times for 10× runs. Byte-deterministic for a seed; a killed build resumes.
+rate mix of the DEAM download, with cheap audio (`cheap_tone`), copied `n_scale` times for
+10× runs. Byte-deterministic for a seed; a killed build resumes. Lives outside the wheel
+(only benchmarks and their tests use it); import it as `bench.trees.deam_scale_tree` with
+the repository root on sys.path.
 """
 from __future__ import annotations
 
@@ -14,24 +16,27 @@ from typing import Any
 
 import numpy as np
 
-from emoprep.pipeline.atomic import atomic_path, atomic_write_bytes
-from emoprep.stages.demo.deam_files import (
-    AUDIO_DIR,
-    DYNAMIC_DIR,
-    SONG_LEVEL,
-    STATIC_1,
-    STATIC_2,
-    SongSpec,
-    dynamic_csvs,
-    metadata_csvs,
-    static_csv_1_2000,
-    static_csv_2015,
-)
+from emoprep.pipeline.atomic import atomic_path
+from emoprep.stages.demo.deam_files import AUDIO_DIR, SongSpec, write_annotations
+from emoprep.stages.demo.media import to_16bit_grid
 from emoprep.stages.demo.music import EncodeJob, encode_mp3s
 
 # Real DEAM facts (public audits of the download): mono excerpts, the 16 kHz file.
 REAL_MONO_IDS = (811, 990, 1203, 1218, 1230, 1248, 1286, 1373, 1708, 1825, 1866, 1867, 1869)
 REAL_16K_ID = 1024
+
+
+def cheap_tone(valence: float, arousal: float, duration_s: float, sample_rate: int,
+               channels: int, seed: int) -> np.ndarray:
+    """Cheap bench audio: a two-note chord pulsed at an arousal-dependent tempo (float32)."""
+    n = round(duration_s * sample_rate)
+    t = np.arange(n) / sample_rate
+    f = 110.0 * 2 ** ((seed % 24) / 12)
+    pulse = 0.5 + 0.5 * np.cos(2 * np.pi * (1 + 1.5 * (arousal - 1) / 8) * t)
+    third = 2 ** ((4 if valence >= 5 else 3) / 12)
+    x = 0.4 * pulse * (np.sin(2 * np.pi * f * t) + 0.6 * np.sin(2 * np.pi * f * third * t))
+    x = to_16bit_grid(x)
+    return to_16bit_grid(np.stack([x, 0.8 * x], axis=1)) if channels == 2 else x[:, None]
 
 
 def scale_specs(seed: int = 0, stereo: bool = False) -> list[SongSpec]:
@@ -89,7 +94,7 @@ def write_deam_scale_tree(root: Path, n_scale: int = 1, seed: int = 0, workers: 
         keep = set(only_ids)
         base = [s for s in base if s.song_id in keep]
     jobs: list[EncodeJob] = [
-        (str(root / AUDIO_DIR / f"{s.song_id}.mp3"), asdict(s), "cheap", seed * 100_003 + s.song_id)
+        (str(root / AUDIO_DIR / f"{s.song_id}.mp3"), asdict(s), cheap_tone, seed * 100_003 + s.song_id)
         for s in base]
     # Files are written atomically, so one that exists is whole: a killed build resumes.
     encode_mp3s([j for j in jobs if not Path(j[0]).exists()], workers)
@@ -100,16 +105,7 @@ def write_deam_scale_tree(root: Path, n_scale: int = 1, seed: int = 0, workers: 
             _same_bytes(root / AUDIO_DIR / f"{s.song_id}.mp3", root / AUDIO_DIR / f"{sid}.mp3")
             specs.append(SongSpec(**{**asdict(s), "song_id": sid}))
     # ids > 2000 of every copy go to the 13-column file, as in DEAM
-    static = specs
-    atomic_write_bytes(root / f"{SONG_LEVEL}/{STATIC_1}",
-                       static_csv_1_2000([s for s in static if s.song_id % 10_000 <= 2000], seed + 1, crlf=False))
-    atomic_write_bytes(root / f"{SONG_LEVEL}/{STATIC_2}",
-                       static_csv_2015([s for s in static if s.song_id % 10_000 > 2000], seed + 2, padded=False))
-    val, aro = dynamic_csvs(specs, seed + 3)
-    atomic_write_bytes(root / f"{DYNAMIC_DIR}/valence.csv", val)
-    atomic_write_bytes(root / f"{DYNAMIC_DIR}/arousal.csv", aro)
-    for name, data in metadata_csvs(base).items():
-        atomic_write_bytes(root / f"metadata/{name}", data)
+    write_annotations(root, specs, specs, seed, crlf_1_2000=False, padded_2015=False, metadata=base, release=10_000)
     return {"seed": seed, "n_scale": n_scale, "n_songs": len(specs),
             "songs": {s.song_id: {"duration_s": s.duration_s, "sample_rate": s.sample_rate,
                                   "channels": s.channels, "kind": s.kind} for s in specs}}

@@ -33,7 +33,7 @@ float32 output (the replica) against that float64 image. CPU time per chunk of e
 single-threaded (OMP/MKL/torch threads = 1), best of --rounds interleaved rounds, plus the FFT
 floor (one torch rfft call on 501 frames of 17,640 vs 9,600 points).
 
-    .venv/bin/python bench/transform_probe.py [--songs 10] [--seed 0] [--rounds 3]
+    .venv/bin/python bench/retired/transform_probe.py [--songs 10] [--seed 0] [--rounds 3]
         [--edges 5,10] [--quality VHQ] [--margin 735] [--per-chunk] [--no-timing] [--markdown]
 
 Findings (bench/RESULTS.md, issue 18): with the float32 FFT the 24 kHz interior is noisier
@@ -63,7 +63,7 @@ import soundfile as sf  # noqa: E402
 import soxr  # noqa: E402
 import torch  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import tests.helpers.riffusion_reference as rr  # noqa: E402
 from emoprep.stages.common.audio_io import decode_mono  # noqa: E402
 from emoprep.stages.demo.music import synth_music  # noqa: E402
