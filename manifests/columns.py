@@ -7,6 +7,8 @@ annotation frames. Order within a group is the order in the manifests.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from emoprep.pipeline.columns import ColumnKind
 
 # Every item: its id, the song / image it comes from, image (0) or audio (1).
@@ -31,3 +33,8 @@ DYNAMIC_VA_COLUMNS: dict[str, ColumnKind] = {
 POSITIVE = ("excited", "delighted", "happy", "content", "relaxed", "calm")
 NEGATIVE = ("tired", "bored", "depressed", "frustrated", "angry", "tense")
 EMOTIONS = POSITIVE + NEGATIVE
+
+
+def emotion_classes(present: Iterable[str] = ()) -> list[str]:
+    """The 12 classes in the thesis's order, then any other label found, sorted."""
+    return [*EMOTIONS, *sorted(set(present) - set(EMOTIONS))]

@@ -53,10 +53,9 @@ def check_names(source: StoreSource) -> None:
 
 
 def emotion_names(source: StoreSource) -> list[str]:
-    from emoprep.manifests.columns import EMOTIONS
+    from emoprep.manifests.columns import emotion_classes
 
-    present = {str(e) for e in source.rows.get("emotion", pd.Series(dtype=object)).dropna()}
-    return [*EMOTIONS, *sorted(present - set(EMOTIONS))]
+    return emotion_classes(str(e) for e in source.rows.get("emotion", pd.Series(dtype=object)).dropna())
 
 
 def label_columns(source: StoreSource) -> list[str]:

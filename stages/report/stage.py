@@ -1,20 +1,13 @@
-"""`report`: the dataset at a glance (SPEC §8) — `report/index.html`, PNG plots,
-`report.json` (schema: `models.py`), a dataset card `DATASET.md`, `recipe.toml`.
+"""`report`: the dataset at a glance (SPEC §8): `index.html` (PNGs inlined), the PNGs,
+`report.json` (its models and schema: `emoprep.manifests.report_json`), `report.schema.json`,
+`SCHEMA.md`, the dataset card `DATASET.md` and `recipe.toml`.
 
-Two ways to build it, one builder:
-
-- the `report` **stage** (a recipe target) reads the upstream closure of `after` (default
-  the `tokens` stage; following each `_DONE.json` "inputs"), writes into its fingerprint
-  folder `report/<fp>/` and publishes a copy to `report/`. Its output is a pure function of
-  its fingerprint, so it contains **no run timings** (they change from run to run and would
-  break the byte-identical resume guarantee);
-- the `emoprep report` **command** re-renders `report/` from every stage in
-  `manifests/_current.json` and adds the timings each stage's `_DONE.json` "run" recorded
-  (`timings.json` and a table in `index.html`).
-
-Layout of `report/`: `index.html` (self-contained, PNGs inlined), the same PNGs as files,
-`report.json`, `report.schema.json`, `SCHEMA.md`, `DATASET.md`, `recipe.toml`
-[, `timings.json`]. Top-level files of `report/` are replaced on every build; the
+One builder, two callers. The `report` **stage** reads the upstream closure of `after`
+(following each `_DONE.json` "inputs") into `report/<fp>/` and publishes a copy to `report/`;
+its output is a pure function of its fingerprint, so it holds **no run timings** (they would
+break byte-identical resume). The `emoprep report` **command** re-renders `report/` from every
+stage in `manifests/_current.json` and adds each stage's recorded timings (`timings.json`, a
+table in `index.html`). `report/`'s top-level files are replaced on every build; the
 `report/<fp>/` folders are the stage's.
 """
 from __future__ import annotations
@@ -82,9 +75,7 @@ class ReportParams:
 
 class Report(Stage[ReportParams]):
     name = "report"
-    version = "4"  # 4: generated schema (pydantic), page and card from templates, card YAML by huggingface_hub
-    # 3: deviations from the papers, the static fix's reasons
-    # 2: reason meanings point at manifests/reasons.py; the card imports from emoprep.manifests
+    version = "4"  # bump when the report's bytes change for the same stage folders
     libraries = ("huggingface_hub", "jinja2", "matplotlib", "numpy", "pandas", "pyarrow", "pydantic", "pyyaml")
     description = "HTML report, report.json, dataset card and recipe of everything upstream"
     parallel = False

@@ -11,6 +11,7 @@ from collections import Counter
 from typing import Any, SupportsIndex, SupportsInt
 
 from emoprep.manifests import report_json as models
+from emoprep.manifests.columns import emotion_classes
 from emoprep.pipeline.lazy import np, pd
 from emoprep.stages.report.json_values import num, plain_json
 from emoprep.stages.report.run_view import RunView, StageInfo
@@ -50,14 +51,6 @@ def describe_values(x: pd.Series) -> models.Stats:
     if not len(v):
         return models.Stats(n=0, min=None, max=None, mean=None, std=None)
     return models.Stats(n=len(v), min=num(v.min()), max=num(v.max()), mean=num(v.mean()), std=num(v.std(ddof=0)))
-
-
-def emotion_classes(present: list[str] | None = None) -> list[str]:
-    """The thesis's 12 classes in its order (eq. 2.1), then any other label found."""
-    from emoprep.manifests.columns import EMOTIONS
-
-    extra = sorted(set(present or []) - set(EMOTIONS))
-    return list(EMOTIONS) + extra
 
 
 # ---------------------------------------------------------------- stages and rejects
