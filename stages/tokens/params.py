@@ -13,6 +13,13 @@ from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.stage import runtime
 from emoprep.stages.tokens import vit, weights
 from emoprep.stages.tokens.families import family_of
+from emoprep.stages.tokens.hf_checkpoint import is_hf
+
+
+def hf_only(default: Any) -> Any:
+    """A parameter of `hf:` tokenizers: out of the stage's parameter fingerprint (like a
+    runtime knob) and entered, for `hf:` tokenizers only, through `fingerprint_extra`."""
+    return runtime(default)
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,14 @@ class TokensParams:
     audio_batch_size: int = runtime(0)  # clips per EnCodec pass; 0 = 1 on CPU, 8 on CUDA
     num_workers: int = runtime(1)     # DataLoader decode workers
     threads: int = runtime(0)         # torch intra-op threads; 0 = all cores
+    # `hf:` tokenizers only (hf_checkpoint.py, hf_model.py). Kept out of the parameters'
+    # fingerprint so the ViT and EnCodec stores keep theirs; `Tokens.fingerprint_extra` and
+    # every shard-object key of an `hf:` tokenizer hold them.
+    # "last" | "all" | [hidden-state indices, 0 = embeddings, as output_hidden_states numbers them]
+    layers: str | list[int] = hf_only("last")   # noqa: RUF009 - hf_only() is a dataclasses.field
+    pooling: str = hf_only("none")              # none | mean | cls
+    window_s: float = hf_only(0.0)              # audio window; 0 = the model's input limit
+    trust_remote_code: bool = hf_only(False)    # run a checkpoint's own code (auto_map)
 
 
 def assignment(p: TokensParams) -> dict[str, str]:
@@ -53,7 +68,10 @@ def check_params(p: TokensParams) -> TokensParams:
     if not p.sources:
         raise ConfigError("tokens.sources is empty: name the stages that produce the inputs")
     for tok in tokenizer_names(p):
-        family_of(tok).check(tok)
+        family_of(tok).check(tok, p)
+    if (p.layers != "last" or p.pooling != "none") and not any(map(is_hf, tokenizer_names(p))):
+        raise ConfigError("tokens.layers and tokens.pooling apply to hf: tokenizers only "
+                          f"(this stage has {', '.join(tokenizer_names(p))})")
     if p.dtype not in STORE_DTYPES:
         raise ConfigError(f"tokens.dtype {p.dtype!r}: expected one of {', '.join(STORE_DTYPES)}")
     for name in ("shard_size", "batch_size"):
@@ -100,4 +118,5 @@ def identity_of(p: TokensParams, tokenizer: str, ctx: ItemContext[TokensParams] 
 def preprocessing_of(p: TokensParams, tokenizer: str) -> dict[str, Any] | None:
     """How `tokenizer`'s inputs become model input, as recorded (None: nothing configurable)."""
     fam = family_of(tokenizer)
-    return fam.preprocessing(fam.locate(tokenizer, weights_dir_for(p, tokenizer), p))
+    return fam.preprocessing(tokenizer, fam.locate(tokenizer, weights_dir_for(p, tokenizer), p))
+
