@@ -22,6 +22,7 @@ Torch and transformers are imported inside functions (the stage catalog imports 
 from __future__ import annotations
 
 import inspect
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from emoprep.stages.tokens.decode import Decoded, decode_image, read_input
 from emoprep.stages.tokens.hf_checkpoint import Checkpoint
 from emoprep.stages.tokens.weights import Compute
 
+log = logging.getLogger(__name__)
 IMAGE_SIZE = 224  # the PNGs the image sources write (spectrograms, FoodPics)
 AST_FRAME_SHIFT_S, AST_FRAME_S = 0.010, 0.025  # AST's Kaldi fbank frames (ASTFeatureExtractor)
 
@@ -52,6 +54,7 @@ class LoadedHF:
     pooling: str
     window: int | None      # samples per audio window (None: the whole segment)
     accepts: frozenset[str] = field(default_factory=frozenset)  # the forward's argument names
+    max_batch: int | None = None  # windows per forward after an out-of-memory error (None: any)
 
 
 def build_encoder(ckpt: Checkpoint, seed: int, trust_remote_code: bool, device: str) -> Any:
@@ -252,11 +255,34 @@ def hidden_states(loaded: LoadedHF, features: dict[str, Any]) -> np.ndarray:
     return arr
 
 
+def run_group(loaded: LoadedHF, features: dict[str, Any]) -> np.ndarray:
+    """`hidden_states` of one processor output, in slices of at most `loaded.max_batch`
+    inputs; on an out-of-memory error the slice is halved and retried, and the smaller size
+    kept for the rest of the process (one input that does not fit is the error itself)."""
+    import torch
+
+    n = next(len(v) for v in features.values() if isinstance(v, torch.Tensor))
+    while True:
+        size = min(loaded.max_batch or n, n)
+        try:
+            parts = [hidden_states(loaded, {k: v[i:i + size] if isinstance(v, torch.Tensor) else v
+                                            for k, v in features.items()}) for i in range(0, n, size)]
+            return np.concatenate(parts)
+        except torch.OutOfMemoryError:
+            if size <= 1:
+                raise
+            loaded.max_batch = size // 2
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            log.warning(f"{loaded.ckpt.tokenizer}: out of memory with {size} inputs per forward; "
+                        f"retrying with {loaded.max_batch}")
+
+
 def forward(loaded: LoadedHF, batch: Prepared, dtype: str
             ) -> tuple[list[np.ndarray], list[tuple[int, ReasonCode, str]]]:
     """A prepared batch → per sample its stored array (module docstring), and the samples
     whose output is not finite."""
-    windows = np.concatenate([hidden_states(loaded, g) for g in batch.groups]) if batch.groups else None
+    windows = np.concatenate([run_group(loaded, g) for g in batch.groups]) if batch.groups else None
     out, bad, at = [], [], 0
     for j, n in enumerate(batch.counts):
         w = windows[at:at + n] if windows is not None else np.empty(0)

@@ -233,3 +233,50 @@ def test_validate_checks_the_layer_axis(tmp_path, pooling):
     save_index(root, df)
     bad = failed(validate(root))
     assert set(bad) == {"layer-axis"} and bad["layer-axis"][0].startswith(str(df.at[1, "sample_id"]) + " ")
+
+
+def test_out_of_memory_halves_the_batch_and_retries(tmp_path, monkeypatch, caplog):
+    """An OOM injected on CPU for forwards of more than 2 inputs: the batch of 5 is cut to
+    2 + 2 + 1 and the stored values are those of an undisturbed run."""
+    from emoprep.stages.tokens import hf_model, weights
+
+    folder = save_checkpoint(tmp_path / "ckpt", "vit")
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    _run(clean, _image_run(clean), f"hf:{folder}", ("images",), layers="all")
+    weights._MODELS.clear()
+    real, sizes = hf_model.hidden_states, []
+
+    def tight(loaded, features):
+        sizes.append(len(features["pixel_values"]))
+        if sizes[-1] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        return real(loaded, features)
+
+    monkeypatch.setattr(hf_model, "hidden_states", tight)
+    root = tmp_path / "out"
+    root.mkdir()
+    ctx = tokens_ctx(root, _image_run(root), tokenizer=f"hf:{folder}", sources=("images",), shard_size=5,
+                     batch_size=5, layers="all")
+    run_tokens(ctx)
+    assert sizes == [3, 1, 1, 1] and "retrying with 1" in caplog.text
+    a, b = TokenDataset(clean, tokenizer=f"hf:{folder}"), TokenDataset(root, tokenizer=f"hf:{folder}")
+    np.testing.assert_allclose(np.stack([a.tokens(i) for i in range(3)]), np.stack([b.tokens(i) for i in range(3)]),
+                               rtol=TOL, atol=TOL)
+
+
+def test_a_46_s_clip_through_a_10_s_model_gives_5_windows(tmp_path):
+    import torch as _torch
+    from transformers import ASTConfig, ASTFeatureExtractor, ASTModel
+
+    folder = tmp_path / "ast10"
+    _torch.manual_seed(0)
+    ASTModel(ASTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                       max_length=1000)).save_pretrained(folder)
+    ASTFeatureExtractor(max_length=1000).save_pretrained(folder)
+    assert input_limit(resolve(f"hf:{folder}")) == 160240  # 999 frames of 10 ms + one of 25 ms at 16 kHz
+    root = tmp_path / "out"
+    root.mkdir()
+    manifests = v12_inputs(root, n_songs=1, n_images=0, clip_s=46.0, rate=16000)
+    index = _run(root, manifests, f"hf:{folder}", ("clips",), pooling="none")
+    assert list(index["shape"].iloc[0])[:2] == [1, 5]  # [layers, windows, tokens, dim]
