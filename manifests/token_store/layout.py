@@ -79,7 +79,8 @@ KNOWN_DTYPES: dict[str, tuple[str, ...]] = {"encodec-24khz": ("int16",), "encode
 # Codes must lie in [0, codebook size).
 KNOWN_CODEBOOKS: dict[str, int] = {"encodec-24khz": 1024, "encodec-tiny-test": 16}
 # Token order when a reader concatenates a sample's arrays.
-ARRAY_ORDER = ("cls", "patches", "codes", "hidden")  # hidden: [layers, ...] of an hf: encoder
+HIDDEN = "hidden"  # the one array of an hf: encoder store: [layers, ...] per sample
+ARRAY_ORDER = ("cls", "patches", "codes", HIDDEN)
 # Index columns every reader needs (plus `<array>_path` / `<array>_sha256` per array).
 READER_COLUMNS = ("sample_id", "row", "modality", "valence", "arousal")
 

@@ -12,6 +12,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from emoprep.manifests.token_store.layout import HIDDEN
 from emoprep.pipeline.lazy import np
 from emoprep.stages.tokens import hf_checkpoint, hf_model, weights
 from emoprep.stages.tokens.decode import Decoded
@@ -19,8 +20,6 @@ from emoprep.stages.tokens.family_api import FamilyParams
 from emoprep.stages.tokens.hf_checkpoint import Checkpoint
 from emoprep.stages.tokens.hf_model import LoadedHF, Prepared
 from emoprep.stages.tokens.weights import Compute, WeightsSource
-
-HIDDEN = "hidden"
 
 
 def audio_key_digest(sample: dict[str, Any], digest: str) -> str:

@@ -280,3 +280,33 @@ def test_a_46_s_clip_through_a_10_s_model_gives_5_windows(tmp_path):
     manifests = v12_inputs(root, n_songs=1, n_images=0, clip_s=46.0, rate=16000)
     index = _run(root, manifests, f"hf:{folder}", ("clips",), pooling="none")
     assert list(index["shape"].iloc[0])[:2] == [1, 5]  # [layers, windows, tokens, dim]
+
+
+# ---- exports of layered and pooled stores ---------------------------------------------
+
+@pytest.mark.parametrize("pooling", ["none", "mean"])
+def test_exports_read_back_as_the_store(tmp_path, pooling):
+    import datasets
+    import webdataset as wds
+
+    from emoprep.manifests.export.step import export
+    from emoprep.manifests.token_store.layout import tokenizer_folder
+
+    folder = save_checkpoint(tmp_path / "ckpt", "clip_vision")
+    tok = f"hf:{folder}"
+    root = tmp_path / "out"
+    root.mkdir()
+    _run(root, _image_run(root), tok, ("images",), layers="all", pooling=pooling)
+    store = TokenDataset(root, tokenizer=tok)
+    stored = {store.sample_ids[i]: store.tokens(i) for i in range(len(store))}
+    config = tokenizer_folder(tok)
+    export(root, tmp_path / "hf", "hf", shard_size=2)
+    export(root, tmp_path / "wds", "webdataset", shard_size=2)
+    for split in sorted(set(store.index["split"])):
+        ds = datasets.load_dataset(str(tmp_path / "hf"), name=config, split=split, cache_dir=str(tmp_path / "c"))
+        for row in ds:
+            np.testing.assert_allclose(np.asarray(row["hidden"], np.float32), stored[row["sample_id"]])
+        names = (tmp_path / "wds" / config / f"{split}.txt").read_text().split()
+        for sample in wds.WebDataset([str(tmp_path / "wds" / config / n) for n in names], shardshuffle=False).decode():
+            np.testing.assert_array_equal(sample["tokens.npy"].astype(np.float32), stored[sample["json"]["sample_id"]])
+            assert sample["json"]["pooling"] == pooling
