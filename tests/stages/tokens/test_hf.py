@@ -310,3 +310,26 @@ def test_exports_read_back_as_the_store(tmp_path, pooling):
         for sample in wds.WebDataset([str(tmp_path / "wds" / config / n) for n in names], shardshuffle=False).decode():
             np.testing.assert_array_equal(sample["tokens.npy"].astype(np.float32), stored[sample["json"]["sample_id"]])
             assert sample["json"]["pooling"] == pooling
+
+
+def test_layers_pooling_and_window_enter_the_fingerprint_and_the_object_key(tmp_path):
+    from emoprep.stages.tokens.encode import object_config
+    from emoprep.stages.tokens.params import check_params, identity_of, preprocessing_of
+    from emoprep.stages.tokens.stage import Tokens
+
+    folder = save_checkpoint(tmp_path / "ckpt", "ast")
+    tok = f"hf:{folder}"
+    manifests = _audio_run(tmp_path, clip_s=0.5)
+    setups = [{}, {"layers": "all"}, {"pooling": "mean"}, {"window_s": 0.5}, {"dtype": "float32"}]
+    extras, keys = [], []
+    for extra in setups:
+        ctx = tokens_ctx(tmp_path, manifests, tokenizer=tok, sources=("clips",), **extra)
+        extras.append(json.dumps(Tokens().fingerprint_extra(ctx), sort_keys=True))
+        p = ctx.params
+        keys.append(json.dumps(object_config(p, "cpu", identity_of(p, tok), tok, preprocessing_of(p, tok)),
+                               sort_keys=True))
+    assert len(set(keys)) == len(setups)
+    assert len(set(extras[:4])) == 4  # dtype enters through the stage's parameters instead
+    vit_params = tokens_ctx(tmp_path, manifests, sources=("clips",), pooling="mean").params
+    with pytest.raises(ConfigError, match="hf: tokenizers only"):
+        check_params(vit_params)
