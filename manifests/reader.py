@@ -25,7 +25,13 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from emoprep.manifests.token_store.layout import READER_COLUMNS, StoreError, path_column, token_sequence
+from emoprep.manifests.token_store.layout import (
+    READER_COLUMNS,
+    StoreError,
+    path_column,
+    stored_layers,
+    token_sequence,
+)
 from emoprep.manifests.token_store.reader import check_index, load_index, open_array
 from emoprep.pipeline.values import natural_key
 
@@ -53,7 +59,11 @@ class TokenDataset(Dataset[dict[str, Any]]):
     - ViT-base/16: T = 197 (CLS first; 196 with `include_cls=False`), D = 768 (771 enhanced);
     - vit-patch28-h2048: T = 65 (64 without CLS, the thesis's 64 tokens), D = 2048 (2051);
     - encodec-24khz: T = 32 (one token per codebook), D = 3450 frames of int16 codes given
-      as float32 (3453 enhanced), the thesis's audio tokens.
+      as float32 (3453 enhanced), the thesis's audio tokens;
+    - `hf:<model id or folder>`: the stored array as it is, [layers, tokens, dim] (audio:
+      [layers, windows, tokens, dim]) or pooled [layers, dim]; `layer=k` (a hidden-state
+      index, 0 = embeddings, as the store's `layers` list numbers them) reads that layer
+      alone from the memory map: [tokens, dim] (audio [windows, tokens, dim]) or [dim].
 
     Nothing is read until an item is asked for; shard files are memory-mapped once per
     process, so DataLoader workers share the page cache and not file handles. `out_root` may
@@ -69,7 +79,7 @@ class TokenDataset(Dataset[dict[str, Any]]):
     def __init__(self, out_root: str | os.PathLike[str], tokenizer: str = "vit-base-patch16-224",
                  split: str | Sequence[str] | None = None, modality: Any = None,
                  enhanced: bool = False, include_cls: bool = True, dtype: torch.dtype = torch.float32,
-                 storage_options: dict[str, Any] | None = None):
+                 storage_options: dict[str, Any] | None = None, layer: int | None = None):
         store = load_index(out_root, tokenizer, storage_options)
         self._remote = store.remote
         df = store.df
@@ -102,6 +112,14 @@ class TokenDataset(Dataset[dict[str, Any]]):
         self.sample_ids = self.index["sample_id"].astype(str).tolist()
         self._maps: dict[Path, np.ndarray] = {}
         self._pid = os.getpid()
+        self.layers, self._layer_at = stored_layers(self.index), None
+        if layer is not None:
+            if self.layers is None:
+                raise ValueError(f"layer={layer}: the {tokenizer!r} store has no layer axis "
+                                 "(only hf: encoder stores do)")
+            if layer not in self.layers:
+                raise ValueError(f"layer={layer}: the {tokenizer!r} store holds hidden states {self.layers}")
+            self._layer_at = self.layers.index(layer)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -127,13 +145,21 @@ class TokenDataset(Dataset[dict[str, Any]]):
             if self._rows[i] >= len(shard):
                 raise StoreError(f"{path}: {self.sample_ids[i]} is row {self._rows[i]} of a shard "
                                     f"with {len(shard)} rows (truncated or replaced shard?)")
+            if self.layers is not None:  # [layers, ...]: one layer read from the map, or all of them
+                row = shard[self._rows[i]] if self._layer_at is None else shard[self._rows[i], self._layer_at]
+                return self._enhance(np.asarray(row, dtype=np.float32), i)
             parts.append(np.asarray(shard[self._rows[i]], dtype=np.float32))
         try:
             tok = token_sequence(parts)
         except ValueError as exc:
             raise StoreError(f"{self.sample_ids[i]}: {self.arrays} {exc}") from None
+        return self._enhance(tok, i)
+
+    def _enhance(self, tok: np.ndarray, i: int) -> np.ndarray:
+        """`enhanced=True`: [valence, arousal, modality] appended along the last axis."""
         if self.enhanced:
-            tok = np.concatenate([tok, np.broadcast_to(self._extra[i], (len(tok), len(ENHANCED_EXTRA)))], axis=1)
+            extra = np.broadcast_to(self._extra[i], (*tok.shape[:-1], len(ENHANCED_EXTRA)))
+            tok = np.concatenate([tok, extra], axis=-1)
         return tok
 
     def __getitem__(self, i: int) -> dict[str, Any]:

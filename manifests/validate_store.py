@@ -20,6 +20,7 @@ from emoprep.manifests.token_store.layout import (
     path_column,
     sequence_shape,
     sha_column,
+    stored_layers,
 )
 from emoprep.manifests.token_store.reader import StoreIndex, read_array_checked, read_store_json
 from emoprep.manifests.validate_report import ValidationReport
@@ -59,7 +60,11 @@ def check_tokenizer(report: ValidationReport, store: StoreIndex, tokenizer: str,
 
     layout, dtypes, codebook = _expected(tokenizer, store, rows)
     arrays = list(layout) if layout else store.arrays(rows)
-    want_shape = sequence_shape(layout) if layout else None
+    layers = stored_layers(rows)
+    want_shape = (list(layout[arrays[0]]) if layers is not None and layout and len(layout) == 1
+                  else sequence_shape(layout) if layout else None)
+    if layers is not None:
+        _check_layers(report, store, tokenizer, rows, layers)
     bad_index = []
     for sid, recorded, dtype in zip(rows["sample_id"], rows["shape"], rows["dtype"], strict=True):
         shape = [int(x) for x in recorded]
@@ -94,6 +99,22 @@ def check_tokenizer(report: ValidationReport, store: StoreIndex, tokenizer: str,
     if codebook is not None or problems["codes"]:
         report.add("code-range", problems["codes"], f"every code in [0, {codebook})",
                    "{n} samples with codes outside " + f"[0, {codebook})", tokenizer)
+
+
+def _check_layers(report: ValidationReport, store: StoreIndex, tokenizer: str, rows: pd.DataFrame,
+                  layers: list[int]) -> None:
+    """An `hf:` store's layer axis: every row lists the same hidden-state indices, as many as
+    its shape's first axis, and the store.json says the same."""
+    bad = []
+    for sid, listed, shape in zip(rows["sample_id"], rows["layers"], rows["shape"], strict=True):
+        got = [int(v) for v in listed] if listed is not None else []
+        if got != layers or not len(shape) or int(shape[0]) != len(got):
+            bad.append(f"{sid} (layers {got}, shape {[int(x) for x in shape]}; index's first row: {layers})")
+    meta = _store_meta(store, rows) or {}
+    if "layers" in meta and [int(v) for v in meta["layers"]] != layers:
+        bad.append(f"store.json layers {meta['layers']} but the index lists {layers}")
+    report.add("layer-axis", bad, f"layer axis holds hidden states {layers}",
+               "{n} rows whose layer axis differs from the index's layers", tokenizer)
 
 
 def _check_shard_array(problems: dict[str, list[str]], store: StoreIndex, name: str, grp: pd.DataFrame,

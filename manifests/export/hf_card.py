@@ -19,15 +19,15 @@ def card_files(sources: list[StoreSource], parts: dict[tuple[str, str], list[str
                               "tags": ["emotion", "valence-arousal", "affective-computing", "tokens", "emoprep"]}
     for src in sources:
         header["configs"].append({
-            "config_name": src.tokenizer,
-            "data_files": [{"split": split, "path": f"{src.tokenizer}/{split}-*.parquet"} for split in src.splits]})
+            "config_name": src.config,
+            "data_files": [{"split": split, "path": f"{src.config}/{split}-*.parquet"} for split in src.splits]})
         split_info: list[dict[str, Any]] = []
         for split in src.splits:
-            names = parts[(src.tokenizer, split)]
+            names = parts[(src.config, split)]
             split_info.append({"name": split, "num_bytes": sum(sizes[p] for p in names),
                                "num_examples": int((src.rows["split"] == split).sum())})
         header["dataset_info"].append({
-            "config_name": src.tokenizer, "features": features(src)._to_yaml_list(), "splits": split_info,
+            "config_name": src.config, "features": features(src)._to_yaml_list(), "splits": split_info,
             "download_size": sum(s["num_bytes"] for s in split_info),
             "dataset_size": sum(s["num_bytes"] for s in split_info)})
     text = ["", "# emoprep token export", "",
@@ -39,12 +39,16 @@ def card_files(sources: list[StoreSource], parts: dict[tuple[str, str], list[str
         modality = "/".join(["image", "audio"][m] for m in src.modalities)
         weights = ", ".join(sorted({str(w) for w in src.rows.get("weights", []) if isinstance(w, str)})) or "?"
         counts = ", ".join(f"{s} {int((src.rows['split'] == s).sum())}" for s in src.splits)
-        text.append(f"| {src.tokenizer} | {modality} | {arrays} | {weights} | {counts} |")
+        if src.config != src.tokenizer:  # an hf: encoder: which one, and its layers and pooling
+            layers = list(src.rows["layers"].iloc[0]) if "layers" in src.rows and len(src.rows) else []
+            pooling = str(src.rows["pooling"].iloc[0]) if "pooling" in src.rows and len(src.rows) else "?"
+            arrays += f" ({src.tokenizer}; hidden states {layers}, pooling {pooling})"
+        text.append(f"| {src.config} | {modality} | {arrays} | {weights} | {counts} |")
     first = sources[0]
     text += ["", ("Weights `random-init` mean the tokens come from a seeded random model, not a published "
              "checkpoint."), "",
              "```python", "import datasets",
-             f'ds = datasets.load_dataset("PATH/TO/THIS/FOLDER", name="{first.tokenizer}", split="{first.splits[0]}")',
+             f'ds = datasets.load_dataset("PATH/TO/THIS/FOLDER", name="{first.config}", split="{first.splits[0]}")',
              'ds = ds.with_format("numpy")',
              f'ds[0]["{first.arrays[-1].name}"].shape   # {tuple(first.arrays[-1].shape)}',
              "```", "",

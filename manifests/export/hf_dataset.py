@@ -83,15 +83,16 @@ def features(source: StoreSource) -> Any:
     for spec in source.arrays:
         if len(spec.shape) == 1:
             feats[spec.name] = datasets.Sequence(datasets.Value(spec.dtype), length=spec.shape[0])
-        elif len(spec.shape) == 2:
-            feats[spec.name] = datasets.Array2D(shape=spec.shape, dtype=spec.dtype)
+        elif 2 <= len(spec.shape) <= 5:  # hf: encoders' [layers, (windows,) tokens, dim]
+            array = (datasets.Array2D, datasets.Array3D, datasets.Array4D, datasets.Array5D)[len(spec.shape) - 2]
+            feats[spec.name] = array(shape=spec.shape, dtype=spec.dtype)
         else:
             raise ConfigError(f"{source.tokenizer}: array {spec.name} {spec.shape} has no Features type here")
     return datasets.Features(feats)
 
 
 def part_names(source: StoreSource, split: str, n_parts: int) -> list[str]:
-    return [f"{source.tokenizer}/{split}-{i:05d}-of-{n_parts:05d}.parquet" for i in range(n_parts)]
+    return [f"{source.config}/{split}-{i:05d}-of-{n_parts:05d}.parquet" for i in range(n_parts)]
 
 
 def write_part(path: Path, source: StoreSource, rows: pd.DataFrame, with_images: bool) -> None:

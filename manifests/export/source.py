@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from emoprep.manifests.hf_view import view_key
-from emoprep.manifests.token_store.layout import READER_COLUMNS, StoreError, path_column
+from emoprep.manifests.token_store.layout import READER_COLUMNS, StoreError, path_column, tokenizer_folder
 from emoprep.manifests.token_store.reader import StoreIndex, check_index, load_index, open_array, read_rows
 from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.values import natural_key
@@ -43,6 +43,11 @@ class StoreSource:
     rows: pd.DataFrame
     arrays: list[ArraySpec]
     key: str  # names the store's content (tokens fingerprint + index): see hf_view.view_key
+
+    @property
+    def config(self) -> str:
+        """The export's config (folder) name: the tokenizer, or an `hf:` name made a file name."""
+        return tokenizer_folder(self.tokenizer)
 
     @property
     def splits(self) -> list[str]:
@@ -85,7 +90,7 @@ def open_sources(out_root: str | os.PathLike[str], tokenizers: list[str] | None 
                 raise ConfigError(f"{tokenizer}: no split {missing} in {out_root} "
                                   f"(it has {sorted(set(map(str, df['split'])))})")
             df = df[df["split"].isin(splits)]
-        for name in (tokenizer, *map(str, df["split"])):
+        for name in (tokenizer_folder(tokenizer), *map(str, df["split"])):
             if not name or not set(name) <= NAME_CHARS or name.startswith("."):
                 raise ConfigError(f"{name!r} cannot name an exported config or split "
                                   "(letters, digits, '_', '-', '.' only)")

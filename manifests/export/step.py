@@ -121,7 +121,7 @@ def plan_parts(sources: list[StoreSource], writer: ModuleType, shard_size: int) 
             rows = rows.assign(position=range(len(rows)))
             n = -(-len(rows) // shard_size)
             for i, rel in enumerate(writer.part_names(src, split, n)):
-                parts.append(Part(src.tokenizer, split, rel, rows.iloc[i * shard_size:(i + 1) * shard_size]))
+                parts.append(Part(src.config, split, rel, rows.iloc[i * shard_size:(i + 1) * shard_size]))
     return parts
 
 
@@ -155,7 +155,7 @@ def _run(dest: Path, key: str, options: dict[str, Any], sources: list[StoreSourc
                 files[part.rel] = info
                 result.reused.append(part.rel)
             else:
-                source = next(s for s in sources if s.tokenizer == part.config)
+                source = next(s for s in sources if s.config == part.config)
                 with atomic_path(target) as tmp:
                     writer.write_part(tmp, source, part.rows, with_images)
                 files[part.rel] = _file_info(target)

@@ -33,19 +33,20 @@ import numpy as np
 import pandas as pd
 
 from emoprep.manifests.export.source import StoreSource
-from emoprep.manifests.token_store.layout import StoreError, token_sequence
+from emoprep.manifests.token_store.layout import HIDDEN, StoreError, token_sequence
 from emoprep.pipeline.atomic import canonical_json
 
 NAME = "webdataset"
 VERSION = "1"
 MTIME = 0  # member times: fixed, so bytes depend on content only
 JSON_COLUMNS = ("sample_id", "source_id", "split", "modality", "emotion", "valence", "arousal",
-                "valence_raw", "arousal_raw", "start_s", "end_s", "tokenizer", "weights", "image_path", "audio_path")
+                "valence_raw", "arousal_raw", "start_s", "end_s", "tokenizer", "weights", "image_path", "audio_path",
+                "pooling")
 _KEY_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 
 
 def part_names(source: StoreSource, split: str, n_parts: int) -> list[str]:
-    return [f"{source.tokenizer}/{split}-{i:06d}.tar" for i in range(n_parts)]
+    return [f"{source.config}/{split}-{i:06d}.tar" for i in range(n_parts)]
 
 
 def sample_key(position: int, sample_id: str) -> str:
@@ -54,7 +55,11 @@ def sample_key(position: int, sample_id: str) -> str:
 
 def tokens_of(arrays: dict[str, np.ndarray], i: int) -> np.ndarray:
     """Sample i's tokens in the stored dtype: 1-D arrays (CLS) become one token, in the
-    store's array order (the sequence `TokenDataset.tokens` gives, before its float32 cast)."""
+    store's array order (the sequence `TokenDataset.tokens` gives, before its float32 cast);
+    an `hf:` encoder's `hidden` array as it is stored ([layers, ...])."""
+    if HIDDEN in arrays:
+        layered: np.ndarray = arrays[HIDDEN][i]
+        return layered
     return token_sequence([a[i] for a in arrays.values()])
 
 
@@ -118,9 +123,9 @@ def extra_files(sources: list[StoreSource], parts: dict[tuple[str, str], list[st
     for src in sources:
         arrays = ", ".join(f"{a.name} {list(a.shape)} {a.dtype}" for a in src.arrays)
         for split in src.splits:
-            names = parts[(src.tokenizer, split)]
+            names = parts[(src.config, split)]
             n = int((src.rows["split"] == split).sum())
-            lines.append(f"| {src.tokenizer} | {arrays} | {split} | {n} | {len(names)} | "
+            lines.append(f"| {src.config} | {arrays} | {split} | {n} | {len(names)} | "
                          f"{sum(sizes[p] for p in names)} |")
     lines += ["", "```python", "import webdataset as wds",
               'config, split = "CONFIG", "train"',

@@ -79,7 +79,8 @@ KNOWN_DTYPES: dict[str, tuple[str, ...]] = {"encodec-24khz": ("int16",), "encode
 # Codes must lie in [0, codebook size).
 KNOWN_CODEBOOKS: dict[str, int] = {"encodec-24khz": 1024, "encodec-tiny-test": 16}
 # Token order when a reader concatenates a sample's arrays.
-ARRAY_ORDER = ("cls", "patches", "codes")
+HIDDEN = "hidden"  # the one array of an hf: encoder store: [layers, ...] per sample
+ARRAY_ORDER = ("cls", "patches", "codes", HIDDEN)
 # Index columns every reader needs (plus `<array>_path` / `<array>_sha256` per array).
 READER_COLUMNS = ("sample_id", "row", "modality", "valence", "arousal")
 
@@ -88,6 +89,27 @@ class StoreError(DataError, ValueError):
     """A token store that cannot be read as it is: an index lacking columns or holding
     values of the wrong kind, a shard file that is missing, truncated or not a numeric NPY
     array, a path that leads out of the store's root. The message names the file."""
+
+
+def tokenizer_folder(tokenizer: str) -> str:
+    """The folder name of a tokenizer's stores under `tokens/`: its name, or for
+    `hf:<model id or folder>` that name without path separators plus a short hash of it
+    (two folders with one base name stay apart)."""
+    if not tokenizer.startswith("hf:"):
+        return tokenizer
+    import hashlib
+    import re
+
+    body = re.sub(r"[^A-Za-z0-9._-]+", "-", tokenizer[3:]).strip("-.")[-60:]
+    return f"hf-{body}-{hashlib.sha256(tokenizer.encode()).hexdigest()[:8]}"
+
+
+def stored_layers(index: pd.DataFrame) -> list[int] | None:
+    """The hidden-state indices an `hf:` encoder store holds along its layer axis (its index's
+    `layers` column, 0 = embeddings), or None for a store without one (ViT, EnCodec)."""
+    if "layers" not in index.columns or index.empty or index["layers"].isna().all():
+        return None
+    return [int(v) for v in index["layers"].dropna().iloc[0]]
 
 
 def shard_file(array: str, shard: int) -> str:

@@ -34,6 +34,7 @@ from emoprep.manifests.token_store.layout import (
     STORE_FILE,
     StoreError,
     sha_column,
+    tokenizer_folder,
 )
 
 
@@ -274,7 +275,7 @@ def _whole(s: pd.Series) -> pd.Series:
 def _single_store(root: Path, tokenizer: str | None) -> Path:
     """The one finished store folder under `root/tokens/`: `tokens/<tokenizer>/<fp>/`, or
     `tokens/<a>+<b>/<fp>/<tokenizer>/` written by a stage with several tokenizers."""
-    tok = tokenizer or "*"
+    tok = tokenizer_folder(tokenizer) if tokenizer else "*"
     found = sorted(p.parent for p in root.glob(f"tokens/{tok}/*/{STORE_FILE}") if (p.parent / "_DONE.json").is_file())
     found += sorted(p.parent for p in root.glob(f"tokens/*/*/{tok}/{STORE_FILE}")
                     if (p.parent.parent / "_DONE.json").is_file())

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from emoprep.manifests.reasons import BAD_AUDIO_LENGTH
 from emoprep.manifests.token_store.objects import write_object
 from emoprep.pipeline.context import ItemContext
 from emoprep.pipeline.filehash import hash_file
@@ -40,8 +41,9 @@ def object_config(p: TokensParams, device: str, identity: dict[str, Any],
     fam = family_of(tok)
     compute = fam.compute(device, p.autocast)
     random_init = identity["sha256"] == weights.RANDOM_INIT
-    config = {"tokenizer": tok, "arch": fam.arch(tok),
-              "layout": {k: list(v) for k, v in fam.layout(tok).items()},
+    layout = fam.layout(tok, p)
+    config = {"tokenizer": tok, "arch": fam.arch(tok, p),
+              **({"layout": {k: list(v) for k, v in layout.items()}} if layout is not None else {}),
               "weights": identity["sha256"], "init_seed": int(identity["seed"]) if random_init else None,
               "device": compute.device, "compute_dtype": compute.dtype_name, "dtype": fam.store_dtype(tok, p),
               "code": fam.object_code, "libraries": {d: library_version(d) for d in sorted(fam.libraries)}}
@@ -119,7 +121,9 @@ def encode_shard(samples: list[dict[str, Any]], digests: list[str], ctx: ItemCon
     fam = family_of(tok)
     n = len(samples)
     dtype = fam.store_dtype(tok, p)
-    arrays = {name: np.empty((n, *shape), dtype=dtype) for name, shape in fam.layout(tok).items()}
+    layout = fam.layout(tok, p)
+    arrays = ({name: np.empty((n, *shape), dtype=dtype) for name, shape in layout.items()}
+              if layout is not None else _LazyArrays(n, dtype))
     good = np.zeros(n, dtype=bool)
     failed: list[list[Any]] = []
     inputs: list[Any] = [ctx.abs(s["input_path"]) if "view" not in s else (view_root(s["view"], ctx.roots), s["view"])
@@ -146,13 +150,48 @@ def encode_shard(samples: list[dict[str, Any]], digests: list[str], ctx: ItemCon
             if j in bad_at:
                 failed.append([i, *bad_at[j]])
                 continue
-            for name, arr in arrays.items():
-                arr[i] = out[name][j]
+            if isinstance(arrays, _LazyArrays):
+                refused = arrays.put(i, {name: out[name][j] for name in out})
+                if refused:
+                    failed.append([i, BAD_AUDIO_LENGTH, refused])
+                    continue
+            else:
+                for name, arr in arrays.items():
+                    arr[i] = out[name][j]
             good[i] = True
+    if isinstance(arrays, _LazyArrays):
+        arrays = arrays.stacked()
     ok = np.flatnonzero(good).tolist()
-    if len(ok) < n:
+    if len(ok) < n and not isinstance(arrays, _LazyArrays):
         arrays = {name: arr[good] for name, arr in arrays.items()}
     return arrays, ok, sorted(failed, key=lambda f: f[0])
+
+
+class _LazyArrays:
+    """A shard's arrays when their per-sample shape is known only from the model's output
+    (`hf:` tokenizers): the first kept sample sets it, a sample of another shape is refused."""
+
+    def __init__(self, n: int, dtype: str):
+        self.dtype = dtype
+        self.rows: dict[int, dict[str, np.ndarray]] = {}
+        self.shapes: dict[str, tuple[int, ...]] | None = None
+
+    def put(self, i: int, arrays: dict[str, np.ndarray]) -> str | None:
+        shapes = {k: tuple(v.shape) for k, v in arrays.items()}
+        if self.shapes is None:
+            self.shapes = shapes
+        elif shapes != self.shapes:
+            return (f"gives arrays of shape {shapes}, the shard's first sample {self.shapes} "
+                    "(a store holds one shape: cut the inputs to one length, or pool)")
+        self.rows[i] = arrays
+        return None
+
+    def stacked(self) -> dict[str, np.ndarray]:
+        if not self.rows:
+            return {}
+        names = next(iter(self.rows.values()))
+        return {k: np.stack([self.rows[i][k] for i in sorted(self.rows)]).astype(self.dtype, copy=False)
+                for k in names}
 
 
 class _Collate:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from emoprep.manifests.reasons import NON_FINITE_TOKENS
 from emoprep.pipeline.errors import ConfigError
@@ -27,16 +27,17 @@ from emoprep.pipeline.reasons import ReasonCode
 from emoprep.stages.tokens import encodec, vit, weights
 from emoprep.stages.tokens.decode import Decoded, decode_image
 from emoprep.stages.tokens.encodec import LoadedEncodec
+from emoprep.stages.tokens.family_api import FamilyParams as TokensParams
+from emoprep.stages.tokens.hf_family import HFFamily, audio_key_digest
+from emoprep.stages.tokens.hf_model import LoadedHF
 from emoprep.stages.tokens.vit import LoadedViT
 from emoprep.stages.tokens.weights import Compute, WeightsSource
 
-if TYPE_CHECKING:  # params.py imports this module (check_params asks the families)
-    from emoprep.stages.tokens.params import TokensParams
-
 # A model as a family loads it, and a sample the model failed on: (position in the batch,
 # reason, detail).
-LoadedModel = LoadedViT | LoadedEncodec
+LoadedModel = LoadedViT | LoadedEncodec | LoadedHF
 Failure = tuple[int, ReasonCode, str]
+INPUT_COLUMNS = ("image_path", "audio_path")  # the index column naming a sample's input, by modality
 
 
 class ViTFamily:
@@ -52,16 +53,19 @@ class ViTFamily:
     object_code = "1"  # bump when the arrays for the same setup and inputs change: it keys every object
     names = vit.ARCHS
 
-    def check(self, tok: str) -> None:
+    def check(self, tok: str, p: TokensParams) -> None:
         vit.check_tokenizer(tok)
 
-    def layout(self, tok: str) -> dict[str, tuple[int, ...]]:
+    def input_column_of(self, tok: str) -> str:
+        return self.input_column
+
+    def layout(self, tok: str, p: TokensParams) -> dict[str, tuple[int, ...]]:
         return vit.token_layout(tok)
 
     def store_dtype(self, tok: str, p: TokensParams) -> str:
         return p.dtype
 
-    def arch(self, tok: str) -> dict[str, Any]:
+    def arch(self, tok: str, p: TokensParams) -> dict[str, Any]:
         return dict(sorted(vit.ARCHS[tok].items()))
 
     def locate(self, tok: str, weights_dir: str | None, p: TokensParams) -> WeightsSource:
@@ -79,7 +83,7 @@ class ViTFamily:
     def batch_size(self, p: TokensParams, device: str) -> int:
         return int(p.batch_size)
 
-    def store_extra(self, tok: str) -> dict[str, Any]:
+    def store_extra(self, tok: str, p: TokensParams) -> dict[str, Any]:
         return {}
 
     def load(self, tok: str) -> Callable[..., Decoded]:
@@ -92,7 +96,7 @@ class ViTFamily:
         """What keys one input in a shard object: the file's bytes decide the pixels."""
         return digest
 
-    def preprocessing(self, source: WeightsSource) -> dict[str, Any] | None:
+    def preprocessing(self, tok: str, source: WeightsSource) -> dict[str, Any] | None:
         """The checkpoint's preprocessor_config.json constants, or ViT's defaults (recorded)."""
         return vit.read_preprocessing(source).record()
 
@@ -121,16 +125,19 @@ class EncodecFamily:
     object_code = "1"  # bump when the arrays for the same setup and inputs change: it keys every object
     names = encodec.ARCHS
 
-    def check(self, tok: str) -> None:
+    def check(self, tok: str, p: TokensParams) -> None:
         encodec.check_tokenizer(tok)
 
-    def layout(self, tok: str) -> dict[str, tuple[int, ...]]:
+    def input_column_of(self, tok: str) -> str:
+        return self.input_column
+
+    def layout(self, tok: str, p: TokensParams) -> dict[str, tuple[int, ...]]:
         return encodec.token_layout(tok)
 
     def store_dtype(self, tok: str, p: TokensParams) -> str:
         return "int16"
 
-    def arch(self, tok: str) -> dict[str, Any]:
+    def arch(self, tok: str, p: TokensParams) -> dict[str, Any]:
         spec = encodec.ARCHS[tok]
         return {"config": dict(sorted(spec["config"].items())), "bandwidth": spec["bandwidth"],
                 "clip_s": spec["clip_s"], "resampler": encodec.RESAMPLER}
@@ -153,7 +160,7 @@ class EncodecFamily:
         n = int(p.audio_batch_size)
         return n if n > 0 else (8 if device == "cuda" else 1)
 
-    def store_extra(self, tok: str) -> dict[str, Any]:
+    def store_extra(self, tok: str, p: TokensParams) -> dict[str, Any]:
         return {"codebook_size": encodec.codebook_size(tok), "sample_rate": encodec.sample_rate(tok),
                 "bandwidth_kbps": encodec.bandwidth(tok), "clip_s": encodec.ARCHS[tok]["clip_s"]}
 
@@ -164,17 +171,9 @@ class EncodecFamily:
         return (sample.get("sample_rate"),)
 
     def key_digest(self, sample: dict[str, Any], digest: str) -> str:
-        """The file's bytes, and for a float32 `.npy` clip (no rate in the file) the manifest's
-        sample rate, which then decides the resampling."""
-        view = sample.get("view")
-        if view is not None:  # the song's bytes and the samples the view takes of it
-            return (f"{digest}[{view['offset_samples']}:+{view['n_audio']}→{view['n_samples']}"
-                    f"@{view['sample_rate']}Hz]")
-        if str(sample["input_path"]).lower().endswith(".npy"):
-            return f"{digest}@{sample.get('sample_rate')}Hz"
-        return digest
+        return audio_key_digest(sample, digest)
 
-    def preprocessing(self, source: WeightsSource) -> dict[str, Any] | None:
+    def preprocessing(self, tok: str, source: WeightsSource) -> dict[str, Any] | None:
         return None  # the clip's rate and length are the architecture's (`arch`)
 
     def preparer(self, loaded: LoadedModel) -> Callable[[list[np.ndarray]], Any]:
@@ -185,16 +184,21 @@ class EncodecFamily:
         return {"codes": encodec.encode(loaded.model, batch, tok, loaded.compute)}, []
 
 
-Family = ViTFamily | EncodecFamily
-FAMILIES: tuple[Family, ...] = (ViTFamily(), EncodecFamily())
+Family = ViTFamily | EncodecFamily | HFFamily
+HF_FAMILY = HFFamily()
+FAMILIES: tuple[Family, ...] = (ViTFamily(), EncodecFamily(), HF_FAMILY)
 TOKENIZERS: dict[str, Family] = {name: fam for fam in FAMILIES for name in fam.names}
 
 
 def family_of(tokenizer: str) -> Family:
+    """The family of a tokenizer name: a fixed name (ViT, EnCodec), or `hf:<id or folder>`."""
+    if tokenizer.startswith("hf:"):
+        return HF_FAMILY
     try:
         return TOKENIZERS[tokenizer]
     except KeyError:
-        raise ConfigError(f"unknown tokenizer {tokenizer!r}; known: {', '.join(sorted(TOKENIZERS))}") from None
+        raise ConfigError(f"unknown tokenizer {tokenizer!r}; known: {', '.join(sorted(TOKENIZERS))}, "
+                          "or hf:<model id> / hf:<checkpoint folder>") from None
 
 
 # ---- model-specific loading and batching (runs in DataLoader workers) ----------------

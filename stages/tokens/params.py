@@ -3,10 +3,17 @@ families make of them: `resolve.py`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from emoprep.pipeline.errors import ConfigError
 from emoprep.pipeline.stage import runtime
 from emoprep.stages.tokens import vit
+
+
+def hf_only(default: Any) -> Any:
+    """A parameter of `hf:` tokenizers: out of the stage's parameter fingerprint (like a
+    runtime knob) and entered, for `hf:` tokenizers only, through `fingerprint_extra`."""
+    return runtime(default)
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,14 @@ class TokensParams:
     # False (real data without --allow-random-init): refuse to plan a random init where a
     # published checkpoint exists, saying how to get it (set by the command line)
     allow_random_init: bool = runtime(True)
+    # `hf:` tokenizers only (hf_checkpoint.py, hf_model.py). Kept out of the parameters'
+    # fingerprint so the ViT and EnCodec stores keep theirs; `Tokens.fingerprint_extra` and
+    # every shard-object key of an `hf:` tokenizer hold them.
+    # "last" | "all" | [hidden-state indices, 0 = embeddings, as output_hidden_states numbers them]
+    layers: str | list[int] = hf_only("last")   # noqa: RUF009 - hf_only() is a dataclasses.field
+    pooling: str = hf_only("none")              # none | mean | cls
+    window_s: float = hf_only(0.0)              # audio window; 0 = the model's input limit
+    trust_remote_code: bool = hf_only(False)    # run a checkpoint's own code (auto_map)
 
 
 def assignment(p: TokensParams) -> dict[str, str]:

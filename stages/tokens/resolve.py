@@ -9,6 +9,7 @@ from emoprep.pipeline.context import ItemContext
 from emoprep.pipeline.errors import ConfigError
 from emoprep.stages.tokens import weights
 from emoprep.stages.tokens.families import family_of
+from emoprep.stages.tokens.hf_checkpoint import is_hf
 from emoprep.stages.tokens.params import TokensParams, tokenizer_names
 
 
@@ -17,7 +18,10 @@ def check_params(p: TokensParams) -> TokensParams:
     if not p.sources:
         raise ConfigError("tokens.sources is empty: name the stages that produce the inputs")
     for tok in tokenizer_names(p):
-        family_of(tok).check(tok)
+        family_of(tok).check(tok, p)
+    if (p.layers != "last" or p.pooling != "none") and not any(map(is_hf, tokenizer_names(p))):
+        raise ConfigError("tokens.layers and tokens.pooling apply to hf: tokenizers only "
+                          f"(this stage has {', '.join(tokenizer_names(p))})")
     if p.dtype not in STORE_DTYPES:
         raise ConfigError(f"tokens.dtype {p.dtype!r}: expected one of {', '.join(STORE_DTYPES)}")
     for name in ("shard_size", "batch_size"):
@@ -64,4 +68,4 @@ def identity_of(p: TokensParams, tokenizer: str, ctx: ItemContext[TokensParams] 
 def preprocessing_of(p: TokensParams, tokenizer: str) -> dict[str, Any] | None:
     """How `tokenizer`'s inputs become model input, as recorded (None: nothing configurable)."""
     fam = family_of(tokenizer)
-    return fam.preprocessing(fam.locate(tokenizer, weights_dir_for(p, tokenizer), p))
+    return fam.preprocessing(tokenizer, fam.locate(tokenizer, weights_dir_for(p, tokenizer), p))

@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from emoprep.manifests.reasons import NO_IMAGE, NO_INPUT
-from emoprep.manifests.token_store.layout import store_meta
+from emoprep.manifests.token_store.layout import store_meta, tokenizer_folder
 from emoprep.manifests.token_store.objects import OBJECTS_DIR, link_shard, object_key, read_object, sweep_object_temps
 from emoprep.manifests.token_store.writer import write_store_files
 from emoprep.pipeline.context import ItemContext, StageContext
@@ -65,11 +65,13 @@ from emoprep.pipeline.values import natural_key
 from emoprep.stages.tokens import encode, weights
 from emoprep.stages.tokens.encode import failures_as_rejects, object_config, sample_digest
 from emoprep.stages.tokens.families import FAMILIES, family_of
+from emoprep.stages.tokens.hf_checkpoint import is_hf
 from emoprep.stages.tokens.index_rows import index_rows, store_rows
 from emoprep.stages.tokens.inputs import inside_output_root, match_labels, payload_sample, source_rows, without_image
 from emoprep.stages.tokens.params import TokensParams, assignment, tokenizer_names
 from emoprep.stages.tokens.resolve import check_params, identity_of, preprocessing_of, weights_dir_for
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 UNMATCHED_KEY = "unmatched"  # the work item that carries the rejects found while planning
 T = TypeVar("T")
 
@@ -93,7 +95,7 @@ class Tokens(Stage[TokensParams]):
         return [*params.sources, "split"]
 
     def output_subdir(self, params: TokensParams) -> str:
-        return "tokens/" + "+".join(tokenizer_names(params))
+        return "tokens/" + "+".join(map(tokenizer_folder, tokenizer_names(params)))
 
     # ---- fingerprint ----------------------------------------------------------------
     def fingerprint_extra(self, ctx: StageContext[TokensParams]) -> dict[str, Any]:
@@ -111,9 +113,11 @@ class Tokens(Stage[TokensParams]):
             compute = fam.compute(ctx.device, p.autocast)
             setups[tok] = {"weights": identity_of(p, tok, ctx), "device": compute.device,
                            "compute_dtype": compute.dtype_name}
-            prep = fam.preprocessing(source)
+            prep = fam.preprocessing(tok, source)
             if prep is not None:
                 setups[tok]["preprocessing"] = prep
+            if is_hf(tok):  # the checkpoint's architecture and revision, layers, pooling, window
+                setups[tok]["arch"] = fam.arch(tok, p)
         return next(iter(setups.values())) if len(setups) == 1 else {"tokenizers": setups}
 
     # ---- plan -----------------------------------------------------------------------
@@ -127,7 +131,8 @@ class Tokens(Stage[TokensParams]):
         samples, rejects = match_labels(inputs, labels)
         samples, escaping = inside_output_root(samples, ctx.out_root)
         rejects += escaping
-        audio = any(family_of(t).input_column == "audio_path" for t in names)
+        check_modalities(samples, assign)
+        audio = any(family_of(t).input_column_of(t) == "audio_path" for t in names)
         rejects += without_image(labels.index, inputs, p.sources, NO_INPUT if audio else NO_IMAGE)
         items = []
         for tok in names:
@@ -175,9 +180,14 @@ class Tokens(Stage[TokensParams]):
         names = tokenizer_names(p)
         for tok in names:
             fam = family_of(tok)
-            index = rows if len(names) == 1 else store_rows(rows, tok)
-            meta = store_meta(index, tok, fam.store_dtype(tok, p), fam.layout(tok), identity_of(p, tok, ctx),
-                              extra=fam.store_extra(tok))
+            index = rows if len(names) == 1 else store_rows(rows, tok, p)
+            layout = fam.layout(tok, p)
+            extra = fam.store_extra(tok, p)
+            if layout is None:  # hf: one array, its per-sample shape from the index
+                shape = [int(v) for v in index["shape"].iloc[0]] if len(index) else []
+                layout = {fam.main_array: tuple(shape)}
+                extra = {**extra, "shape": shape}
+            meta = store_meta(index, tok, fam.store_dtype(tok, p), layout, identity_of(p, tok, ctx), extra=extra)
             write_store_files(store_dir(ctx.out_dir, p, tok), index, meta)
         return rows, rejects
 
@@ -187,17 +197,34 @@ class Tokens(Stage[TokensParams]):
 def objects_dir(out_root: Path, p: TokensParams, tokenizer: str | None = None) -> Path:
     """The shard-object store of one tokenizer, shared by every fingerprint folder and every
     stage configuration that uses it: `tokens/<tokenizer>/objects/`."""
-    return Path(out_root) / "tokens" / (tokenizer or tokenizer_names(p)[0]) / OBJECTS_DIR
+    return Path(out_root) / "tokens" / tokenizer_folder(tokenizer or tokenizer_names(p)[0]) / OBJECTS_DIR
 
 
 def store_dir(out_dir: Path, p: TokensParams, tokenizer: str) -> Path:
     """Where a tokenizer's store lives: the fingerprint folder, or its `<tokenizer>/`
     subfolder when the stage writes several stores."""
-    return Path(out_dir) if len(tokenizer_names(p)) == 1 else Path(out_dir) / tokenizer
+    return Path(out_dir) if len(tokenizer_names(p)) == 1 else Path(out_dir) / tokenizer_folder(tokenizer)
 
 
 def item_key(p: TokensParams, tokenizer: str, shard: int) -> str:
-    return f"shard-{shard:05d}" if len(tokenizer_names(p)) == 1 else f"{tokenizer}/shard-{shard:05d}"
+    return f"shard-{shard:05d}" if len(tokenizer_names(p)) == 1 else f"{tokenizer_folder(tokenizer)}/shard-{shard:05d}"
+
+
+def check_modalities(samples: list[dict[str, Any]], assign: dict[str, str]) -> None:
+    """Refuse (exit 2, before any item runs) an `hf:` encoder given inputs of the other
+    modality: an image encoder given audio, an audio encoder given images."""
+    seen: dict[str, str] = {}
+    for s in samples:
+        tok = assign[s["stage"]]
+        if is_hf(tok) and s["stage"] not in seen:
+            audio = "view" in s or not str(s["input_path"]).lower().endswith(IMAGE_SUFFIXES)
+            seen[s["stage"]] = "audio" if audio else "image"
+    for stage, modality in seen.items():
+        want = family_of(assign[stage]).input_column_of(assign[stage])
+        if (want == "audio_path") != (modality == "audio"):
+            kind = "an audio" if want == "audio_path" else "an image"
+            raise ConfigError(f"tokens: {assign[stage]} is {kind} encoder, but source {stage!r} gives "
+                              f"{modality} inputs; give it to an encoder of that modality (tokens.tokenizers)")
 
 
 def _chunks(seq: list[T], size: int) -> list[list[T]]:
