@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 TESTS = REPO / "tests"
 HELPERS = TESTS / "helpers"
 TOY_RECIPE = HELPERS / "toy.toml"
+EMOPREP = Path(sys.executable).with_name("emoprep")  # the console script of the venv running the tests
 
 
 def pythonpath_with_repo() -> str:

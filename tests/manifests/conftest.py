@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.fixtures import TINY_AUDIO, TINY_IMAGE, DemoRun
+from tests.helpers.paths import EMOPREP
 from tests.helpers.token_fixtures import build_store
 
 
@@ -33,10 +34,6 @@ def out(pristine, tmp_path):
     return root
 
 
-EMOPREP = Path(sys.executable).with_name("emoprep")
-AUDIO, IMAGE = "encodec-tiny-test", "vit-tiny-test"  # the thesis-v12 code paths, tiny models
-
-
 @pytest.fixture(scope="session")
 def v12(demo_data, tmp_path_factory):
     """thesis-v12 on the demo data with tiny models: an EnCodec store (0.5 s clips, the tiny
@@ -44,7 +41,7 @@ def v12(demo_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("v12") / "out"
     done = subprocess.run([str(EMOPREP), "run", "--recipe", "thesis-v12", "--data-root", str(demo_data),
                            "--out", str(out), "-q",
-                           "--set", f"tokens.tokenizers={{clips = '{AUDIO}', images = '{IMAGE}'}}",
+                           "--set", f"tokens.tokenizers={{clips = '{TINY_AUDIO}', images = '{TINY_IMAGE}'}}",
                            "--set", "clips.target_s=0.5", "--set", "clips.policy='trim'"],
                           capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -52,11 +49,7 @@ def v12(demo_data, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def v3(demo_data, tmp_path_factory):
-    """thesis-v3 on the demo data with the tiny ViT: one store of spectrograms and images."""
-    out = tmp_path_factory.mktemp("v3") / "out"
-    done = subprocess.run([str(EMOPREP), "run", "--recipe", "thesis-v3", "--data-root", str(demo_data),
-                           "--out", str(out), "-q", "--set", f"tokens.tokenizer='{IMAGE}'"],
-                          capture_output=True, text=True, timeout=1200)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return out
+def v3(thesis_v3_run: DemoRun) -> Path:
+    """thesis-v3 on the demo data with the tiny ViT: one store of spectrograms and images (the
+    session's shared run: read it, do not change it)."""
+    return thesis_v3_run.out

@@ -22,7 +22,7 @@ from emoprep.manifests.export.step import EXPORT_FILE, WORK_DIR, export
 from emoprep.manifests.reader import TokenDataset
 from emoprep.manifests.token_store.reader import load_index
 from emoprep.pipeline.errors import ConfigError
-from tests.manifests.conftest import EMOPREP
+from tests.helpers.cli import invoke, said
 
 
 @pytest.fixture(params=["v3", "v12"])
@@ -194,14 +194,14 @@ def test_a_killed_export_resumes_to_the_bytes_of_a_clean_one(v12, tmp_path, fmt)
 
 def test_the_command_line_export(v12, tmp_path):
     dest = tmp_path / "hf"
-    cmd = [str(EMOPREP), "export", str(dest), "--format", "hf", "--out", str(v12), "--tokenizer", "vit-tiny-test"]
-    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert first.returncode == 0, first.stderr[-2000:]
+    cmd = ["export", str(dest), "--format", "hf", "--out", str(v12), "--tokenizer", "vit-tiny-test"]
+    first = invoke(*cmd)
+    assert first.exit_code == 0, said(first)
     assert "vit-tiny-test" in first.stdout and "part file(s) written" in first.stdout
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0 and "up to date" in again.stdout
-    bad = subprocess.run([*cmd, "--with-images"], capture_output=True, text=True, timeout=600)
-    assert bad.returncode == 2 and "--with-images" in bad.stderr
+    again = invoke(*cmd)
+    assert again.exit_code == 0 and "up to date" in again.stdout, said(again)
+    bad = invoke(*cmd, "--with-images")
+    assert bad.exit_code == 2 and "--with-images" in bad.stderr, said(bad)
 
 
 def test_push_to_hub_asks_for_a_private_dataset_repo_and_skips_the_bookkeeping(monkeypatch, tmp_path):

@@ -12,8 +12,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from emoprep.manifests import BalancedBatchSampler, MixedTokenDataset, TokenDataset, collate_tokens
+from tests.helpers.fixtures import TINY_AUDIO as AUDIO
+from tests.helpers.fixtures import TINY_IMAGE as IMAGE
 from tests.helpers.paths import REPO
-from tests.manifests.conftest import AUDIO, IMAGE
 
 
 @pytest.mark.parametrize(("ratios", "batch_size"), [({"audio": 1, "image": 1}, 4), ({"audio": 1, "image": 3}, 8)])

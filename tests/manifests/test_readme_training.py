@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import re
 import shlex
-import subprocess
 from typing import Any
 
 import torch.distributed as dist
 
 from emoprep.manifests.reader import TokenDataset
+from tests.helpers.cli import invoke, said
+from tests.helpers.fixtures import TINY_AUDIO as AUDIO
+from tests.helpers.fixtures import TINY_IMAGE as IMAGE
 from tests.helpers.paths import REPO
-from tests.manifests.conftest import AUDIO, EMOPREP, IMAGE
 
 
 def snippets() -> list[str]:
@@ -63,9 +64,8 @@ def test_the_export_commands_and_their_readers_run(v3, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the README's relative export folders
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")  # not the user's cache
     for cmd in (hf_cmd, wds_cmd):
-        argv = [str(EMOPREP), *(_as_tiny(a, str(v3), IMAGE) for a in cmd[1:])]
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr[-2000:]
+        done = invoke(*(_as_tiny(a, str(v3), IMAGE) for a in cmd[1:]))
+        assert done.exit_code == 0, said(done)
     hf_code, wds_code = snippets()[4], snippets()[5]
     scope: dict[str, Any] = {}
     exec(compile(_as_tiny(hf_code, str(v3), IMAGE), "README.md (HF)", "exec"), scope)  # noqa: S102

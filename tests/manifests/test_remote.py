@@ -13,7 +13,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from emoprep.manifests import MixedTokenDataset, TokenDataset, load_index
-from tests.manifests.conftest import AUDIO, IMAGE
+from tests.helpers.fixtures import TINY_AUDIO as AUDIO
+from tests.helpers.fixtures import TINY_IMAGE as IMAGE
 
 TOK = "vit-tiny-test"
 

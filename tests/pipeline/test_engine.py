@@ -23,10 +23,9 @@ from emoprep.pipeline.executors.process_pool import ProcessPoolExecutorBackend
 from emoprep.pipeline.lock import EXCL_NAME, STALE_AFTER_S, OutputLock
 from emoprep.pipeline.runner import Runner
 from tests.helpers.catalog import recipe, toy_catalog
-from tests.helpers.paths import REPO, TOY_RECIPE, pythonpath_with_repo
+from tests.helpers.cli import invoke, said
+from tests.helpers.paths import EMOPREP, REPO, TOY_RECIPE, pythonpath_with_repo
 from tests.helpers.treecmp import diff, done_but_incomplete, snapshot, temp_files
-
-EMOPREP = Path(sys.executable).with_name("emoprep")
 
 
 def make_data(root: Path, n: int = 10, bad: bool = True) -> Path:
@@ -238,6 +237,9 @@ def test_force_rebuilds(tmp_path, data):
     assert [s.status for s in run(out, data, force=True)] == ["ran"] * 3
 
 
+TOY_PLUGINS = {"EMOPREP_PLUGINS": "tests.helpers.toy_stages"}
+
+
 def _cli(args, env_extra=None, **kw):
     env = {**os.environ, "EMOPREP_PLUGINS": "tests.helpers.toy_stages",
            "PYTHONPATH": pythonpath_with_repo()}
@@ -399,9 +401,9 @@ def test_a_lock_file_of_another_host_is_stale_only_when_no_longer_refreshed(tmp_
 
 def test_wrong_data_root_is_exit_2_with_the_expected_layout(tmp_path):
     (tmp_path / "empty").mkdir()
-    proc = _cli(_toy_args(tmp_path / "out", tmp_path / "empty"))
-    assert proc.wait(60) == 2
-    assert "expected the toy layout" in proc.stderr.read()
+    res = invoke(*_toy_args(tmp_path / "out", tmp_path / "empty"), env=TOY_PLUGINS)
+    assert res.exit_code == 2, said(res)
+    assert "expected the toy layout" in res.stderr
 
 
 def test_recipe_errors_name_the_key(tmp_path):
@@ -425,20 +427,19 @@ def test_recipe_errors_name_the_key(tmp_path):
 
 def test_help_reads_well():
     for args in ([], ["run"], ["status"], ["demo-data"], ["stages"], ["recipes"]):
-        res = subprocess.run([str(EMOPREP), *args, "--help"], capture_output=True, text=True)
-        assert res.returncode == 0, res.stderr
+        res = invoke(*args, "--help")
+        assert res.exit_code == 0, said(res)
         assert "Usage" in res.stdout
-    res = subprocess.run([str(EMOPREP), "run", "--help"], capture_output=True, text=True)
+    res = invoke("run", "--help")
     for opt in ("--stage", "--recipe", "--data-root", "--out", "--force", "--executor", "--device",
                 "--dry-run", "--set", "--no-wait"):
         assert opt in res.stdout
-    version = subprocess.run([str(EMOPREP), "--version"], capture_output=True, text=True)
-    assert version.returncode == 0 and re.fullmatch(r"emoprep \d+\.\d+\.\d+\S*\n", version.stdout)
+    version = invoke("--version")
+    assert version.exit_code == 0 and re.fullmatch(r"emoprep \d+\.\d+\.\d+\S*\n", version.stdout)
     for opt, bad in (("--executor", "threads"), ("--device", "tpu")):
-        res = subprocess.run([str(EMOPREP), "run", opt, bad], capture_output=True, text=True)
-        assert res.returncode == 2 and bad in res.stderr, res.stderr  # a choice, refused before anything runs
-    res = subprocess.run([str(EMOPREP), "--help"], capture_output=True, text=True)
-    assert "--install-completion" in res.stdout
+        res = invoke("run", opt, bad)
+        assert res.exit_code == 2 and bad in res.stderr, said(res)  # a choice, refused before anything runs
+    assert "--install-completion" in invoke("--help").stdout
 
 
 def test_temp_files_of_a_killed_writer_are_swept(tmp_path, data):
@@ -491,9 +492,9 @@ def test_a_full_disk_stops_the_run_with_a_clear_message_and_keeps_outputs(tmp_pa
 
 
 def test_full_disk_through_the_cli_is_exit_1(tmp_path, data):
-    proc = _cli(_toy_args(tmp_path / "out", data), env_extra={"TOY_ENOSPC_ON": "toy:2"})
-    assert proc.wait(60) == 1
-    assert "no space left on the device" in proc.stderr.read()
+    res = invoke(*_toy_args(tmp_path / "out", data), env={**TOY_PLUGINS, "TOY_ENOSPC_ON": "toy:2"})
+    assert res.exit_code == 1, said(res)
+    assert "no space left on the device" in res.stderr
 
 
 def test_switching_back_to_an_up_to_date_folder_makes_it_current_again(tmp_path, data):

@@ -23,6 +23,8 @@ from tests.corpus.run import RunResult, run_emoprep, write_recipe
 from tests.corpus.table import readme_table
 from tests.corpus.trees import Tree, build
 
+pytestmark = pytest.mark.system  # end to end in subprocesses; `-m 'not slow and not system'` skips them
+
 KINDS = catalogue()
 ENGINE_REASONS = {"internal-error", "worker-crashed", "no-output"}
 # Stages whose work items are songs while their rows are chunks (items != rows + rejects).

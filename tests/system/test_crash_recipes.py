@@ -8,15 +8,16 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.paths import EMOPREP
 from tests.helpers.treecmp import diff, done_but_incomplete, snapshot, temp_files
 
-EMOPREP = Path(sys.executable).with_name("emoprep")
+pytestmark = pytest.mark.system  # end to end in subprocesses; `-m 'not slow and not system'` skips them
+
 # the real code paths with tiny models, so a kill lands in every stage within minutes
 TINY = {"thesis-v12": ["--set", "tokens.tokenizers={clips = 'encodec-tiny-test', images = 'vit-tiny-test'}"]}
 RECIPES = ["thesis-v12", "seed001-mel", "seed002-pairs", "seed003-features", "seed004-salient"]

@@ -16,6 +16,8 @@ from emoprep.manifests.reader import TokenDataset
 from tests.helpers.paths import REPO
 from tests.helpers.token_fixtures import build_store
 
+pytestmark = pytest.mark.system  # end to end in subprocesses; `-m 'not slow and not system'` skips them
+
 OTHER_TORCH = "2.14.1"
 
 

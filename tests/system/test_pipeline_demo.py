@@ -17,10 +17,14 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from tests.helpers.cli import invoke, said
+from tests.helpers.fixtures import V3_TINY, DemoRun
+from tests.helpers.paths import EMOPREP
 from tests.helpers.treecmp import diff, done_but_incomplete, snapshot, temp_files
 
-EMOPREP = Path(sys.executable).with_name("emoprep")
-TINY = ["--set", "tokens.tokenizer='vit-tiny-test'"]  # the real code path, a tiny model
+pytestmark = pytest.mark.system  # end to end in subprocesses; `-m 'not slow and not system'` skips them
+
+TINY = list(V3_TINY)  # the real code path, a tiny model
 
 
 @pytest.fixture(scope="module")
@@ -34,17 +38,13 @@ def cli(*args: str, **kw: Any) -> subprocess.Popen[str]:
 
 
 def run_args(out: Path, demo: Path) -> list[str]:
-    return ["run", "--data-root", str(demo), "--out", str(out), "-q", *TINY]
+    return ["run", "--recipe", "thesis-v3", "--data-root", str(demo), "--out", str(out), "-q", *TINY]
 
 
 @pytest.fixture(scope="module")
-def clean_run(demo, tmp_path_factory) -> tuple[Path, float]:
-    out = tmp_path_factory.mktemp("clean") / "out"
-    t0 = time.time()
-    proc = cli(*run_args(out, demo))
-    _, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err
-    return out, time.time() - t0
+def clean_run(thesis_v3_run: DemoRun) -> tuple[Path, float]:
+    """The session's thesis-v3 run (the same command as `run_args`) and its wall time."""
+    return thesis_v3_run.out, thesis_v3_run.seconds
 
 
 def test_clean_run_accounts_for_every_input(clean_run):
@@ -79,9 +79,9 @@ def test_second_run_is_a_quick_no_op(clean_run, demo):
     assert proc.returncode == 0, err
     assert time.time() - t0 < 10
     assert snapshot(out) == before
-    proc = cli("status", "--data-root", str(demo), "--out", str(out), *TINY)
-    stdout, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0 and stdout.count("done") == 9 and "stale" not in stdout
+    status = invoke("status", "--data-root", str(demo), "--out", str(out), *TINY)
+    assert status.exit_code == 0, said(status)
+    assert status.stdout.count("done") == 9 and "stale" not in status.stdout
 
 
 def test_status_json_and_exit_code_say_what_is_not_built(clean_run, demo):
@@ -89,14 +89,14 @@ def test_status_json_and_exit_code_say_what_is_not_built(clean_run, demo):
     expect); `--json` lists each stage with its status, folder and reasons."""
     out, _ = clean_run
     base = ["status", "--data-root", str(demo), "--out", str(out), "--json", *TINY]
-    done = subprocess.run([str(EMOPREP), *base], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    done = invoke(*base)
+    assert done.exit_code == 0, said(done)
     info = json.loads(done.stdout)
     assert {s["stage"]: s["status"] for s in info["stages"]} == dict.fromkeys(
         ("deam", "chunks", "spectrogram", "foodpics", "images", "labels", "split", "tokens", "report"), "done")
     assert all((out / s["dir"] / "_DONE.json").is_file() for s in info["stages"])
-    stale = subprocess.run([str(EMOPREP), *base, "--set", "split.seed=99"], capture_output=True, text=True)
-    assert stale.returncode == 1, stale.stderr
+    stale = invoke(*base, "--set", "split.seed=99")
+    assert stale.exit_code == 1, said(stale)
     states = {s["stage"]: s["status"] for s in json.loads(stale.stdout)["stages"]}
     assert states["labels"] == "done" and states["split"] != "done" and states["tokens"] != "done"
 
@@ -111,20 +111,18 @@ def test_status_validate_and_report_need_only_the_output_folder(demo, tmp_path):
     done = subprocess.run([str(EMOPREP), "run", "--data-root", str(data), *args, "--stage", "spectrogram", "-q",
                            "--set", "chunks.min_frames=2"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    status = subprocess.run([str(EMOPREP), "status", *args, "--json"], capture_output=True, text=True, timeout=120)
-    assert status.returncode == 0, status.stdout + status.stderr
+    status = invoke("status", *args, "--json")
+    assert status.exit_code == 0, said(status)
     assert {s["stage"]: s["status"] for s in json.loads(status.stdout)["stages"]} == \
         {"deam": "done", "chunks": "done", "spectrogram": "done"}
     for command in ("validate", "report"):
-        ran = subprocess.run([str(EMOPREP), command, *args], capture_output=True, text=True, timeout=300)
-        assert ran.returncode == 0, (command, ran.stdout[-2000:], ran.stderr[-2000:])
-    changed = subprocess.run([str(EMOPREP), "status", *args, "--json", "--set", "chunks.min_frames=3"],
-                             capture_output=True, text=True, timeout=120)
-    assert changed.returncode == 1
+        ran = invoke(command, *args)
+        assert ran.exit_code == 0, (command, said(ran))
+    changed = invoke("status", *args, "--json", "--set", "chunks.min_frames=3")
+    assert changed.exit_code == 1, said(changed)
     assert {s["stage"]: s["status"] for s in json.loads(changed.stdout)["stages"]}["chunks"] == "stale"
-    whole = subprocess.run([str(EMOPREP), "status", *args, "--stage", "tokens"], capture_output=True, text=True,
-                           timeout=120)
-    assert whole.returncode == 2 and "FoodPics" in whole.stderr, whole.stderr
+    whole = invoke("status", *args, "--stage", "tokens")
+    assert whole.exit_code == 2 and "FoodPics" in whole.stderr, said(whole)
 
 
 def test_an_up_to_date_run_imports_no_model_or_array_library(clean_run, demo):
@@ -291,10 +289,9 @@ def test_an_external_dask_cluster_started_from_the_command_line_survives_a_kille
 
 def test_wrong_data_root_names_the_expected_layout(tmp_path):
     (tmp_path / "nothing").mkdir()
-    proc = cli("run", "--data-root", str(tmp_path / "nothing"), "--out", str(tmp_path / "out"))
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 2
-    assert "expected the DEAM layout" in err and "MEMD_audio" in err
+    res = invoke("run", "--data-root", str(tmp_path / "nothing"), "--out", str(tmp_path / "out"))
+    assert res.exit_code == 2, said(res)
+    assert "expected the DEAM layout" in res.stderr and "MEMD_audio" in res.stderr
 
 
 def test_spectrograms_of_demo_chunks_match_riffusion_within_its_own_rounding(clean_run, demo):
@@ -328,8 +325,9 @@ def test_validate_catches_a_missing_output_file_and_a_count_mismatch(clean_run, 
     out, _ = clean_run
     copy = tmp_path / "copy"
     shutil.copytree(out, copy, symlinks=True)
-    assert subprocess.run([str(EMOPREP), "validate", "--out", str(copy)], capture_output=True).returncode == 0
+    ok = invoke("validate", "--out", str(copy))
+    assert ok.exit_code == 0, said(ok)
     spec = pq.read_table(copy / "manifests" / "spectrogram.parquet").to_pandas()
     (copy / spec["path"].iloc[3]).unlink()
-    res = subprocess.run([str(EMOPREP), "validate", "--out", str(copy)], capture_output=True, text=True)
-    assert res.returncode == 1 and spec["sample_id"].iloc[3] in res.stdout and "output-files" in res.stdout
+    res = invoke("validate", "--out", str(copy))
+    assert res.exit_code == 1 and spec["sample_id"].iloc[3] in res.stdout and "output-files" in res.stdout

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-EMOPREP = Path(sys.executable).with_name("emoprep")
-TINY = {"thesis-v3": ["--set", "tokens.tokenizer='vit-tiny-test'"],
+from tests.helpers.cli import invoke, said
+from tests.helpers.fixtures import V3_TINY, DemoRun
+from tests.helpers.paths import EMOPREP
+
+pytestmark = pytest.mark.system  # end to end in subprocesses; `-m 'not slow and not system'` skips them
+
+TINY = {"thesis-v3": list(V3_TINY),
         "thesis-v12": ["--set", "tokens.tokenizers={clips = 'encodec-tiny-test', images = 'vit-tiny-test'}"]}
 
 
@@ -20,8 +24,12 @@ def _run(recipe: str, base: str, demo: Path, out: Path) -> Path:
     done = subprocess.run([str(EMOPREP), "run", "--recipe", recipe, "--data-root", str(demo), "--out", str(out),
                            "-q", *TINY[base]], capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
-    check = subprocess.run([str(EMOPREP), "validate", "--out", str(out)], capture_output=True, text=True)
-    assert check.returncode == 0, check.stdout[-2000:] + check.stderr[-2000:]
+    return _validated(out)
+
+
+def _validated(out: Path) -> Path:
+    check = invoke("validate", "--out", str(out))
+    assert check.exit_code == 0, said(check)
     return out
 
 
@@ -30,10 +38,10 @@ def _manifest(out: Path, stage: str) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def v3(demo_data, tmp_path_factory) -> tuple[Path, Path]:
+def v3(demo_data, tmp_path_factory, thesis_v3_run: DemoRun) -> tuple[Path, Path]:
+    """(thesis-v3-published, thesis-v3): the corrected run is the session's shared one."""
     root = tmp_path_factory.mktemp("v3")
-    return (_run("thesis-v3-published", "thesis-v3", demo_data, root / "published"),
-            _run("thesis-v3", "thesis-v3", demo_data, root / "corrected"))
+    return (_run("thesis-v3-published", "thesis-v3", demo_data, root / "published"), _validated(thesis_v3_run.out))
 
 
 def _static_differ(published: Path, corrected: Path) -> set[int]:

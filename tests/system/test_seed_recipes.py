@@ -10,7 +10,6 @@ import csv
 import json
 import re
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -19,7 +18,10 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-EMOPREP = Path(sys.executable).with_name("emoprep")
+from tests.helpers.cli import invoke, said
+from tests.helpers.paths import EMOPREP
+
+pytestmark = pytest.mark.system  # end to end in subprocesses; `-m 'not slow and not system'` skips them
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +38,8 @@ def run(recipe: str, demo: Path, out: Path) -> str:
     proc = subprocess.run([str(EMOPREP), "run", "--recipe", recipe, "--data-root", str(demo), "--out", str(out), "-q"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    check = subprocess.run([str(EMOPREP), "validate", "--out", str(out)], capture_output=True, text=True,
-                           timeout=600)
-    assert check.returncode == 0, check.stdout + check.stderr   # each recipe's outputs validate
+    check = invoke("validate", "--out", str(out))
+    assert check.exit_code == 0, said(check)   # each recipe's outputs validate
     return proc.stdout
 
 

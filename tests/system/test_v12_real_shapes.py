@@ -13,7 +13,9 @@ from torch.utils.data import DataLoader
 
 from emoprep.manifests import BalancedBatchSampler, MixedTokenDataset, TokenDataset, collate_tokens
 from emoprep.manifests.export.step import export
-from tests.manifests.conftest import EMOPREP
+from tests.helpers.paths import EMOPREP
+
+pytestmark = pytest.mark.system  # end to end in subprocesses; `-m 'not slow and not system'` skips them
 
 AUDIO, IMAGE = "encodec-24khz", "vit-patch28-h2048"
 

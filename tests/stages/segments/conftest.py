@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 from emoprep.stages.demo.deam_files import DYNAMIC_DIR, SONG_LEVEL, STATIC_1
-from tests.helpers.deam import demo, ingest, mp3, write_csv  # noqa: F401 - `demo` is a fixture
+from tests.helpers.deam import ingest, mp3, write_csv
 
 
 @pytest.fixture(scope="session")
-def demo_manifest(demo: tuple[Path, dict[str, Any]],  # noqa: F811 - the fixture imported above
+def demo_manifest(demo: tuple[Path, dict[str, Any]],
                   tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], pd.DataFrame]:
     root, truth = demo
     out = tmp_path_factory.mktemp("deam-out")
