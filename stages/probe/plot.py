@@ -84,3 +84,26 @@ def write_plot(doc: dict[str, Any], folder: Path) -> tuple[Path, Path]:
     atomic_write_bytes(png, plot_png(rows))
     atomic_write_text(js, json.dumps(rows, indent=1, sort_keys=True) + "\n")
     return png, js
+
+
+def best_rows(doc: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The short table `emoprep probe` prints: per store × pooling × modality × target, the
+    best layer's item-level test score, its 95 % CI (R²), and the two baselines."""
+    cols = ["store", "pooling", "modality", "target", "metric", "best layer", "score", "95% CI", "layers",
+            "mean", "random"]
+    ci = {(r["tokenizer"], r["pooling"], r["modality"], r["target"], r["layer"]): r["r2_ci95"]
+          for r in doc["results"] if r["level"] == "item" and r["model"] not in BASELINES}
+    rows = []
+    for row in summary(doc):
+        scored = [(s, layer) for s, layer in zip(row["scores"], row["layers"], strict=True) if s is not None]
+        best, layer = max(scored, key=lambda t: t[0]) if scored else (None, None)
+        interval = ci.get((row["tokenizer"], row["pooling"], row["modality"], row["target"], layer))
+        rows.append([row["tokenizer"], row["pooling"], row["modality"], row["target"], row["metric"],
+                     str(layer) if layer is not None else "-", _fmt(best),
+                     f"[{_fmt(interval[0])}, {_fmt(interval[1])}]" if interval else "-", str(len(row["layers"])),
+                     _fmt(row["mean"]), _fmt(row["random_features"])])
+    return cols, rows
+
+
+def _fmt(x: Any) -> str:
+    return "-" if x is None else f"{x:.3f}"
