@@ -89,9 +89,6 @@ def plan_split(items: pd.DataFrame, modality: str, s: Settings, where: str) -> P
     return Plan(modality, train, test, folds)
 
 
-Fitter = Callable[[np.ndarray, np.ndarray, np.ndarray, str, int], tuple[np.ndarray, dict[str, Any]]]
-
-
 def ridge_grid(x_fit: np.ndarray, y_fit: np.ndarray, x_pred: np.ndarray, kind: str, seed: int
                ) -> tuple[np.ndarray, list[float]]:
     """Ridge predictions for every α: [n_pred, len(ALPHAS), n_targets] (regression: y_fit
@@ -115,11 +112,19 @@ def _targets_matrix(items: pd.DataFrame, rows: np.ndarray, kind: str, target: st
     return np.where(labels[:, None] == classes[None, :], 1.0, -1.0)
 
 
-def _score_cv(y: np.ndarray, pred: np.ndarray, kind: str, classes: np.ndarray | None) -> float:
+def _score_cv(y: np.ndarray, pred: np.ndarray, kind: str, classes: np.ndarray | None) -> list[float]:
+    """The fold's score of every grid value: pred is [n, n_grid, n_targets]."""
     if kind == "regression":
-        return metrics.regression_scores(y[:, 0], pred[:, 0])["r2"]
+        from sklearn.metrics import r2_score
+
+        if len(y) < 2:
+            return [float("nan")] * pred.shape[1]
+        return [float(v) for v in r2_score(np.repeat(y, pred.shape[1], axis=1), pred[:, :, 0],
+                                           multioutput="raw_values")]
     assert classes is not None
-    return metrics.classification_scores(classes[y.argmax(1)], classes[pred.argmax(1)])["f1_macro"]
+    truth = classes[y.argmax(1)]
+    return [metrics.classification_scores(truth, classes[pred[:, j].argmax(1)])["f1_macro"]
+            for j in range(pred.shape[1])]
 
 
 GridModel = Callable[[np.ndarray, np.ndarray, np.ndarray, str, int], tuple[np.ndarray, list[float]]]
@@ -145,7 +150,7 @@ def fit_target(x: np.ndarray, items: pd.DataFrame, plan: Plan, target: str, grid
         mu, sd = _zstats(y_fit, kind)
         pred, grid_values = grid(x[fit_rows], (y_fit - mu) / sd, x[val_rows], kind, seed)
         y_val = (_targets_matrix(items, val_rows, kind, target, classes) - mu) / sd
-        scores.append([_score_cv(y_val, pred[:, j], kind, classes) for j in range(pred.shape[1])])
+        scores.append(_score_cv(y_val, pred, kind, classes))
     mean_scores = np.nanmean(np.asarray(scores, np.float64), axis=0)
     best = int(np.nanargmax(mean_scores))
     y_train = _targets_matrix(items, train, kind, target, classes)
