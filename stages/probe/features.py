@@ -78,11 +78,10 @@ def item_table(df: pd.DataFrame, where: Any) -> pd.DataFrame:
         return pd.to_numeric(rows[col], errors="coerce").astype("float64") if col in rows else np.nan
 
     emotion = rows["emotion"].astype(object) if "emotion" in rows else pd.Series(None, index=rows.index, dtype=object)
-    items = pd.DataFrame({"sample_id": rows["sample_id"].astype(str), "source_id": rows["source_id"].astype(str),
-                          "split": rows["split"].astype(str), "valence": numbers("valence"),
-                          "arousal": numbers("arousal"), "emotion": emotion.where(emotion.notna(), None),
-                          "modality": [MODALITY_NAMES[int(m)] for m in rows["modality"]]})
-    return items
+    return pd.DataFrame({"sample_id": rows["sample_id"].astype(str), "source_id": rows["source_id"].astype(str),
+                         "split": rows["split"].astype(str), "valence": numbers("valence"),
+                         "arousal": numbers("arousal"), "emotion": emotion.where(emotion.notna(), None),
+                         "modality": [MODALITY_NAMES[int(m)] for m in rows["modality"]]})
 
 
 class StoreFeatures:
@@ -139,7 +138,8 @@ class StoreFeatures:
             if out is None:
                 out = np.empty((len(self.rows), *pooled.shape[1:]), np.float32)
             out[grp.index.to_numpy(np.int64)] = pooled
-        assert out is not None  # the store has rows (item_table checked)
+        if out is None:
+            raise StoreError(f"{self.where}: the {self.tokenizer} index has no rows")
         if not np.isfinite(out).all():
             bad = self.items["sample_id"][~np.isfinite(out).reshape(len(out), -1).all(axis=1)]
             raise DataError(f"{self.where}: {self.tokenizer} has non-finite tokens, e.g. {bad.iloc[0]} "
@@ -158,7 +158,8 @@ class StoreFeatures:
         tokens = arrays.get("patches", arrays[self.arrays[-1]])
         if tokens.ndim == 2:
             return tokens.astype(np.float32)[:, None]
-        return tokens.mean(axis=1, dtype=np.float32)[:, None]
+        pooled: np.ndarray = tokens.mean(axis=1, dtype=np.float32)[:, None]
+        return pooled
 
     def _codebook(self) -> int:
         size = KNOWN_CODEBOOKS.get(self.tokenizer) or self.meta.get("codebook_size")
@@ -177,7 +178,8 @@ def code_histograms(codes: np.ndarray, codebook: int) -> np.ndarray:
         raise StoreError(f"codes outside [0, {codebook}): {int(c.min())}..{int(c.max())} (run `emoprep validate`)")
     flat = c + (np.arange(k, dtype=np.int64) * codebook)[None, :, None] + (np.arange(g) * k * codebook)[:, None, None]
     counts = np.bincount(flat.reshape(-1), minlength=g * k * codebook).reshape(g, k * codebook)
-    return (counts / max(t, 1)).astype(np.float32)
+    shares: np.ndarray = (counts / max(t, 1)).astype(np.float32)
+    return shares
 
 
 def _store_meta(store: StoreIndex, rows: pd.DataFrame, arrays: Sequence[str]) -> dict[str, Any]:

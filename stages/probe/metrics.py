@@ -75,10 +75,13 @@ def song_means(values: np.ndarray, songs: np.ndarray) -> tuple[np.ndarray, np.nd
 
 def song_labels(labels: np.ndarray, songs: np.ndarray) -> np.ndarray:
     """Each song's most frequent label (ties: the first in sorted order), in sorted song order."""
-    df = pd.DataFrame({"song": songs, "label": labels})
-    top = df.groupby("song", sort=True)["label"].agg(lambda s: sorted(s.value_counts().items(),
-                                                                      key=lambda kv: (-kv[1], kv[0]))[0][0])
-    return top.to_numpy()
+    from collections import Counter, defaultdict
+
+    counts: dict[Any, Counter[Any]] = defaultdict(Counter)
+    for song, label in zip(songs, labels, strict=True):
+        counts[song][label] += 1
+    top = [min(counts[s].items(), key=lambda kv: (-kv[1], str(kv[0])))[0] for s in sorted(counts)]
+    return np.array(top, dtype=object)
 
 
 def finite(x: Any) -> Any:

@@ -34,7 +34,7 @@ def mlp_grid(x_fit: np.ndarray, y_fit: np.ndarray, x_pred: np.ndarray, kind: str
         opt = torch.optim.AdamW(net.parameters(), lr=LEARNING_RATE, weight_decay=wd)
         gen = torch.Generator().manual_seed(seed)
         for _ in range(EPOCHS):
-            for batch in torch.randperm(len(xf), generator=gen).split(BATCH):
+            for batch in torch.split(torch.randperm(len(xf), generator=gen), BATCH):
                 opt.zero_grad()
                 loss_fn(net(xf[batch]), target[batch]).backward()
                 opt.step()

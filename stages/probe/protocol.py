@@ -99,29 +99,29 @@ def ridge_grid(x_fit: np.ndarray, y_fit: np.ndarray, x_pred: np.ndarray, kind: s
     scaler = StandardScaler().fit(x_fit)
     t = y_fit.shape[1]
     model = Ridge(alpha=np.repeat(np.asarray(ALPHAS), t)).fit(scaler.transform(x_fit), np.tile(y_fit, len(ALPHAS)))
-    pred = model.predict(scaler.transform(x_pred)).reshape(len(x_pred), len(ALPHAS), t)
+    pred: np.ndarray = model.predict(scaler.transform(x_pred)).reshape(len(x_pred), len(ALPHAS), t)
     return pred, list(ALPHAS)
 
 
-def _targets_matrix(items: pd.DataFrame, rows: np.ndarray, kind: str, target: str,
-                    classes: np.ndarray | None) -> np.ndarray:
-    if kind == "regression":
-        return items[target].to_numpy(np.float64)[rows][:, None]
-    assert classes is not None
+def _targets_matrix(items: pd.DataFrame, rows: np.ndarray, target: str, classes: np.ndarray | None) -> np.ndarray:
+    """[n, 1] labels (regression: `classes` None) or [n, n_classes] ±1 one-hot."""
+    if classes is None:
+        values: np.ndarray = items[target].to_numpy(np.float64)[rows][:, None]
+        return values
     labels = items["emotion"].to_numpy()[rows]
     return np.where(labels[:, None] == classes[None, :], 1.0, -1.0)
 
 
-def _score_cv(y: np.ndarray, pred: np.ndarray, kind: str, classes: np.ndarray | None) -> list[float]:
-    """The fold's score of every grid value: pred is [n, n_grid, n_targets]."""
-    if kind == "regression":
+def _score_cv(y: np.ndarray, pred: np.ndarray, classes: np.ndarray | None) -> list[float]:
+    """The fold's score of every grid value (R², or macro-F1 with `classes`): pred is
+    [n, n_grid, n_targets]."""
+    if classes is None:
         from sklearn.metrics import r2_score
 
         if len(y) < 2:
             return [float("nan")] * pred.shape[1]
         return [float(v) for v in r2_score(np.repeat(y, pred.shape[1], axis=1), pred[:, :, 0],
                                            multioutput="raw_values")]
-    assert classes is not None
     truth = classes[y.argmax(1)]
     return [metrics.classification_scores(truth, classes[pred[:, j].argmax(1)])["f1_macro"]
             for j in range(pred.shape[1])]
@@ -146,20 +146,20 @@ def fit_target(x: np.ndarray, items: pd.DataFrame, plan: Plan, target: str, grid
     scores = []
     for fit_rows, val_rows in plan.folds:
         fit_rows, val_rows = fit_rows[labelled[fit_rows]], val_rows[labelled[val_rows]]
-        y_fit = _targets_matrix(items, fit_rows, kind, target, classes)
+        y_fit = _targets_matrix(items, fit_rows, target, classes)
         mu, sd = _zstats(y_fit, kind)
         pred, grid_values = grid(x[fit_rows], (y_fit - mu) / sd, x[val_rows], kind, seed)
-        y_val = (_targets_matrix(items, val_rows, kind, target, classes) - mu) / sd
-        scores.append(_score_cv(y_val, pred, kind, classes))
+        y_val = (_targets_matrix(items, val_rows, target, classes) - mu) / sd
+        scores.append(_score_cv(y_val, pred, classes))
     mean_scores = np.nanmean(np.asarray(scores, np.float64), axis=0)
     best = int(np.nanargmax(mean_scores))
-    y_train = _targets_matrix(items, train, kind, target, classes)
+    y_train = _targets_matrix(items, train, target, classes)
     mu, sd = _zstats(y_train, kind)
     pred, grid_values = grid(x[train], (y_train - mu) / sd, x[test], kind, seed)
     chosen = pred[:, best] * sd + mu
-    out = chosen[:, 0] if kind == "regression" else classes[chosen.argmax(1)]  # type: ignore[index]
+    out = chosen[:, 0] if classes is None else classes[chosen.argmax(1)]
     return test, out, {"alpha": float(grid_values[best]), "cv_score": float(mean_scores[best]),
-                       "n_train": int(len(train))}
+                       "n_train": len(train)}
 
 
 def _zstats(y: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
@@ -177,13 +177,13 @@ def baseline_mean(items: pd.DataFrame, plan: Plan, target: str) -> tuple[np.ndar
         if not len(train) or not len(test):
             return None
         top = metrics.song_labels(items["emotion"].to_numpy()[train], np.zeros(len(train)))[0]
-        return test, np.full(len(test), top, dtype=object), {"n_train": int(len(train))}
+        return test, np.full(len(test), top, dtype=object), {"n_train": len(train)}
     labelled = items[target].notna().to_numpy()
     train, test = plan.train[labelled[plan.train]], plan.test[labelled[plan.test]]
     if not len(train) or not len(test):
         return None
     mean = float(items[target].to_numpy(np.float64)[train].mean())
-    return test, np.full(len(test), mean), {"n_train": int(len(train))}
+    return test, np.full(len(test), mean), {"n_train": len(train)}
 
 
 def random_features(n: int, dim: int, seed: int, tag: str) -> np.ndarray:
@@ -210,7 +210,7 @@ def score_records(items: pd.DataFrame, target: str, fitted: tuple[np.ndarray, np
             levels.append(("song", uniq, y_song, p_song))
     records = []
     for level, level_songs, y, p in levels:
-        rec: dict[str, Any] = {"level": level, "n_train": info["n_train"], "n_test": int(len(y)),
+        rec: dict[str, Any] = {"level": level, "n_train": info["n_train"], "n_test": len(y),
                                "n_test_songs": n_songs, "alpha": info.get("alpha"), "cv_score": info.get("cv_score"),
                                "r2": None, "r2_ci95": None, "ccc": None, "rmse": None,
                                "f1_macro": None, "accuracy": None}

@@ -47,7 +47,8 @@ class ProbeResult:
     key: str
     up_to_date: bool
     doc: dict[str, Any]             # probe.json's content
-    plans: dict[tuple[str, str], protocol.Plan] = field(default_factory=dict)  # (tokenizer, modality); not when up to date
+    # (tokenizer, modality) -> the split and folds used; empty when up to date
+    plans: dict[tuple[str, str], protocol.Plan] = field(default_factory=dict)
 
     @property
     def records(self) -> list[dict[str, Any]]:

@@ -31,7 +31,7 @@ def chunk_items(n_songs: int, chunks: int, seed: int = 0, test_share: float = 0.
     for s in range(n_songs):
         v0, a0 = rng.uniform(-0.8, 0.8, 2)
         for k in range(chunks):
-            v, a = np.clip([v0, a0] + rng.normal(0, 0.05, 2), -1, 1)
+            v, a = np.clip(np.array([v0, a0]) + rng.normal(0, 0.05, 2), -1, 1)
             rows.append({"sample_id": f"deam:{s + 2}:{k}", "source_id": f"deam:{s + 2}", "modality": 1,
                          "valence": float(v), "arousal": float(a), "emotion": _emotion(v, a),
                          "split": "test" if s >= n_songs - n_test else "train"})

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from emoprep.pipeline.errors import DataError
 from emoprep.stages.probe import protocol, step
 from emoprep.stages.probe.schema import probe_problems
 from emoprep.stages.probe.synthetic import chunk_items, planted_layers, write_pooled_store
@@ -90,7 +91,7 @@ def test_chunk_straddling_split_is_refused(tmp_path):
     items = chunk_items(n_songs=20, chunks=3, seed=1)
     items.loc[items["sample_id"] == "deam:2:0", "split"] = "test"   # one chunk of a train song in test
     folder = write_pooled_store(tmp_path / "store", items, planted_layers(items, 1, 8, 0))
-    with pytest.raises(step.DataError, match="train and in test"):
+    with pytest.raises(DataError, match="train and in test"):
         step.probe(folder, dest=tmp_path / "probe")
 
 
