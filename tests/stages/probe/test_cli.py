@@ -88,3 +88,17 @@ def test_store_failing_validation_exits_1(tmp_path):
 def test_no_output_exits_2(tmp_path):
     done = invoke("--out", tmp_path / "nothing")
     assert done.exit_code == 2
+
+
+def test_readme_python_snippet_runs(tiny_run, tmp_path):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Probing a store", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    out = tmp_path / "out"
+    shutil.copytree(tiny_run[0], out)
+    scope: dict = {}
+    exec(compile(code.replace('"emoprep-out"', repr(str(out))), "README.md (probe)", "exec"), scope)  # noqa: S102
+    assert set(scope["df"]["tokenizer"]) == {"vit-tiny-test"} and scope["result"].path.is_file()
