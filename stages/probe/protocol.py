@@ -103,63 +103,77 @@ def ridge_grid(x_fit: np.ndarray, y_fit: np.ndarray, x_pred: np.ndarray, kind: s
     return pred, list(ALPHAS)
 
 
-def _targets_matrix(items: pd.DataFrame, rows: np.ndarray, target: str, classes: np.ndarray | None) -> np.ndarray:
-    """[n, 1] labels (regression: `classes` None) or [n, n_classes] ±1 one-hot."""
+def _targets_matrix(items: pd.DataFrame, rows: np.ndarray, targets: tuple[str, ...],
+                    classes: np.ndarray | None) -> np.ndarray:
+    """[n, len(targets)] labels (regression: `classes` None) or [n, n_classes] ±1 one-hot."""
     if classes is None:
-        values: np.ndarray = items[target].to_numpy(np.float64)[rows][:, None]
+        values: np.ndarray = items[list(targets)].to_numpy(np.float64)[rows]
         return values
     labels = items["emotion"].to_numpy()[rows]
     return np.where(labels[:, None] == classes[None, :], 1.0, -1.0)
 
 
-def _score_cv(y: np.ndarray, pred: np.ndarray, classes: np.ndarray | None) -> list[float]:
-    """The fold's score of every grid value (R², or macro-F1 with `classes`): pred is
-    [n, n_grid, n_targets]."""
+def _score_cv(y: np.ndarray, pred: np.ndarray, classes: np.ndarray | None) -> np.ndarray:
+    """The fold's score of every grid value and target, [n_grid, n_targets] (R², or macro-F1
+    with `classes`): pred is [n, n_grid, n_outputs]."""
+    n, g, t = pred.shape
     if classes is None:
         from sklearn.metrics import r2_score
 
-        if len(y) < 2:
-            return [float("nan")] * pred.shape[1]
-        return [float(v) for v in r2_score(np.repeat(y, pred.shape[1], axis=1), pred[:, :, 0],
-                                           multioutput="raw_values")]
-    truth = classes[y.argmax(1)]
-    return [metrics.classification_scores(truth, classes[pred[:, j].argmax(1)])["f1_macro"]
-            for j in range(pred.shape[1])]
+        if n < 2:
+            return np.full((g, t), np.nan)
+        truth = np.repeat(y[:, None, :], g, axis=1).reshape(n, g * t)
+        return np.asarray(r2_score(truth, pred.reshape(n, g * t), multioutput="raw_values")).reshape(g, t)
+    labels = classes[y.argmax(1)]
+    return np.array([[metrics.classification_scores(labels, classes[pred[:, j].argmax(1)])["f1_macro"]]
+                     for j in range(g)])
 
 
 GridModel = Callable[[np.ndarray, np.ndarray, np.ndarray, str, int], tuple[np.ndarray, list[float]]]
+Fitted = tuple[np.ndarray, np.ndarray, dict[str, Any]]   # test positions, test predictions, info
 
 
-def fit_target(x: np.ndarray, items: pd.DataFrame, plan: Plan, target: str, grid: GridModel, seed: int
-               ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]] | None:
-    """Choose the regularisation by the grouped folds, refit on train, predict test.
-    Returns (test positions, test predictions on the label scale or as labels, info) or None
-    when train or test has no labelled items for `target`."""
-    kind = "classification" if target == "emotion" else "regression"
-    labelled = (items["emotion"].notna() if kind == "classification" else items[target].notna()).to_numpy()
+def fit_targets(x: np.ndarray, items: pd.DataFrame, plan: Plan, targets: tuple[str, ...], grid: GridModel,
+                seed: int) -> dict[str, Fitted]:
+    """Choose the regularisation by the grouped folds (per target), refit on train, predict
+    test. `targets`: ("emotion",), or regression targets fitted together (one fit per fold
+    serves valence and arousal) on the items labelled for all of them. Returns {target:
+    (test positions, predictions on the label scale or as labels, info)}; empty when train or
+    test has no labelled items."""
+    kind = "classification" if targets == ("emotion",) else "regression"
+    if kind == "regression" and "emotion" in targets:
+        raise ValueError(f"fit emotion apart from {targets}")
+    column = items["emotion"].notna() if kind == "classification" else items[list(targets)].notna().all(axis=1)
+    labelled = column.to_numpy()
     train, test = plan.train[labelled[plan.train]], plan.test[labelled[plan.test]]
     if not len(train) or not len(test):
-        return None
+        return {}
     classes = np.array(sorted(set(items["emotion"].to_numpy()[train]))) if kind == "classification" else None
     if classes is not None and len(classes) < 2:
-        return None
+        return {}
     scores = []
     for fit_rows, val_rows in plan.folds:
         fit_rows, val_rows = fit_rows[labelled[fit_rows]], val_rows[labelled[val_rows]]
-        y_fit = _targets_matrix(items, fit_rows, target, classes)
+        y_fit = _targets_matrix(items, fit_rows, targets, classes)
         mu, sd = _zstats(y_fit, kind)
-        pred, grid_values = grid(x[fit_rows], (y_fit - mu) / sd, x[val_rows], kind, seed)
-        y_val = (_targets_matrix(items, val_rows, target, classes) - mu) / sd
-        scores.append(_score_cv(y_val, pred, classes))
-    mean_scores = np.nanmean(np.asarray(scores, np.float64), axis=0)
-    best = int(np.nanargmax(mean_scores))
-    y_train = _targets_matrix(items, train, target, classes)
+        pred, _ = grid(x[fit_rows], (y_fit - mu) / sd, x[val_rows], kind, seed)
+        scores.append(_score_cv((_targets_matrix(items, val_rows, targets, classes) - mu) / sd, pred, classes))
+    mean_scores = np.nanmean(np.stack(scores), axis=0)          # [n_grid, n_targets]
+    best = [int(np.nanargmax(mean_scores[:, j])) for j in range(mean_scores.shape[1])]
+    y_train = _targets_matrix(items, train, targets, classes)
     mu, sd = _zstats(y_train, kind)
     pred, grid_values = grid(x[train], (y_train - mu) / sd, x[test], kind, seed)
-    chosen = pred[:, best] * sd + mu
-    out = chosen[:, 0] if classes is None else classes[chosen.argmax(1)]
-    return test, out, {"alpha": float(grid_values[best]), "cv_score": float(mean_scores[best]),
-                       "n_train": len(train)}
+    out: dict[str, Fitted] = {}
+    if classes is not None:
+        chosen = classes[pred[:, best[0]].argmax(1)]
+        out["emotion"] = (test, chosen, {"alpha": float(grid_values[best[0]]),
+                                         "cv_score": float(mean_scores[best[0], 0]), "n_train": len(train)})
+        return out
+    for j, target in enumerate(targets):
+        out[target] = (test, pred[:, best[j], j] * sd[j] + mu[j],
+                       {"alpha": float(grid_values[best[j]]), "cv_score": float(mean_scores[best[j], j]),
+                        "n_train": len(train)})
+    return out
 
 
 def _zstats(y: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:

@@ -139,22 +139,31 @@ def probe_source(source: FeatureSource, layers: Sequence[str], poolings: Sequenc
                 if on_progress:
                     on_progress(f"{tok} {pooling} layer {layer} {modality}: {len(plan.train)} train, "
                                 f"{len(plan.test)} test, dim {dim}")
-                for target in s.targets:
-                    fitted = protocol.fit_target(x, items, plan, target, grid, s.seed)
-                    if fitted is not None:
-                        results += [{**base, "layer": layer, "target": target, "model": s.model, "dim": dim, **r}
-                                    for r in protocol.score_records(items, target, fitted, s.seed)]
+                for target, fitted in _fit_all(x, items, plan, s, grid):
+                    results += [{**base, "layer": layer, "target": target, "model": s.model, "dim": dim, **r}
+                                for r in protocol.score_records(items, target, fitted, s.seed)]
             noise = protocol.random_features(len(items), dim, s.seed, f"{tok}/{pooling}/{modality}")
+            random = dict(_fit_all(noise, items, plan, s, grid))
             for target in s.targets:
                 mean = protocol.baseline_mean(items, plan, target)
                 if mean is not None:
                     results += [{**base, "layer": None, "target": target, "model": "mean", "dim": 0, **r}
                                 for r in protocol.score_records(items, target, mean, s.seed)]
-                fitted = protocol.fit_target(noise, items, plan, target, grid, s.seed)
-                if fitted is not None:
+                if target in random:
                     results += [{**base, "layer": None, "target": target, "model": "random-features",
-                                 "dim": dim, **r} for r in protocol.score_records(items, target, fitted, s.seed)]
+                                 "dim": dim, **r} for r in protocol.score_records(items, target, random[target],
+                                                                                  s.seed)]
     return plans
+
+
+def _fit_all(x: np.ndarray, items: pd.DataFrame, plan: protocol.Plan, s: protocol.Settings,
+             grid: protocol.GridModel) -> list[tuple[str, protocol.Fitted]]:
+    """(target, fitted) in the order of `s.targets`: valence and arousal share their fits."""
+    regression = tuple(t for t in s.targets if t != "emotion")
+    fitted = protocol.fit_targets(x, items, plan, regression, grid, s.seed) if regression else {}
+    if "emotion" in s.targets:
+        fitted.update(protocol.fit_targets(x, items, plan, ("emotion",), grid, s.seed))
+    return [(t, fitted[t]) for t in s.targets if t in fitted]
 
 
 def store_summary(store: StoreFeatures, plans: dict[str, protocol.Plan], layers: Sequence[str],

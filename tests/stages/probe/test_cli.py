@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -99,6 +100,6 @@ def test_readme_python_snippet_runs(tiny_run, tmp_path):
     (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     out = tmp_path / "out"
     shutil.copytree(tiny_run[0], out)
-    scope: dict = {}
+    scope: dict[str, Any] = {}
     exec(compile(code.replace('"emoprep-out"', repr(str(out))), "README.md (probe)", "exec"), scope)  # noqa: S102
     assert set(scope["df"]["tokenizer"]) == {"vit-tiny-test"} and scope["result"].path.is_file()

@@ -67,13 +67,13 @@ def test_labels_permuted_across_songs_score_nothing(tmp_path):
 def test_folds_used_never_split_a_song(planted, tmp_path, monkeypatch):
     folder, _ = planted
     used = []
-    real = protocol.fit_target
+    real = protocol.fit_targets
 
-    def spy(x, items, plan, target, grid, seed):
+    def spy(x, items, plan, targets, grid, seed):
         used.append((items, plan))
-        return real(x, items, plan, target, grid, seed)
+        return real(x, items, plan, targets, grid, seed)
 
-    monkeypatch.setattr(protocol, "fit_target", spy)
+    monkeypatch.setattr(protocol, "fit_targets", spy)
     step.probe(folder, dest=tmp_path / "probe", folds=4)
     assert used
     for items, plan in used:
