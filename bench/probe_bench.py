@@ -42,14 +42,16 @@ def main() -> None:
         for layer in store.layers():
             store.matrix(layer, "stored")
         read = time.perf_counter() - t1
-        t2 = time.perf_counter()
+        del store
+        t2, c2 = time.perf_counter(), time.process_time()
         result = probe(folder, dest=Path(tmp) / "probe", folds=args.folds, target="va")
-        total = time.perf_counter() - t2
+        total, cpu = time.perf_counter() - t2, time.process_time() - c2
         table = result.table()
         ridge = table[(table["model"] == "ridge") & (table["level"] == "item")].set_index(["layer", "target"])["r2"]
         signal, noise = str(args.layers // 2), "0"
-        print(f"probe (ridge, {args.folds} grouped folds, valence + arousal, modality audio): {total:.1f} s wall "
-              f"(of which reading the store ≈ {read:.1f} s, measured separately), {len(table)} records")
+        print(f"probe (ridge, {args.folds} grouped folds, valence + arousal, modality audio): {total:.1f} s "
+              f"wall, {cpu:.1f} CPU-s, load average {os.getloadavg()[0]:.1f}; reading the store alone "
+              f"{read:.1f} s (measured before); {len(table)} records")
         print(f"R² layer {signal} (signal): valence {ridge[(signal, 'valence')]:.3f}, arousal "
               f"{ridge[(signal, 'arousal')]:.3f}; layer {noise} (noise): valence {ridge[(noise, 'valence')]:.3f}")
 

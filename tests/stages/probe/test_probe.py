@@ -128,3 +128,14 @@ def test_emotion_target_scores_classes(planted, tmp_path):
     # the quadrant classes are a function of VA: the signal layer separates them, noise does not
     f1 = emo.set_index("layer")["f1_macro"]
     assert f1[str(SIGNAL_LAYER)] >= 0.8 and f1.drop(str(SIGNAL_LAYER)).max() < 0.5
+
+
+def test_mlp_finds_the_planted_layer(tmp_path):
+    items = chunk_items(n_songs=40, chunks=3, seed=1)
+    folder = write_pooled_store(tmp_path / "store", items, planted_layers(items, 2, 16, 1, seed=2))
+    a = step.probe(folder, dest=tmp_path / "a", model="mlp", folds=3)
+    table = a.table()
+    assert set(table["model"]) == {"mlp", "mean", "random-features"}
+    assert (item_r2(table, "mlp", "1") >= 0.8).all(), table
+    assert (item_r2(table, "mlp", "0") <= 0.1).all(), table
+    assert step.probe(folder, dest=tmp_path / "b", model="mlp", folds=3).path.read_bytes() == a.path.read_bytes()
