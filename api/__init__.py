@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from emoprep.manifests.export.step import ExportResult
     from emoprep.manifests.validate_report import ValidationReport
-    from emoprep.stages.probe.step import ProbeResult
     from emoprep.pipeline.runner import StageSummary
+    from emoprep.stages.probe.step import ProbeResult
 
 __all__ = ["export", "probe", "run", "status", "validate"]
 
