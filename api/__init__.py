@@ -8,6 +8,7 @@ as functions that return what they found instead of printing it.
     emoprep.status("emoprep-out")          # [{"stage", "status", "fingerprint", "dir", "reasons"}]
     emoprep.validate("emoprep-out").ok     # the `emoprep validate` report
     emoprep.export("emoprep-out", "export-hf", format="hf")   # or format="webdataset"
+    emoprep.probe("emoprep-out").table()    # probe scores per store x layer (a DataFrame)
 
 Errors raise `emoprep.pipeline.errors.EmoprepError` subclasses (ConfigError: change the call;
 DataError: the data failed a check) instead of exiting. This module is the package root
@@ -25,8 +26,9 @@ if TYPE_CHECKING:
     from emoprep.manifests.export.step import ExportResult
     from emoprep.manifests.validate_report import ValidationReport
     from emoprep.pipeline.runner import StageSummary
+    from emoprep.stages.probe.step import ProbeResult
 
-__all__ = ["export", "run", "status", "validate"]
+__all__ = ["export", "probe", "run", "status", "validate"]
 
 PathLike = str | os.PathLike[str]
 
@@ -80,3 +82,16 @@ def export(out: str | os.PathLike[str] = "emoprep-out", dest: PathLike = "emopre
 
     return run_export(out, dest, format, tokenizers, splits, shard_size, with_images,
                       storage_options=storage_options, wait=wait)
+
+
+def probe(out: str | os.PathLike[str] = "emoprep-out", *, tokenizers: list[str] | None = None,
+          layers: list[str] | None = None, poolings: list[str] | None = None, target: str = "va",
+          model: str = "ridge", folds: int = 5, seed: int = 0, dest: PathLike | None = None,
+          storage_options: dict[str, Any] | None = None, wait: bool = True) -> ProbeResult:
+    """`emoprep probe`: frozen-token probes of the stores of `out` (a folder or an fsspec URL),
+    written to `dest/<key>/probe.json` (default `<out>/probe`); `.table()` is the results as a
+    DataFrame, `.up_to_date` says whether an earlier identical probe was reused."""
+    from emoprep.stages.probe.step import probe as run_probe
+
+    return run_probe(out, tokenizers, layers, poolings, target, model, folds, seed, dest,
+                     storage_options=storage_options, wait=wait)

@@ -68,6 +68,8 @@ def without_flag_types(cmd: Any) -> Any:
 Executor = Literal["local", "inline", "dask"]
 Device = Literal["auto", "cpu", "cuda"]
 ExportFormat = Literal["hf", "webdataset"]
+ProbeTarget = Literal["va", "emotion", "both"]
+ProbeModel = Literal["ridge", "mlp"]
 
 
 def _version(value: bool) -> None:
@@ -281,6 +283,45 @@ def export_cmd(
             out.print(f"pushed: {push(result.dest, push_to_hub, private=not public)}", highlight=False)
     except EmoprepError as exc:
         _fail(exc)
+
+
+@command("probe")
+def probe_cmd(
+    out_root: str = typer.Option("emoprep-out", "--out", help="Output root of a run (a folder or an fsspec URL)."),
+    tokenizers: list[str] = typer.Option([], "--tokenizer", help="Probe this store only (repeatable; default: all)."),
+    layers: list[str] = typer.Option([], "--layers", help="Probe these layers (repeatable or comma-separated; "
+                                                          "default: every layer; single-layer stores: 'last')."),
+    poolings: list[str] = typer.Option([], "--pooling", help="mean or cls (ViT), hist (EnCodec codes), stored "
+                                                             "(pooled stores); default: each store's first."),
+    target: ProbeTarget = typer.Option("va", "--target", help="va (valence and arousal), emotion, or both."),
+    model: ProbeModel = typer.Option("ridge", "--model", help="ridge (scikit-learn) or mlp (torch)."),
+    folds: int = typer.Option(5, "--folds", help="Grouped CV folds on train that choose the regularisation."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the folds, the random-features baseline, the MLP, the CI."),
+    dest: Path | None = typer.Option(None, "--dest", help="Folder of the probes (default: OUT/probe)."),
+    no_wait: bool = typer.Option(False, "--no-wait", help="Exit 2 instead of waiting when a run holds --out."),
+) -> None:
+    """Probe the token stores: ridge (or MLP) on frozen pooled tokens, per store, layer and
+    modality, scored on the test split's songs; writes probe.json. Keyed like a stage."""
+    from emoprep.stages.probe.plot import best_rows
+    from emoprep.stages.probe.step import probe
+
+    try:
+        result = probe(out_root, list(tokenizers) or None, [x for v in layers for x in v.split(",") if x] or None,
+                       list(poolings) or None, target, model, folds, seed, dest, wait=not no_wait,
+                       on_wait=lambda m: err.print(f"[yellow]{m}[/]"),
+                       on_progress=lambda m: err.print(f"  {m}", highlight=False))
+    except EmoprepError as exc:
+        _fail(exc)
+    cols, rows = best_rows(result.doc)
+    table = Table(title=f"probe ({model}, {folds} grouped folds, seed {seed}): test scores, item level")
+    for col in cols:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
+    state = "up to date, not recomputed" if result.up_to_date else "written"
+    out.print(f"probe.json ({state}): {result.path}  (all records: pandas.DataFrame(json.load(f)['results']))",
+              highlight=False, soft_wrap=True)
 
 
 @command("demo-data")
