@@ -51,6 +51,7 @@ class DevicePoolExecutor(Executor):
             raise ValueError("DevicePoolExecutor needs at least one device")
         self.devices = list(devices)
         self._pools: dict[str, ProcessPoolExecutor] = {}
+        self._broken: set[str] = set()  # devices whose pool lost its process (seen by a future)
 
     @property
     def workers(self) -> int:
@@ -63,10 +64,12 @@ class DevicePoolExecutor(Executor):
         return self._pools[device]
 
     def _restart_broken(self) -> None:
-        for device, pool in list(self._pools.items()):
-            if getattr(pool, "_broken", False):
+        """Drop the pools a BrokenProcessPool was seen on; the next submit starts a new one."""
+        for device in sorted(self._broken):
+            pool = self._pools.pop(device, None)
+            if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
-                del self._pools[device]
+        self._broken.clear()
 
     def map_unordered(self, stage: AnyStage, items: Iterable[WorkItem],
                       ctx: ItemContext[Any]) -> Iterator[ItemResult]:
@@ -78,6 +81,7 @@ class DevicePoolExecutor(Executor):
             try:
                 fut = self._pool(device).submit(process_item, stage, item, ctx)
             except BrokenProcessPool:
+                self._broken.add(device)
                 self._restart_broken()
                 fut = self._pool(device).submit(process_item, stage, item, ctx)
             load[device] += 1
@@ -88,9 +92,13 @@ class DevicePoolExecutor(Executor):
             return wait(futures, timeout=seconds, return_when=FIRST_COMPLETED)[0]
 
         def outcome(fut: Future[Outcome]) -> Outcome | BaseException | None:
-            load[device_of.pop(fut)] -= 1
+            device = device_of.pop(fut)
+            load[device] -= 1
             exc = fut.exception()
-            return None if isinstance(exc, BrokenProcessPool) else (exc or fut.result())
+            if isinstance(exc, BrokenProcessPool):
+                self._broken.add(device)
+                return None
+            return exc or fut.result()
 
         yield from run_windowed(items, submit, wait_any, outcome,
                                 self.workers * SHARDS_IN_FLIGHT_PER_DEVICE, on_crash=self._restart_broken)

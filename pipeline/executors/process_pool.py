@@ -12,7 +12,6 @@ import contextlib
 import itertools
 import multiprocessing as mp
 import os
-import pickle
 import signal
 import sys
 import time
@@ -21,6 +20,7 @@ import weakref
 from collections import deque
 from collections.abc import Collection, Iterable, Iterator
 from multiprocessing.connection import Connection, wait
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from emoprep.pipeline.context import ItemContext
@@ -34,7 +34,13 @@ ITEMS_PER_WORKER = 2
 # an item that never returns (it could no longer stop it).
 QUEUE_MAX_BYTES = 16 * 1024
 STOP_WAIT_S = 5.0  # an idle worker asked to stop is killed after this
-STOP = pickle.dumps(None)  # the message that ends a worker's loop
+def _dumps(obj: object) -> bytes:
+    """A message between this pool's own processes, serialised as `Connection.send` would
+    (multiprocessing's pickler): work items, stages, contexts and outcomes, never data files."""
+    return bytes(ForkingPickler.dumps(obj))
+
+
+STOP = _dumps(None)  # the message that ends a worker's loop
 _JOB, _ITEM = "job", "item"
 
 
@@ -59,10 +65,10 @@ def _error_reply(exc: BaseException) -> bytes:
     whose class cannot be rebuilt from its args is sent as a RuntimeError naming it)."""
     where = "".join(traceback.format_exception(exc))
     try:
-        data = pickle.dumps((exc, where))
-        pickle.loads(data)  # noqa: S301 - bytes this process just made
+        data = _dumps((exc, where))
+        ForkingPickler.loads(data)  # bytes this process just made
     except Exception:  # noqa: BLE001 - any failure to round-trip: send a plain stand-in
-        data = pickle.dumps((RuntimeError(f"{type(exc).__name__}: {exc}"), where))
+        data = _dumps((RuntimeError(f"{type(exc).__name__}: {exc}"), where))
     return data
 
 
@@ -89,7 +95,7 @@ def _serve(conn: Connection, started: Any) -> None:
         item: WorkItem = body[0]
         started.value = time.monotonic()
         try:
-            reply = pickle.dumps((process_item(stage, item, ctx), None))
+            reply = _dumps((process_item(stage, item, ctx), None))
         except BaseException as exc:  # noqa: BLE001 - reported to the runner, as a reject
             reply = _error_reply(exc)
         started.value = 0.0
@@ -172,7 +178,7 @@ class ProcessPoolExecutorBackend(Executor):
                       ctx: ItemContext[Any]) -> Iterator[ItemResult]:
         self._abandon()  # what a caller that stopped reading an earlier call left in flight
         job = next(self._jobs)
-        self._job = (job, pickle.dumps((_JOB, stage, ctx)))
+        self._job = (job, _dumps((_JOB, stage, ctx)))
         timeouts = Timeouts[_Task](self.item_timeout, self._started_at, self._stop) if self.item_timeout else None
         try:
             yield from run_windowed(items, self._submit, self._wait_any, self._outcome,
@@ -225,7 +231,7 @@ class ProcessPoolExecutorBackend(Executor):
         while self._pending:
             task = self._pending[0]
             if task.message is None:
-                task.message = pickle.dumps((_ITEM, task.item))
+                task.message = _dumps((_ITEM, task.item))
             worker = self._worker_for(len(task.message))
             if worker is None:
                 return

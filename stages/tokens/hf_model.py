@@ -89,10 +89,11 @@ def build_processor(ckpt: Checkpoint) -> Any:
     if ckpt.modality == "image":
         from transformers import AutoImageProcessor
 
-        return AutoImageProcessor.from_pretrained(str(ckpt.folder), local_files_only=True, backend="pil")
+        return AutoImageProcessor.from_pretrained(str(ckpt.folder), local_files_only=True, backend="pil",
+                                                  trust_remote_code=False)
     from transformers import AutoFeatureExtractor
 
-    return AutoFeatureExtractor.from_pretrained(str(ckpt.folder), local_files_only=True)
+    return AutoFeatureExtractor.from_pretrained(str(ckpt.folder), local_files_only=True, trust_remote_code=False)
 
 
 def input_limit(ckpt: Checkpoint) -> int | None:

@@ -63,6 +63,12 @@ REQUIRED_KEYWORDS = {  # call (by dotted name or suffix) -> keywords it must pas
     "torch.load": {"weights_only": True},
     ".from_pretrained": {"trust_remote_code": False, "use_safetensors": True, "local_files_only": True},
 }
+# Loaders of a checkpoint's configuration or input processor read JSON, never weights: they
+# need no `use_safetensors`.
+NO_WEIGHTS = ("Config.from_pretrained", "Processor.from_pretrained", "FeatureExtractor.from_pretrained")
+# The one module where a checkpoint's own code may run: `trust_remote_code=trust_remote_code`,
+# the user's `tokens.trust_remote_code` (SPEC §6; refused without it, warned with it: test_hf.py).
+USER_GATED_REMOTE_CODE = {"stages/tokens/hf_model.py"}
 
 
 def dotted(node: ast.AST) -> str:
@@ -103,8 +109,17 @@ def scan(source: str, where: str = "<src>") -> list[str]:
             for pattern, wanted in REQUIRED_KEYWORDS.items():
                 if name == pattern or (pattern.startswith(".") and name.endswith(pattern)):
                     found += [f"{line}: {name}(...) without {k}={v}" for k, v in wanted.items()
-                              if keyword_value(node, k) != v]
+                              if keyword_value(node, k) != v and not _excused(name, k, node, where)]
     return found
+
+
+def _excused(name: str, keyword: str, call: ast.Call, where: str) -> bool:
+    if keyword == "use_safetensors":
+        return name.endswith(NO_WEIGHTS)
+    if keyword == "trust_remote_code" and where in USER_GATED_REMOTE_CODE:
+        value = next((kw.value for kw in call.keywords if kw.arg == keyword), None)
+        return isinstance(value, ast.Name) and value.id == "trust_remote_code"
+    return False
 
 
 def package_sources() -> list[Path]:
@@ -134,6 +149,8 @@ def test_the_scan_sees_the_real_call_sites():
     "numpy.load(f, mmap_mode='r')", "np.save(f, a)", "torch.load(f)", "torch.load(f, weights_only=False)",
     "M.from_pretrained(p)", "M.from_pretrained(p, trust_remote_code=True, use_safetensors=True, local_files_only=True)",
     "M.from_pretrained(p, trust_remote_code=False, local_files_only=True)", "eval(s)", "exec(s)",
+    "AutoConfig.from_pretrained(p, local_files_only=True)",
+    "M.from_pretrained(p, trust_remote_code=trust_remote_code, use_safetensors=True, local_files_only=True)",
     "df.to_pickle(p)", "pd.read_pickle(p)", "subprocess.run(c, shell=True)", "Image.MAX_IMAGE_PIXELS = None",
     "ImageFile.LOAD_TRUNCATED_IMAGES = True"])
 def test_the_scan_flags_each_banned_pattern(bad):
