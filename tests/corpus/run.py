@@ -7,14 +7,13 @@ import json
 import math
 import os
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-EMOPREP = Path(sys.executable).with_name("emoprep")
+from tests.helpers.paths import EMOPREP
 
 
 @dataclass

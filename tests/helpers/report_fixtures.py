@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ from emoprep.stages.report.stage import Report, ReportParams
 from tests.helpers.catalog import stage as get_stage
 
 UNKNOWN = "mystery"  # a stage name no module registers
-EMOPREP = Path(sys.executable).with_name("emoprep")
 
 
 def run_stage(root: Path, dirs: dict[str, str], after: tuple[str, ...] = ("tokens",)) -> Path:

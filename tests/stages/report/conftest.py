@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.report_fixtures import EMOPREP, UNKNOWN, make_tree, run_stage
+from tests.helpers.paths import EMOPREP
+from tests.helpers.report_fixtures import UNKNOWN, make_tree, run_stage
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 
-from tests.helpers.report_fixtures import EMOPREP, files_of, make_tree, run_stage
+from tests.helpers.paths import EMOPREP
+from tests.helpers.report_fixtures import files_of, make_tree, run_stage
 
 TEXT_FILES = ("index.html", "report.json", "DATASET.md", "SCHEMA.md", "recipe.toml", "report.schema.json")
 
